@@ -1,0 +1,15 @@
+"""Tables, schemas, missing masks and built-in datasets."""
+
+from modalfuse.data._schema import MODALITIES, Schema, infer_schema, is_missing
+from modalfuse.data._table import MultimodalTable, Problem, decode_media, read_table
+
+__all__ = [
+    "MODALITIES",
+    "MultimodalTable",
+    "Problem",
+    "Schema",
+    "decode_media",
+    "infer_schema",
+    "is_missing",
+    "read_table",
+]

@@ -1,0 +1,98 @@
+"""Trainable PyTorch encoders: a modality batch in, an embedding (N, dim) out."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["AudioCNN", "FeatureMLP", "ImageCNN", "TextBag", "build_network"]
+
+
+def _block(cin: int, cout: int, pool: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return layers
+
+
+class ImageCNN(nn.Module):
+    """Small CNN for images (N, C, H, W) -> (N, dim): four conv blocks, global average and max pooling."""
+
+    def __init__(self, in_channels: int, dim: int = 128, width: int = 16, dropout: float = 0.2) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(*_block(in_channels, w, False), *_block(w, w, True),
+                                      *_block(w, 2 * w, False), *_block(2 * w, 2 * w, True),
+                                      *_block(2 * w, 4 * w, False))
+        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(8 * w, dim), nn.ReLU())
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        return self.proj(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1))
+
+
+class AudioCNN(nn.Module):
+    """CNN over log-mel spectrograms (N, 1, n_mels, T) -> (N, dim); pools early, then over time."""
+
+    def __init__(self, in_channels: int = 1, dim: int = 128, width: int = 16, dropout: float = 0.2) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(*_block(in_channels, w, True), *_block(w, 2 * w, True),
+                                      *_block(2 * w, 4 * w, True), *_block(4 * w, 4 * w, False))
+        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(8 * w, dim), nn.ReLU())
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        return self.proj(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1))
+
+
+class TextBag(nn.Module):
+    """Mean-pooled word embeddings (N, L) int ids -> (N, dim); id 0 is padding."""
+
+    def __init__(self, vocab_size: int, dim: int = 128, embed: int = 64, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed, padding_idx=0)
+        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * embed, dim), nn.ReLU())
+        self.dim = dim
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        e = self.embedding(ids)
+        keep = (ids != 0).unsqueeze(-1).float()
+        mean = (e * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+        mx = (e + (keep - 1) * 1e4).amax(1).clamp_min(-1.0) * (keep.sum(1) > 0).float()
+        return self.proj(torch.cat([mean, mx], dim=1))
+
+
+class FeatureMLP(nn.Module):
+    """Encoder for a feature vector (N, D) -> (N, dim); ``hidden=0`` makes it the identity (a linear model)."""
+
+    def __init__(self, in_features: int, dim: int = 64, hidden: int = 1, dropout: float = 0.2) -> None:
+        super().__init__()
+        if hidden:
+            self.net: nn.Module = nn.Sequential(nn.Linear(in_features, dim), nn.ReLU(), nn.Dropout(dropout),
+                                                nn.Linear(dim, dim), nn.ReLU())
+            self.dim = dim
+        else:
+            self.net = nn.Identity()
+            self.dim = in_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def build_network(kind: str, *, in_shape: tuple[int, ...], vocab_size: int | None, **options: int | float) -> nn.Module:
+    """Build the network ``kind`` for inputs of per-row shape ``in_shape``."""
+    if kind == "image-cnn":
+        return ImageCNN(in_shape[0], **options)
+    if kind == "audio-cnn":
+        return AudioCNN(in_shape[0], **options)
+    if kind == "text-bag":
+        assert vocab_size is not None
+        return TextBag(vocab_size, **options)
+    if kind == "mlp":
+        return FeatureMLP(in_shape[0], **options)
+    if kind == "linear":
+        return FeatureMLP(in_shape[0], hidden=0)
+    raise ValueError(f"unknown network kind {kind!r}")

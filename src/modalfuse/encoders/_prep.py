@@ -1,0 +1,396 @@
+"""Per-input preprocessing: turns a table's cells into one array per input, fitted on training rows only.
+
+A preprocessor's ``fit`` sees only the training fold; everything it learns (sizes, sample rate, vocabulary,
+means and scales) is plain JSON so a saved model can rebuild it without executing code.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, ClassVar
+
+import numpy as np
+
+from modalfuse._cache import content_key, default_cache
+from modalfuse._errors import DecodeError
+from modalfuse.data._table import MultimodalTable, decode_media
+
+__all__ = ["PREPROCESSORS", "Preprocessor", "make_preprocessor"]
+
+
+class Preprocessor:
+    """Base: ``fit(table)`` on training rows, ``transform(table) -> (array, mask)``.
+
+    Subclasses set ``name`` and implement ``_fit``, ``_transform`` and the JSON state in ``state``.
+    """
+
+    name: ClassVar[str]
+    modality: ClassVar[str]
+
+    def __init__(self, input_name: str, columns: list[str], **options: Any) -> None:
+        self.input_name = input_name
+        self.columns = list(columns)
+        self.options = options
+        self.state: dict[str, Any] = {}
+
+    def fit(self, table: MultimodalTable) -> Preprocessor:
+        mask = table.mask(self.input_name)
+        if not mask.any():
+            raise ValueError(f"input {self.input_name!r} has no present rows to fit on")
+        self._fit(table, mask)
+        return self
+
+    def transform(self, table: MultimodalTable) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(X, mask)``: X has one row per table row (zeros where missing), mask is boolean."""
+        mask = table.mask(self.input_name).copy()
+        X = self._transform(table, mask)
+        return X, mask
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "input": self.input_name, "columns": self.columns,
+                "options": self.options, "state": self.state}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocessor:
+        obj = PREPROCESSORS[d["name"]](d["input"], d["columns"], **d["options"])
+        obj.state = d["state"]
+        obj._restore()
+        return obj
+
+    def _restore(self) -> None:
+        """Rebuild derived objects from ``state`` after loading."""
+
+    def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    @property
+    def column(self) -> str:
+        return self.columns[0]
+
+
+def _standardize(X: np.ndarray, mask: np.ndarray, axes: tuple[int, ...]) -> tuple[list, list]:
+    sub = X[mask]
+    mean = sub.mean(axis=(0, *axes))
+    std = sub.std(axis=(0, *axes)) + 1e-6
+    return np.atleast_1d(mean).astype(float).tolist(), np.atleast_1d(std).astype(float).tolist()
+
+
+# ------------------------------------------------------------------------------------------------ image
+class ImagePreprocessor(Preprocessor):
+    """Images -> float32 (N, C, H, W), resized to one size, normalised per channel with training stats.
+
+    Options: ``size`` (int or (H, W); default: the first training image's size, longest side capped at
+    64), ``channels`` (1 or 3; default 1 when every sampled training image is grey).
+    """
+
+    name = "image"
+    modality = "image"
+
+    def _load(self, value: Any, size: tuple[int, int], channels: int) -> np.ndarray:
+        from modalfuse.modalities.image import preprocess_image
+
+        def compute() -> np.ndarray:
+            return preprocess_image(decode_media(value, "image"), size=size, channels=channels)
+
+        return default_cache.get_or_compute(("image-prep", content_key(value), size, channels), compute)
+
+    def _stack(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        size = tuple(self.state["size"])
+        channels = self.state["channels"]
+        out = np.zeros((len(table), channels, *size), dtype=np.float32)
+        for i, v in enumerate(table.frame[self.column]):
+            if mask[i]:
+                try:
+                    out[i] = self._load(v, size, channels)
+                except DecodeError:
+                    mask[i] = False
+        return out
+
+    def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
+        values = table.frame[self.column][mask].tolist()
+        sample = [decode_media(v, "image") for v in values[:64]]
+        size = self.options.get("size")
+        if size is None:
+            h, w = sample[0].shape[:2]
+            scale = min(1.0, 64 / max(h, w))
+            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        elif isinstance(size, int):
+            size = (size, size)
+        channels = self.options.get("channels") or (1 if all(s.shape[2] == 1 for s in sample) else 3)
+        self.state = {"size": list(size), "channels": int(channels)}
+        X = self._stack(table, mask)
+        self.state["mean"], self.state["std"] = _standardize(X, mask, (2, 3))
+
+    def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        X = self._stack(table, mask)
+        mean = np.asarray(self.state["mean"], dtype=np.float32)[:, None, None]
+        std = np.asarray(self.state["std"], dtype=np.float32)[:, None, None]
+        X = (X - mean) / std
+        X[~mask] = 0.0
+        return X
+
+
+class PixelPreprocessor(ImagePreprocessor):
+    """Classical image features: the normalised pixels, flattened to (N, C*H*W)."""
+
+    name = "pixels"
+
+    def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        return super()._transform(table, mask).reshape(len(table), -1)
+
+
+class HogPreprocessor(ImagePreprocessor):
+    """Classical image features: histograms of oriented gradients, standardised, (N, D)."""
+
+    name = "hog"
+
+    def _hog(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        from modalfuse.modalities.image import hog_features
+
+        return hog_features(ImagePreprocessor._transform(self, table, mask))
+
+    def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
+        super()._fit(table, mask)
+        H = self._hog(table, mask.copy())
+        self.state["hog_mean"], self.state["hog_std"] = _standardize(H, mask, ())
+
+    def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        H = (self._hog(table, mask) - np.asarray(self.state["hog_mean"], np.float32)) / np.asarray(
+            self.state["hog_std"], np.float32
+        )
+        H[~mask] = 0.0
+        return H.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ audio
+class AudioPreprocessor(Preprocessor):
+    """Audio -> log-mel spectrograms float32 (N, 1, n_mels, T), standardised per mel band.
+
+    Pipeline per clip: decode, mono, resample to ``sample_rate`` (default: the most common rate among
+    training clips), trim leading/trailing silence (``trim_db``, default 30 dB below peak; ``None`` keeps
+    it), pre-emphasis, centre crop / zero-pad to ``seconds`` (default: the 95th percentile of the trimmed
+    training durations, at most 10 s), log-mel with ``n_mels`` bands (default 40), a 25 ms window and a
+    ``hop_seconds`` hop (default 0.015 s).
+    """
+
+    name = "audio"
+    modality = "audio"
+
+    def _wave(self, value: Any) -> np.ndarray:
+        from modalfuse.modalities import audio as A
+
+        sr = self.state["sample_rate"]
+        trim_db = self.state["trim_db"]
+
+        def compute() -> np.ndarray:
+            wave, native = decode_media(value, "audio")
+            if native != sr:
+                wave = A.resample(wave, native, sr)
+            if trim_db is not None and len(wave) > 1:
+                trimmed = A.trim_silence(wave, top_db=trim_db)
+                wave = trimmed if len(trimmed) else wave
+            return np.ascontiguousarray(wave, dtype=np.float32)
+
+        return default_cache.get_or_compute(("audio-wave", content_key(value), sr, trim_db), compute)
+
+    def _features_of(self, wave: np.ndarray) -> np.ndarray:
+        from modalfuse.modalities import audio as A
+
+        wave = A.fix_length(A.preemphasis(wave), self.state["n_samples"])
+        sr = self.state["sample_rate"]
+        return A.log_mel(wave, sr, n_mels=self.state["n_mels"],
+                         hop_length=max(1, round(self.state["hop_seconds"] * sr)))[None]
+
+    def _one(self, value: Any) -> np.ndarray:
+        key = ("audio-feat", self.name, content_key(value), *sorted(
+            (k, tuple(v) if isinstance(v, list) else v) for k, v in self.state.items() if not k.startswith("norm_")))
+        return default_cache.get_or_compute(key, lambda: self._features_of(self._wave(value)))
+
+    def _stack(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        rows: list[np.ndarray | None] = []
+        shape = None
+        for i, v in enumerate(table.frame[self.column]):
+            feat = None
+            if mask[i]:
+                try:
+                    feat = self._one(v)
+                    shape = feat.shape
+                except DecodeError:
+                    mask[i] = False
+            rows.append(feat)
+        if shape is None:
+            shape = self._empty_shape()
+        out = np.zeros((len(rows), *shape), dtype=np.float32)
+        for i, feat in enumerate(rows):
+            if feat is not None:
+                out[i] = feat
+        return out
+
+    def _empty_shape(self) -> tuple[int, ...]:
+        return self._features_of(np.zeros(self.state["n_samples"], np.float32)).shape
+
+    def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
+        values = table.frame[self.column][mask].tolist()
+        rates = Counter(decode_media(v, "audio")[1] for v in values)
+        sr = int(self.options.get("sample_rate") or rates.most_common(1)[0][0])
+        self.state = {"sample_rate": sr, "trim_db": self.options.get("trim_db", 30.0),
+                      "n_mels": int(self.options.get("n_mels", 40)),
+                      "hop_seconds": float(self.options.get("hop_seconds", 0.015))}
+        seconds = self.options.get("seconds")
+        if seconds is None:
+            lengths = [len(self._wave(v)) for v in values]
+            n = int(min(np.percentile(lengths, 95), 10 * sr))
+        else:
+            n = int(seconds * sr)
+        self.state["n_samples"] = max(n, 256)
+        X = self._stack(table, mask)
+        self.state["norm_mean"], self.state["norm_std"] = _standardize(X, mask, (1, 3))
+
+    def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        X = self._stack(table, mask)
+        mean = np.asarray(self.state["norm_mean"], np.float32).reshape(1, 1, -1, 1)
+        std = np.asarray(self.state["norm_std"], np.float32).reshape(1, 1, -1, 1)
+        X = (X - mean) / std
+        X[~mask] = 0.0
+        return X
+
+
+class MfccPreprocessor(AudioPreprocessor):
+    """Classical audio features: MFCC and delta means and standard deviations, standardised, (N, 4*n_mfcc)."""
+
+    name = "mfcc"
+
+    def _features_of(self, wave: np.ndarray) -> np.ndarray:
+        from modalfuse.modalities.audio import mfcc_stats
+
+        return mfcc_stats(wave, self.state["sample_rate"], n_mfcc=self.state["n_mels"] // 2)
+
+    def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
+        super()._fit(table, mask)
+        X = self._stack(table, mask)
+        self.state["norm_mean"], self.state["norm_std"] = _standardize(X, mask, ())
+
+    def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        X = self._stack(table, mask)
+        X = (X - np.asarray(self.state["norm_mean"], np.float32)) / np.asarray(self.state["norm_std"], np.float32)
+        X[~mask] = 0.0
+        return X.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------- text
+class TextPreprocessor(Preprocessor):
+    """Text -> token ids int64 (N, L) with a vocabulary fitted on training rows (0 = padding)."""
+
+    name = "text"
+    modality = "text"
+
+    def _texts(self, table: MultimodalTable, mask: np.ndarray) -> list[str]:
+        return [str(v) if m else "" for v, m in zip(table.frame[self.column], mask, strict=True)]
+
+    def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
+        from modalfuse.modalities.text import Vocabulary, tokenize
+
+        texts = [t for t, m in zip(self._texts(table, mask), mask, strict=True) if m]
+        self._vocab = Vocabulary(min_freq=int(self.options.get("min_freq", 2)),
+                                 max_size=int(self.options.get("max_size", 20000))).fit(texts)
+        lengths = [len(tokenize(t)) for t in texts]
+        max_length = self.options.get("max_length") or int(min(max(np.percentile(lengths, 95), 8), 256))
+        self.state = {"vocabulary": self._vocab.to_dict(), "max_length": int(max_length)}
+
+    def _restore(self) -> None:
+        from modalfuse.modalities.text import Vocabulary
+
+        self._vocab = Vocabulary.from_dict(self.state["vocabulary"])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._vocab)
+
+    def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        ids, lengths = self._vocab.encode(self._texts(table, mask), max_length=self.state["max_length"])
+        if ids.shape[1] == 0:
+            ids = np.zeros((len(table), 1), dtype=np.int64)
+        mask &= lengths > 0
+        return ids
+
+
+class TfidfPreprocessor(Preprocessor):
+    """Classical text features: TF-IDF of words and word pairs fitted on training rows, (N, D) dense."""
+
+    name = "tfidf"
+    modality = "text"
+
+    def _make(self, vocabulary: dict[str, int] | None = None) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        from modalfuse.modalities.text import tokenize
+
+        return TfidfVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None, ngram_range=(1, 2),
+                               min_df=2 if vocabulary is None else 1, sublinear_tf=True,
+                               max_features=int(self.options.get("max_features", 5000)), vocabulary=vocabulary)
+
+    def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
+        texts = [str(v) for v in table.frame[self.column][mask]]
+        self._vec = self._make()
+        try:
+            self._vec.fit(texts)
+        except ValueError:  # too few documents for min_df=2
+            self._vec = self._make(None)
+            self._vec.set_params(min_df=1).fit(texts)
+        vocab = {str(k): int(v) for k, v in self._vec.vocabulary_.items()}
+        self.state = {"vocabulary": vocab, "idf": self._vec.idf_.astype(float).tolist()}
+
+    def _restore(self) -> None:
+        self._vec = self._make(self.state["vocabulary"])
+        self._vec.fit([""] if not self.state["vocabulary"] else list(self.state["vocabulary"]))
+        self._vec.idf_ = np.asarray(self.state["idf"])
+
+    def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        texts = [str(v) if m else "" for v, m in zip(table.frame[self.column], mask, strict=True)]
+        return np.asarray(self._vec.transform(texts).todense(), dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- tabular
+class TabularPreprocessorAdapter(Preprocessor):
+    """Numeric and categorical columns -> float32 (N, D): imputed, scaled and one-hot, fitted on training rows."""
+
+    name = "tabular"
+    modality = "tabular"
+
+    def _split(self, table: MultimodalTable) -> tuple[list[str], list[str]]:
+        return ([c for c in self.columns if table.schema.columns.get(c) == "numeric"],
+                [c for c in self.columns if table.schema.columns.get(c) == "categorical"])
+
+    def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
+        from modalfuse.modalities.tabular import TabularPreprocessor
+
+        numeric, categorical = self._split(table)
+        self._tab = TabularPreprocessor(numeric=numeric, categorical=categorical,
+                                        max_categories=int(self.options.get("max_categories", 50)))
+        self._tab.fit(table.frame.loc[mask, self.columns])
+        self.state = {"preprocessor": self._tab.to_dict()}
+
+    def _restore(self) -> None:
+        from modalfuse.modalities.tabular import TabularPreprocessor
+
+        self._tab = TabularPreprocessor.from_dict(self.state["preprocessor"])
+
+    def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        X = self._tab.transform(table.frame[self.columns]).astype(np.float32)
+        X[~mask] = 0.0
+        return X
+
+
+PREPROCESSORS: dict[str, type[Preprocessor]] = {
+    cls.name: cls
+    for cls in (ImagePreprocessor, PixelPreprocessor, HogPreprocessor, AudioPreprocessor, MfccPreprocessor,
+                TextPreprocessor, TfidfPreprocessor, TabularPreprocessorAdapter)
+}
+
+
+def make_preprocessor(name: str, input_name: str, columns: list[str], **options: Any) -> Preprocessor:
+    """Instantiate the preprocessor registered as ``name``."""
+    return PREPROCESSORS[name](input_name, columns, **options)

@@ -1,0 +1,317 @@
+"""``MultimodalClassifier``: a scikit-learn compatible classifier over multimodal tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from modalfuse._errors import ModalfuseError, NotFittedError, SchemaError
+from modalfuse.data._schema import Schema
+from modalfuse.data._table import MultimodalTable, read_table
+
+__all__ = ["MultimodalClassifier"]
+
+_FORMAT = "modalfuse-model"
+_FORMAT_VERSION = 1
+
+
+def _as_table(X: Any, y: Any = None, groups: Any = None, modalities: Mapping[str, str] | None = None,
+              ) -> MultimodalTable:
+    if isinstance(X, MultimodalTable):
+        table = X
+    elif isinstance(X, pd.DataFrame):
+        table = read_table(X, modalities=modalities, decode=False)
+    else:
+        raise TypeError(f"expected a MultimodalTable or a pandas DataFrame, got {type(X).__name__}")
+    if y is not None or groups is not None:
+        table = MultimodalTable(
+            table.frame, schema=table.schema,
+            y=table.y if y is None else np.asarray(y), label=table.label,
+            groups=table.groups if groups is None else np.asarray(groups).astype(str),
+            group_column=table.group_column, present=table.present, problems=table.problems,
+            notes=table.notes, row_ids=table.row_ids, name=table.name,
+        )
+    return table
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class MultimodalClassifier(ClassifierMixin, BaseEstimator):
+    """Classify rows of a multimodal table with a chosen fusion strategy.
+
+    Parameters
+    ----------
+    fusion : str, default="late"
+        A registered strategy (see :func:`modalfuse.list_fusions`): ``"late"`` (weighted), ``"late:mean"``,
+        ``"late:weighted"``, ``"late:stacking"``, ``"early"``, or ``"unimodal:<input>"``.
+    encoders : dict, optional
+        Input, column or modality -> encoder name (see :func:`modalfuse.list_encoders`); unnamed inputs get
+        their modality's default trainable encoder.
+    modalities : dict, optional
+        Column -> modality overrides used when ``fit`` is given a DataFrame.
+    preprocess : dict, optional
+        Input, column or modality -> preprocessing options (e.g. ``{"audio": {"n_mels": 64}}``).
+    epochs, batch_size, learning_rate, weight_decay : training settings of every network.
+    modality_dropout : float, default=0.0
+        Probability of hiding each present input of a training row (never all of them), so the model learns
+        to cope with missing modalities.
+    augment : bool, default=True
+        Train-time augmentation (image affine jitter, SpecAugment, token dropout).
+    inner_folds : int, default=3
+        Folds for the cross-fitted per-input models of late fusion and unimodal baselines.
+    hidden : int, default=128
+        Width of the fused head.
+    seed : int, default=0
+        Seeds every random choice: the same data and parameters give the same model.
+    device : str, default="cpu"
+        Torch device.
+    n_threads : int, optional
+        Torch CPU threads (default: the number of CPUs, at most 8).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    schema_ : Schema
+    preprocessors_ : dict[str, Preprocessor]
+    fusion_ : FusionStrategy
+
+    Examples
+    --------
+    >>> clf = MultimodalClassifier(fusion="late:stacking").fit(table)  # doctest: +SKIP
+    >>> clf.predict_proba(new_rows)  # doctest: +SKIP
+    """
+
+    def __init__(self, *, fusion: str = "late", encoders: Mapping[str, str] | None = None,
+                 modalities: Mapping[str, str] | None = None, preprocess: Mapping[str, dict] | None = None,
+                 epochs: int = 30, batch_size: int = 64, learning_rate: float = 3e-3,
+                 weight_decay: float = 1e-4, modality_dropout: float = 0.0, augment: bool = True,
+                 inner_folds: int = 3, hidden: int = 128, seed: int = 0, device: str = "cpu",
+                 n_threads: int | None = None) -> None:
+        self.fusion = fusion
+        self.encoders = encoders
+        self.modalities = modalities
+        self.preprocess = preprocess
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.modality_dropout = modality_dropout
+        self.augment = augment
+        self.inner_folds = inner_folds
+        self.hidden = hidden
+        self.seed = seed
+        self.device = device
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _lookup(self, mapping: Mapping[str, Any] | None, name: str, modality: str, columns: list[str]) -> Any:
+        if not mapping:
+            return None
+        for key in (name, *columns, modality):
+            if key in mapping:
+                return mapping[key]
+        return None
+
+    def _train_config(self) -> Any:
+        from modalfuse.fusion._train import TrainConfig
+
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                           weight_decay=self.weight_decay, modality_dropout=self.modality_dropout,
+                           augment=self.augment, seed=self.seed, device=self.device)
+
+    def _set_threads(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.n_threads or max(1, min(8, os.cpu_count() or 1)))
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "fusion_"):
+            raise NotFittedError("this MultimodalClassifier is not fitted yet: call fit first")
+
+    def _table_for_predict(self, X: Any) -> MultimodalTable:
+        self._check_fitted()
+        if isinstance(X, MultimodalTable):
+            table = X
+        elif isinstance(X, pd.DataFrame):
+            frame = X.copy()
+            for col in self.schema_.columns:
+                if col not in frame.columns:
+                    frame[col] = None
+            table = read_table(frame[list(self.schema_.columns)], modalities=self.schema_.columns, decode=False)
+        else:
+            raise TypeError(f"expected a MultimodalTable or a pandas DataFrame, got {type(X).__name__}")
+        missing = [c for c in self.schema_.columns if c not in table.schema.columns]
+        if missing:  # a column absent from the new table is a modality missing in every row
+            frame = table.frame.copy()
+            for c in missing:
+                frame[c] = None
+            present = {**table.present, **{c: np.zeros(len(table), bool) for c in missing}}
+            table = MultimodalTable(frame, schema=Schema(dict(self.schema_.columns)), y=table.y,
+                                    label=table.label, groups=table.groups, group_column=table.group_column,
+                                    present=present, problems=table.problems, row_ids=table.row_ids,
+                                    name=table.name)
+        return table
+
+    def _transform(self, table: MultimodalTable) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {name: prep.transform(table) for name, prep in self.preprocessors_.items()}
+
+    # ---------------------------------------------------------------------------------------------- fit
+    def fit(self, X: Any, y: Any = None, groups: Any = None) -> MultimodalClassifier:
+        """Fit on a :class:`MultimodalTable` (labels and groups from the table) or a DataFrame plus ``y``.
+
+        Everything learned from data (sizes, sample rates, vocabularies, scalers, networks, fusion weights)
+        is learned from these rows only.
+        """
+        from modalfuse.encoders._prep import make_preprocessor
+        from modalfuse.encoders._registry import default_encoder, get_encoder
+        from modalfuse.fusion._base import InputInfo, get_fusion
+
+        table = _as_table(X, y, groups, self.modalities)
+        if table.y is None:
+            raise SchemaError(f"{table.name}: no labels: read the table with label=... or pass y")
+        self._set_threads()
+        self.classes_, y_int = np.unique(table.y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise SchemaError(f"{table.name}: the training rows hold a single class ({self.classes_[0]!r})")
+        self.schema_ = Schema(dict(table.schema.columns))
+        self.preprocessors_ = {}
+        inputs: dict[str, InputInfo] = {}
+        for name, (modality, cols) in table.inputs.items():
+            if not table.mask(name).any():
+                continue  # no training row has it: it cannot be learned from
+            enc_name = self._lookup(self.encoders, name, modality, cols)
+            spec = get_encoder(enc_name) if enc_name else default_encoder(modality)
+            if spec.modality != modality:
+                raise SchemaError(f"input {name!r} is {modality}, but encoder {spec.name!r} is for {spec.modality}")
+            options = {**spec.preprocess_options, **(self._lookup(self.preprocess, name, modality, cols) or {})}
+            self.preprocessors_[name] = make_preprocessor(spec.preprocessor, name, cols, **options).fit(table)
+        if not self.preprocessors_:
+            raise SchemaError(f"{table.name}: no input is present in any training row")
+        data = self._transform(table)
+        for name, prep in self.preprocessors_.items():
+            x = data[name][0]
+            inputs[name] = InputInfo(name, (self._lookup(self.encoders, name, prep.modality, prep.columns)
+                                            or default_encoder(table.inputs[name][0]).name),
+                                     tuple(x.shape[1:]), getattr(prep, "vocab_size", None))
+        strategy = get_fusion(self.fusion, inner_folds=self.inner_folds, hidden=self.hidden)
+        strategy.setup(inputs, len(self.classes_), self._train_config())
+        strategy.fit(data, y_int.astype(np.int64), table.groups)
+        self.inputs_ = inputs
+        self.fusion_ = strategy
+        return self
+
+    # ------------------------------------------------------------------------------------------ predict
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n_rows, n_classes), columns in ``classes_`` order."""
+        table = self._table_for_predict(X)
+        self._set_threads()
+        return self.fusion_.predict_proba(self._transform(table))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels, shape (n_rows,)."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Accuracy on ``X`` (labels from the table, or ``y``)."""
+        table = _as_table(X, y)
+        return float(np.average(self.predict(table) == table.y, weights=sample_weight))
+
+    def explain(self, X: Any) -> pd.DataFrame:
+        """Per-row prediction and each input's contribution to it.
+
+        Returns a DataFrame with ``prediction``, ``probability`` and one column per input; the meaning of
+        a contribution depends on the strategy (see its ``contributions``), larger means the input pushed
+        the row toward its predicted class more. Missing inputs contribute 0.
+        """
+        table = self._table_for_predict(X)
+        data = self._transform(table)
+        proba = self.fusion_.predict_proba(data)
+        out = pd.DataFrame({"prediction": self.classes_[proba.argmax(1)], "probability": proba.max(1)})
+        contrib = self.fusion_.contributions(data)
+        if contrib is None:
+            raise ModalfuseError(f"fusion {self.fusion!r} does not explain its predictions")
+        for name, values in contrib.items():
+            out[name] = values
+        return out
+
+    # -------------------------------------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted model to folder ``path`` as ``model.json`` + ``weights.safetensors``.
+
+        The folder is written beside its destination and moved into place, so an interrupted save never
+        leaves a half-written model where a complete one was.
+        """
+        from safetensors.torch import save_file
+
+        self._check_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "params": {k: _jsonable(v) for k, v in self.get_params().items()},
+            "classes": [_jsonable(c) for c in self.classes_],
+            "schema": self.schema_.to_dict(),
+            "inputs": {n: i.to_dict() for n, i in self.inputs_.items()},
+            "preprocessors": {n: p.to_dict() for n, p in self.preprocessors_.items()},
+            "fusion": {"name": self.fusion, "options": self.fusion_.options, "state": self.fusion_.state},
+        }
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            (tmp / "model.json").write_text(json.dumps(doc, indent=1, default=_jsonable))
+            tensors = {k: v.contiguous() for k, v in self.fusion_.tensors().items()}
+            save_file(tensors, str(tmp / "weights.safetensors"), metadata={"format": _FORMAT})
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.replace(path, old)
+            os.replace(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> MultimodalClassifier:
+        """Load a model saved by :meth:`save`. Reads JSON and safetensors only; executes no code from the files."""
+        from safetensors.torch import load_file
+
+        from modalfuse.encoders._prep import Preprocessor
+        from modalfuse.fusion._base import InputInfo, get_fusion
+
+        path = Path(path)
+        try:
+            doc = json.loads((path / "model.json").read_text())
+        except FileNotFoundError:
+            raise ModalfuseError(f"{path}: not a saved modalfuse model (no model.json)") from None
+        except json.JSONDecodeError as exc:
+            raise ModalfuseError(f"{path / 'model.json'}: corrupt model file ({exc})") from None
+        if doc.get("format") != _FORMAT or doc.get("format_version") != _FORMAT_VERSION:
+            raise ModalfuseError(f"{path}: unsupported model format {doc.get('format')!r} "
+                                 f"version {doc.get('format_version')!r}")
+        clf = cls(**doc["params"])
+        clf.classes_ = np.asarray(doc["classes"])
+        clf.schema_ = Schema(dict(doc["schema"]))
+        clf.inputs_ = {n: InputInfo.from_dict(d) for n, d in doc["inputs"].items()}
+        clf.preprocessors_ = {n: Preprocessor.from_dict(d) for n, d in doc["preprocessors"].items()}
+        strategy = get_fusion(doc["fusion"]["name"], **doc["fusion"]["options"])
+        strategy.state = doc["fusion"]["state"]
+        strategy.setup(clf.inputs_, len(clf.classes_), clf._train_config())
+        strategy.load_tensors(load_file(str(path / "weights.safetensors")))
+        clf.fusion_ = strategy
+        return clf

@@ -1,0 +1,139 @@
+"""The fusion-strategy extension point and its registry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from modalfuse.encoders._nets import build_network
+from modalfuse.encoders._registry import EncoderSpec, get_encoder
+from modalfuse.fusion._train import TrainConfig
+
+__all__ = ["FusionStrategy", "InputInfo", "get_fusion", "list_fusions", "register_fusion"]
+
+Data = Mapping[str, tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """What a strategy knows about one input: its encoder and the per-row shape of its arrays."""
+
+    name: str
+    encoder: str
+    in_shape: tuple[int, ...]
+    vocab_size: int | None = None
+    network_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> EncoderSpec:
+        return get_encoder(self.encoder)
+
+    def build(self) -> nn.Module:
+        """A freshly initialised encoder network for this input."""
+        opts = {**self.spec.network_options, **self.network_options}
+        if self.spec.network == "linear":
+            opts = {}
+        return build_network(self.spec.network, in_shape=self.in_shape, vocab_size=self.vocab_size, **opts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "encoder": self.encoder, "in_shape": list(self.in_shape),
+                "vocab_size": self.vocab_size, "network_options": self.network_options}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> InputInfo:
+        return cls(d["name"], d["encoder"], tuple(d["in_shape"]), d["vocab_size"], dict(d["network_options"]))
+
+
+class FusionStrategy:
+    """Base class of fusion strategies: subclass it and implement ``fit`` and ``predict_proba``.
+
+    ``fit`` gets every input's preprocessed arrays and masks (``data[name] = (X, mask)``, X with one row
+    per training row, zeros where the mask is False), integer labels ``y`` in 0..n_classes-1 and the
+    rows' groups (or None). ``predict_proba`` gets the same kind of ``data`` and returns (N, n_classes).
+    A strategy must accept rows where some inputs are missing.
+
+    To save and load, put JSON-able state in ``self.state`` and tensors in ``tensors()`` /
+    ``load_tensors()``; the defaults save nothing beyond ``state``.
+
+    Register a subclass with :func:`register_fusion` to make it usable as ``fusion="name"``.
+    """
+
+    name: ClassVar[str] = ""
+    #: The option that ``"name:value"`` sets (e.g. ``method`` for ``"late:stacking"``), if any.
+    argument_name: ClassVar[str | None] = None
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self.state: dict[str, Any] = {}
+
+    def setup(self, inputs: Mapping[str, InputInfo], n_classes: int, config: TrainConfig) -> FusionStrategy:
+        """Called by the estimator before ``fit`` (and before ``load_tensors`` when loading)."""
+        self.inputs = dict(inputs)
+        self.n_classes = n_classes
+        self.config = config
+        return self
+
+    def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def predict_proba(self, data: Data) -> np.ndarray:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def contributions(self, data: Data) -> dict[str, np.ndarray] | None:
+        """Optional: per-input evidence for the predicted class, (N,) per input. None if unsupported."""
+        return None
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Restore from ``tensors`` (and ``self.state``) after ``setup``."""
+
+    def n_parameters(self) -> int:
+        return sum(int(t.numel()) for t in self.tensors().values())
+
+
+_FUSIONS: dict[str, type[FusionStrategy]] = {}
+
+
+def register_fusion(cls: type[FusionStrategy] | None = None, *, name: str | None = None,
+                    overwrite: bool = False) -> Any:
+    """Register a :class:`FusionStrategy` subclass; usable as a decorator."""
+
+    def deco(c: type[FusionStrategy]) -> type[FusionStrategy]:
+        key = name or c.name
+        if not key:
+            raise ValueError("a fusion strategy needs a name")
+        if key in _FUSIONS and not overwrite:
+            raise ValueError(f"a fusion named {key!r} is already registered")
+        _FUSIONS[key] = c
+        return c
+
+    return deco(cls) if cls is not None else deco
+
+
+def list_fusions() -> list[str]:
+    """Names of the registered fusion strategies, sorted."""
+    return sorted(_FUSIONS)
+
+
+def get_fusion(name: str, **options: Any) -> FusionStrategy:
+    """A new instance of the strategy registered as ``name``.
+
+    ``"late:weighted"`` is shorthand for ``get_fusion("late", method="weighted")`` and
+    ``"unimodal:audio"`` for ``get_fusion("unimodal", input="audio")``.
+    """
+    base, _, arg = name.partition(":")
+    if base not in _FUSIONS:
+        raise KeyError(f"unknown fusion {name!r}; registered: {list_fusions()}")
+    if arg:
+        key = _FUSIONS[base].argument_name
+        if key is None:
+            raise KeyError(f"fusion {base!r} takes no ':' argument (got {name!r})")
+        options = {key: arg, **options}
+    return _FUSIONS[base](**options)
