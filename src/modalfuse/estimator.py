@@ -96,7 +96,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, fusion: str = "late", encoders: Mapping[str, str] | None = None,
                  modalities: Mapping[str, str] | None = None, preprocess: Mapping[str, dict] | None = None,
-                 epochs: int = 30, batch_size: int = 64, learning_rate: float = 3e-3,
+                 epochs: int = 20, batch_size: int = 64, learning_rate: float = 3e-3,
                  weight_decay: float = 1e-4, modality_dropout: float = 0.0, augment: bool = True,
                  inner_folds: int = 3, hidden: int = 128, seed: int = 0, device: str = "cpu",
                  n_threads: int | None = None) -> None:

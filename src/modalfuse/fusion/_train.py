@@ -19,7 +19,7 @@ Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]
 class TrainConfig:
     """Hyperparameters of one training run (see ``MultimodalClassifier`` for their meaning)."""
 
-    epochs: int = 30
+    epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4

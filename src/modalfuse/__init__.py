@@ -1,0 +1,82 @@
+"""modalfuse: learn from multimodal tables.
+
+Read a table whose columns are images, text, audio and tabular values; encode, fuse and evaluate them
+honestly::
+
+    import modalfuse as mf
+    table = mf.read_table("reviews.csv", label="recommended")
+    clf = mf.MultimodalClassifier(fusion="late")
+    scores = mf.cross_validate(clf, table, cv=5)
+
+Heavy dependencies (torch, librosa) load only when a model is built or audio is decoded.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "MultimodalClassifier": "modalfuse.estimator",
+    "MultimodalTable": "modalfuse.data._table",
+    "Problem": "modalfuse.data._table",
+    "read_table": "modalfuse.data._table",
+    "Schema": "modalfuse.data._schema",
+    "load_dataset": "modalfuse.data._datasets",
+    "list_datasets": "modalfuse.data._datasets",
+    "cross_validate": "modalfuse._api",
+    "evaluate": "modalfuse._api",
+    "make_strategies": "modalfuse._api",
+    "list_encoders": "modalfuse.encoders._registry",
+    "get_encoder": "modalfuse.encoders._registry",
+    "register_encoder": "modalfuse.encoders._registry",
+    "list_fusions": "modalfuse._api",
+    "get_fusion": "modalfuse._api",
+    "register_fusion": "modalfuse._api",
+    "FusionStrategy": "modalfuse._api",
+    "ModalfuseError": "modalfuse._errors",
+    "SchemaError": "modalfuse._errors",
+    "DecodeError": "modalfuse._errors",
+    "MissingValueError": "modalfuse._errors",
+    "NotFittedError": "modalfuse._errors",
+}
+
+__all__ = [
+    "DecodeError",
+    "FusionStrategy",
+    "MissingValueError",
+    "ModalfuseError",
+    "MultimodalClassifier",
+    "MultimodalTable",
+    "NotFittedError",
+    "Problem",
+    "Schema",
+    "SchemaError",
+    "__version__",
+    "cross_validate",
+    "evaluate",
+    "get_encoder",
+    "get_fusion",
+    "list_datasets",
+    "list_encoders",
+    "list_fusions",
+    "load_dataset",
+    "make_strategies",
+    "read_table",
+    "register_encoder",
+    "register_fusion",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'modalfuse' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

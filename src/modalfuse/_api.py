@@ -1,0 +1,131 @@
+"""Top-level conveniences: strategies by name, cross-validation and comparison on a table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from modalfuse._errors import SchemaError
+from modalfuse.data._schema import Schema
+from modalfuse.data._table import MultimodalTable
+
+__all__ = [
+    "FusionStrategy",
+    "cross_validate",
+    "evaluate",
+    "get_fusion",
+    "list_fusions",
+    "make_strategies",
+    "register_fusion",
+    "with_groups",
+]
+
+#: What ``--fusion`` families expand to (besides ``unimodal``, which gives one baseline per input).
+FAMILIES: dict[str, list[str]] = {
+    "late": ["late:mean", "late:weighted", "late:stacking"],
+    "early": ["early"],
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("FusionStrategy", "get_fusion", "list_fusions", "register_fusion"):
+        import modalfuse.fusion as fusion
+
+        return getattr(fusion, name)
+    raise AttributeError(name)
+
+
+def with_groups(table: MultimodalTable, groups: str | Sequence[Any] | np.ndarray | None) -> MultimodalTable:
+    """``table`` with its groups set from a column name (taken out of the features) or an array."""
+    if groups is None:
+        return table
+    frame, schema, present = table.frame, dict(table.schema.columns), dict(table.present)
+    if isinstance(groups, str):
+        if groups == table.group_column:
+            return table
+        if groups not in frame.columns:
+            raise SchemaError(f"groups column {groups!r} is not in the table; columns are {list(frame.columns)}")
+        values = frame[groups].astype(str).to_numpy()
+        frame = frame.drop(columns=groups)
+        schema.pop(groups, None)
+        present.pop(groups, None)
+        column: str | None = groups
+    else:
+        values = np.asarray(groups).astype(str)
+        if len(values) != len(table):
+            raise SchemaError(f"groups has {len(values)} values for a table of {len(table)} rows")
+        column = table.group_column
+    return MultimodalTable(frame, schema=Schema(schema), y=table.y, label=table.label, groups=values,
+                           group_column=column, present=present, problems=table.problems, notes=table.notes,
+                           row_ids=table.row_ids, name=table.name)
+
+
+def cross_validate(estimator: Any, table: MultimodalTable, *, cv: int | str | Any = 5,
+                   groups: str | Sequence[Any] | None = None, seed: int = 0, return_predictions: bool = False,
+                   progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Cross-validate ``estimator`` on ``table``: stratified folds, grouped when groups are known.
+
+    Parameters
+    ----------
+    cv : int, "loso" or a scikit-learn splitter
+        ``K`` stratified (grouped) folds, ``"loso"`` for leave-one-group-out, ``"kfold:K"`` for plain folds.
+    groups : str or array, optional
+        A column (taken out of the features) or one group per row; defaults to the table's own groups.
+
+    Returns
+    -------
+    dict
+        ``metrics`` (mean, std, folds of accuracy, F1 and the rest), ``confusion_matrix``, timings.
+    """
+    from modalfuse.evaluate import cross_validate as _cv
+
+    return _cv(estimator, with_groups(table, groups), cv=cv, seed=seed, return_predictions=return_predictions,
+               progress=progress)
+
+
+def make_strategies(table: MultimodalTable, fusion: str | Sequence[str] = "all", **params: Any) -> dict[str, Any]:
+    """Name -> unfitted :class:`MultimodalClassifier` for a ``--fusion`` list.
+
+    ``fusion`` is a comma-separated list (or sequence) of ``unimodal``, ``late``, ``early``, ``all`` or exact
+    strategy names such as ``late:stacking`` or ``unimodal:audio``. ``unimodal`` gives one baseline per
+    input; ``late`` gives its mean, weighted and stacking combiners. Unimodal baselines are always added
+    when any fusion is asked for, so a fusion is never reported without them.
+    """
+    from modalfuse.estimator import MultimodalClassifier
+    from modalfuse.fusion import list_fusions
+
+    items = [f.strip() for f in (fusion.split(",") if isinstance(fusion, str) else fusion) if f.strip()]
+    if "all" in items:
+        items = ["unimodal", *FAMILIES]
+    names: list[str] = []
+    unimodal = [f"unimodal:{n}" for n in table.inputs]
+    for item in items:
+        if item == "unimodal":
+            names += unimodal
+        elif item in FAMILIES:
+            names += FAMILIES[item]
+        elif item.partition(":")[0] in list_fusions():
+            names.append(item)
+        else:
+            raise SchemaError(f"unknown fusion {item!r}; use unimodal, {', '.join(FAMILIES)}, all, "
+                              f"or one of {list_fusions()}")
+    if any(not n.startswith("unimodal:") for n in names) and len(unimodal) > 1:
+        names = [*unimodal, *names]
+    names = list(dict.fromkeys(names))
+    return {n: MultimodalClassifier(fusion=n, **params) for n in names}
+
+
+def evaluate(table: MultimodalTable, *, fusion: str | Sequence[str] = "all", cv: int | str | Any = 5,
+             groups: str | Sequence[Any] | None = None, seed: int = 0,
+             progress: Callable[..., None] | None = None, **params: Any) -> dict[str, Any]:
+    """Run every strategy of ``fusion`` and the unimodal baselines on the same folds.
+
+    Returns the comparison as a JSON-able dict (see ``modalfuse evaluate --json``).
+    """
+    from modalfuse.evaluate import compare
+
+    table = with_groups(table, groups)
+    strategies = make_strategies(table, fusion, seed=seed, **params)
+    return compare(strategies, table, cv=cv, seed=seed, progress=progress, dataset_name=table.name)

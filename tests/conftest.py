@@ -1,0 +1,100 @@
+"""Shared fixtures: a small synthetic multimodal table with real image and audio files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+#: Class -> words that make up most of a row's text.
+CLASS_WORDS = {
+    "a": ["apple", "apricot", "avocado"],
+    "b": ["banana", "blueberry", "blackberry"],
+    "c": ["cherry", "coconut", "cranberry"],
+}
+NOISE_WORDS = ["the", "and", "fruit", "some", "very", "with"]
+#: Class -> sine frequency (Hz) of its audio clips.
+FREQS = {"a": 300.0, "b": 900.0, "c": 2000.0}
+CLASSES = ("a", "b", "c")
+
+
+def _image(label: str, rng: np.random.Generator) -> np.ndarray:
+    """16x16 grey image: horizontal stripes (a), vertical stripes (b) or a bright centre square (c)."""
+    img = rng.uniform(0, 40, size=(16, 16))
+    if label == "a":
+        img[::4] += 200
+        img[1::4] += 200
+    elif label == "b":
+        img[:, ::4] += 200
+        img[:, 1::4] += 200
+    else:
+        img[4:12, 4:12] += 200
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _wave(label: str, rng: np.random.Generator, sr: int = 8000) -> np.ndarray:
+    seconds = rng.uniform(0.2, 0.4)
+    t = np.arange(int(seconds * sr)) / sr
+    wave = 0.5 * np.sin(2 * np.pi * FREQS[label] * t) + 0.02 * rng.standard_normal(len(t))
+    return wave.astype(np.float32)
+
+
+def make_frame(folder: Path, n: int = 72, seed: int = 0, missing: bool = True) -> pd.DataFrame:
+    """A DataFrame of ``n`` rows (classes a, b, c balanced) whose image/audio cells are files in ``folder``."""
+    import soundfile as sf
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        label = CLASSES[i % 3]
+        img_path = folder / f"img_{i:03d}.png"
+        Image.fromarray(_image(label, rng), mode="L").save(img_path)
+        wav_path = folder / f"snd_{i:03d}.wav"
+        sf.write(wav_path, _wave(label, rng), 8000)
+        words = list(rng.choice(CLASS_WORDS[label], size=4)) + list(rng.choice(NOISE_WORDS, size=2))
+        rng.shuffle(words)
+        rows.append({
+            "image": img_path.name,
+            "audio": wav_path.name,
+            "text": " ".join(words),
+            "num": {"a": -2.0, "b": 0.0, "c": 2.0}[label] + 0.3 * rng.standard_normal(),
+            "colour": str(rng.choice(["red", "green", "blue"])),
+            "speaker": f"s{i % 6}",
+            "y": label,
+        })
+    frame = pd.DataFrame(rows)
+    if missing:
+        # a few missing cells in every modality, never all of a row
+        frame.loc[[1, 8], "image"] = None
+        frame.loc[[2, 9], "audio"] = None
+        frame.loc[[3, 10], "text"] = None
+        frame.loc[[4, 11], "num"] = np.nan
+    return frame
+
+
+@pytest.fixture(scope="session")
+def table_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding ``data.csv`` (72 rows) and its image and audio files."""
+    folder = tmp_path_factory.mktemp("mm")
+    make_frame(folder).to_csv(folder / "data.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def csv_path(table_dir: Path) -> Path:
+    return table_dir / "data.csv"
+
+
+@pytest.fixture(scope="session")
+def table(csv_path: Path):  # -> MultimodalTable
+    """The synthetic table: inputs image, audio, text and tabular (num + colour); label y."""
+    import modalfuse as mf
+
+    return mf.read_table(csv_path, label="y")
