@@ -89,7 +89,7 @@ def main() -> None:
     splits = make_splits(table.y, table.groups, cv="loso", seed=0)
 
     t0 = time.perf_counter()
-    result = mf.evaluate(table, fusion=args.fusion, cv="loso", seed=0, epochs=args.epochs)
+    result = mf.compare(table, fusion=args.fusion, cv="loso", seed=0, epochs=args.epochs)
     result["wall_seconds"] = time.perf_counter() - t0
     print(format_table(result), flush=True)
 

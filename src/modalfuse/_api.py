@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -11,10 +11,13 @@ from modalfuse._errors import SchemaError
 from modalfuse.data._schema import Schema
 from modalfuse.data._table import MultimodalTable
 
+if TYPE_CHECKING:  # imported lazily at run time (see __getattr__), so torch loads only when needed
+    from modalfuse.fusion import FusionStrategy, get_fusion, list_fusions, register_fusion
+
 __all__ = [
     "FusionStrategy",
+    "compare",
     "cross_validate",
-    "evaluate",
     "get_fusion",
     "list_fusions",
     "make_strategies",
@@ -117,15 +120,15 @@ def make_strategies(table: MultimodalTable, fusion: str | Sequence[str] = "all",
     return {n: MultimodalClassifier(fusion=n, **params) for n in names}
 
 
-def evaluate(table: MultimodalTable, *, fusion: str | Sequence[str] = "all", cv: int | str | Any = 5,
+def compare(table: MultimodalTable, *, fusion: str | Sequence[str] = "all", cv: int | str | Any = 5,
              groups: str | Sequence[Any] | None = None, seed: int = 0,
              progress: Callable[..., None] | None = None, **params: Any) -> dict[str, Any]:
     """Run every strategy of ``fusion`` and the unimodal baselines on the same folds.
 
     Returns the comparison as a JSON-able dict (see ``modalfuse evaluate --json``).
     """
-    from modalfuse.evaluate import compare
+    from modalfuse.evaluate import compare as compare_estimators
 
     table = with_groups(table, groups)
     strategies = make_strategies(table, fusion, seed=seed, **params)
-    return compare(strategies, table, cv=cv, seed=seed, progress=progress, dataset_name=table.name)
+    return compare_estimators(strategies, table, cv=cv, seed=seed, progress=progress, dataset_name=table.name)

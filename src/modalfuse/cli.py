@@ -163,7 +163,7 @@ def evaluate(
         _fail("--cv loso needs groups: pass --groups COLUMN")
     start = time.perf_counter()
     try:
-        result = mf.evaluate(t, fusion=fusion, cv=cv_arg, seed=seed, epochs=epochs,
+        result = mf.compare(t, fusion=fusion, cv=cv_arg, seed=seed, epochs=epochs,
                              encoders=_pairs(encoder, "--encoder") or None,
                              progress=_Progress(f"evaluating {t.name}"))
     except mf.ModalfuseError as exc:
@@ -231,8 +231,17 @@ def predict(
 
     try:
         clf = mf.MultimodalClassifier.load(model)
-        t = mf.read_table(table, modalities=clf.schema_.columns, encoding=encoding) if Path(table).exists() \
-            else mf.load_dataset(table)
+        if Path(table).exists():
+            from modalfuse.data import read_frame
+
+            frame = read_frame(table, encoding=encoding)
+            known = {c: m for c, m in clf.schema_.columns.items() if c in frame.columns}
+            if not known:
+                _fail(f"{table} has none of the model's columns ({', '.join(clf.schema_.columns)})")
+            t = mf.read_table(frame, root=Path(table).resolve().parent, name=Path(table).name,
+                              modalities={**{c: "ignore" for c in frame.columns}, **known})
+        else:
+            t = mf.load_dataset(table)
     except (mf.ModalfuseError, KeyError) as exc:
         _fail(str(exc))
     _report_problems(t)

@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from modalfuse._errors import ModalfuseError, NotFittedError, SchemaError
-from modalfuse.data._schema import Schema
+from modalfuse.data._schema import Schema, is_missing
 from modalfuse.data._table import MultimodalTable, read_table
 
 __all__ = ["MultimodalClassifier"]
@@ -41,6 +43,25 @@ def _as_table(X: Any, y: Any = None, groups: Any = None, modalities: Mapping[str
             notes=table.notes, row_ids=table.row_ids, name=table.name,
         )
     return table
+
+
+_MODEL_FILES = frozenset({"model.json", "weights.safetensors"})
+
+
+def _replaceable(path: Path) -> bool:
+    """Whether ``save`` may replace ``path``: an empty folder or a folder holding only a saved model."""
+    return path.is_dir() and all(p.name in _MODEL_FILES for p in path.iterdir())
+
+
+def _usable(value: Any, modality: str) -> bool:
+    """Whether a cell can be used as ``modality`` (for a column read under another modality)."""
+    if is_missing(value):
+        return False
+    if modality == "numeric":
+        return bool(pd.notna(pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]))
+    if modality in ("image", "audio") and isinstance(value, str | os.PathLike):
+        return os.path.isfile(value)
+    return True
 
 
 def _jsonable(value: Any) -> Any:
@@ -142,28 +163,44 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             raise NotFittedError("this MultimodalClassifier is not fitted yet: call fit first")
 
     def _table_for_predict(self, X: Any) -> MultimodalTable:
+        """``X`` as a table with exactly the fitted columns and modalities.
+
+        A fitted column absent from ``X`` (or empty in every row) is a modality missing in every row;
+        columns the model was not fitted on are ignored.
+        """
         self._check_fitted()
+        fitted = dict(self.schema_.columns)
         if isinstance(X, MultimodalTable):
             table = X
         elif isinstance(X, pd.DataFrame):
-            frame = X.copy()
-            for col in self.schema_.columns:
-                if col not in frame.columns:
-                    frame[col] = None
-            table = read_table(frame[list(self.schema_.columns)], modalities=self.schema_.columns, decode=False)
+            frame = X.reset_index(drop=True)
+            usable = [c for c in fitted if c in frame.columns and not frame[c].map(is_missing).all()]
+            if usable:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    table = read_table(frame[usable], modalities={c: fitted[c] for c in usable}, decode=False)
+            else:
+                table = MultimodalTable(pd.DataFrame(index=frame.index), schema=Schema({}), present={},
+                                        name="dataframe")
         else:
             raise TypeError(f"expected a MultimodalTable or a pandas DataFrame, got {type(X).__name__}")
-        missing = [c for c in self.schema_.columns if c not in table.schema.columns]
-        if missing:  # a column absent from the new table is a modality missing in every row
-            frame = table.frame.copy()
-            for c in missing:
-                frame[c] = None
-            present = {**table.present, **{c: np.zeros(len(table), bool) for c in missing}}
-            table = MultimodalTable(frame, schema=Schema(dict(self.schema_.columns)), y=table.y,
-                                    label=table.label, groups=table.groups, group_column=table.group_column,
-                                    present=present, problems=table.problems, row_ids=table.row_ids,
-                                    name=table.name)
-        return table
+        if table.schema.columns == fitted and list(table.frame.columns) == list(fitted):
+            return table
+        frame = pd.DataFrame(index=table.frame.index)
+        present: dict[str, np.ndarray] = {}
+        for col, modality in fitted.items():
+            if col not in table.frame.columns:
+                frame[col] = pd.Series([None] * len(table), index=frame.index, dtype=object)
+                present[col] = np.zeros(len(table), bool)
+            elif table.schema.columns.get(col) == modality:
+                frame[col] = table.frame[col]
+                present[col] = table.present[col]
+            else:  # read with another modality: judge presence again under the fitted one
+                frame[col] = table.frame[col]
+                present[col] = np.array([_usable(v, modality) for v in table.frame[col]], dtype=bool)
+        return MultimodalTable(frame, schema=Schema(fitted), y=table.y, label=table.label, groups=table.groups,
+                               group_column=table.group_column, present=present, problems=table.problems,
+                               notes=table.notes, row_ids=table.row_ids, name=table.name)
 
     def _transform(self, table: MultimodalTable) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {name: prep.transform(table) for name, prep in self.preprocessors_.items()}
@@ -183,13 +220,19 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         if table.y is None:
             raise SchemaError(f"{table.name}: no labels: read the table with label=... or pass y")
         self._set_threads()
-        self.classes_, y_int = np.unique(table.y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise SchemaError(f"{table.name}: the training rows hold a single class ({self.classes_[0]!r})")
-        self.schema_ = Schema(dict(table.schema.columns))
-        self.preprocessors_ = {}
-        inputs: dict[str, InputInfo] = {}
+        classes, y_int = np.unique(table.y, return_inverse=True)
+        if len(classes) < 2:
+            raise SchemaError(f"{table.name}: the training rows hold a single class ({classes[0]!r})")
+        base, _, only = self.fusion.partition(":")
+        if base == "unimodal" and only not in table.inputs:
+            raise SchemaError(f"fusion {self.fusion!r}: {table.name} has no input {only!r}; "
+                              f"its inputs are {list(table.inputs)}")
+        # everything is built in locals and set at the end, so a failed (re)fit leaves no mixed state
+        preprocessors: dict[str, Any] = {}
+        encoder_names: dict[str, str] = {}
         for name, (modality, cols) in table.inputs.items():
+            if base == "unimodal" and name != only:
+                continue  # a single-input baseline needs (and saves) only its own input
             if not table.mask(name).any():
                 continue  # no training row has it: it cannot be learned from
             enc_name = self._lookup(self.encoders, name, modality, cols)
@@ -197,18 +240,20 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             if spec.modality != modality:
                 raise SchemaError(f"input {name!r} is {modality}, but encoder {spec.name!r} is for {spec.modality}")
             options = {**spec.preprocess_options, **(self._lookup(self.preprocess, name, modality, cols) or {})}
-            self.preprocessors_[name] = make_preprocessor(spec.preprocessor, name, cols, **options).fit(table)
-        if not self.preprocessors_:
+            preprocessors[name] = make_preprocessor(spec.preprocessor, name, cols, **options).fit(table)
+            encoder_names[name] = spec.name
+        if not preprocessors and base != "unimodal":
             raise SchemaError(f"{table.name}: no input is present in any training row")
-        data = self._transform(table)
-        for name, prep in self.preprocessors_.items():
-            x = data[name][0]
-            inputs[name] = InputInfo(name, (self._lookup(self.encoders, name, prep.modality, prep.columns)
-                                            or default_encoder(table.inputs[name][0]).name),
-                                     tuple(x.shape[1:]), getattr(prep, "vocab_size", None))
+        data = {name: prep.transform(table) for name, prep in preprocessors.items()}
+        inputs = {name: InputInfo(name, encoder_names[name], tuple(data[name][0].shape[1:]),
+                                  getattr(prep, "vocab_size", None))
+                  for name, prep in preprocessors.items()}
         strategy = get_fusion(self.fusion, inner_folds=self.inner_folds, hidden=self.hidden)
-        strategy.setup(inputs, len(self.classes_), self._train_config())
+        strategy.setup(inputs, len(classes), self._train_config())
         strategy.fit(data, y_int.astype(np.int64), table.groups)
+        self.classes_ = classes
+        self.schema_ = Schema(dict(table.schema.columns))
+        self.preprocessors_ = preprocessors
         self.inputs_ = inputs
         self.fusion_ = strategy
         return self
@@ -216,18 +261,31 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------------------------------ predict
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (n_rows, n_classes), columns in ``classes_`` order."""
-        table = self._table_for_predict(X)
+        return self._predict(self._table_for_predict(X))[1]
+
+    def _predict(self, table: MultimodalTable) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
         self._set_threads()
-        return self.fusion_.predict_proba(self._transform(table))
+        if len(table) == 0:
+            empty = np.zeros(0, bool)
+            return ({n: (np.zeros(0), empty) for n in self.preprocessors_},
+                    np.zeros((0, len(self.classes_))))
+        data = self._transform(table)
+        if not data:  # a baseline whose input no training row had: the training class prior
+            return data, np.tile(np.asarray(self.fusion_.prior_, dtype=float), (len(table), 1))
+        return data, np.asarray(self.fusion_.predict_proba(data))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels, shape (n_rows,)."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # first: an unfitted estimator raises NotFittedError
+        return self.classes_[proba.argmax(axis=1)]
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Accuracy on ``X`` (labels from the table, or ``y``)."""
-        table = _as_table(X, y)
-        return float(np.average(self.predict(table) == table.y, weights=sample_weight))
+        if y is None:
+            if not isinstance(X, MultimodalTable) or X.y is None:
+                raise SchemaError("score needs labels: pass y, or a table read with label=...")
+            y = X.y
+        return float(np.average(self.predict(X) == np.asarray(y), weights=sample_weight))
 
     def explain(self, X: Any) -> pd.DataFrame:
         """Per-row prediction and each input's contribution to it.
@@ -236,11 +294,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         a contribution depends on the strategy (see its ``contributions``), larger means the input pushed
         the row toward its predicted class more. Missing inputs contribute 0.
         """
-        table = self._table_for_predict(X)
-        data = self._transform(table)
-        proba = self.fusion_.predict_proba(data)
+        data, proba = self._predict(self._table_for_predict(X))
         out = pd.DataFrame({"prediction": self.classes_[proba.argmax(1)], "probability": proba.max(1)})
-        contrib = self.fusion_.contributions(data)
+        if not len(proba):
+            contrib: dict[str, np.ndarray] | None = {n: np.zeros(0) for n in data}
+        else:
+            contrib = self.fusion_.contributions(data) if data else {}
         if contrib is None:
             raise ModalfuseError(f"fusion {self.fusion!r} does not explain its predictions")
         for name, values in contrib.items():
@@ -269,16 +328,24 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             "preprocessors": {n: p.to_dict() for n, p in self.preprocessors_.items()},
             "fusion": {"name": self.fusion, "options": self.fusion_.options, "state": self.fusion_.state},
         }
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        if path.exists() and not _replaceable(path):
+            raise ModalfuseError(f"{path}: exists and is not a saved modalfuse model; refusing to overwrite it "
+                                 "(choose a new or empty folder)")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
         try:
             (tmp / "model.json").write_text(json.dumps(doc, indent=1, default=_jsonable))
             tensors = {k: v.contiguous() for k, v in self.fusion_.tensors().items()}
             save_file(tensors, str(tmp / "weights.safetensors"), metadata={"format": _FORMAT})
             old = None
             if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex}")
                 os.replace(path, old)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                if old is not None:
+                    os.replace(old, path)  # put the previous model back
+                raise
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException:
@@ -289,6 +356,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def load(cls, path: str | os.PathLike) -> MultimodalClassifier:
         """Load a model saved by :meth:`save`. Reads JSON and safetensors only; executes no code from the files."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         from modalfuse.encoders._prep import Preprocessor
@@ -296,22 +364,38 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
 
         path = Path(path)
         try:
-            doc = json.loads((path / "model.json").read_text())
+            doc = json.loads((path / "model.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ModalfuseError(f"{path}: not a saved modalfuse model (no model.json)") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModalfuseError(f"{path / 'model.json'}: corrupt model file ({exc})") from None
-        if doc.get("format") != _FORMAT or doc.get("format_version") != _FORMAT_VERSION:
-            raise ModalfuseError(f"{path}: unsupported model format {doc.get('format')!r} "
-                                 f"version {doc.get('format_version')!r}")
-        clf = cls(**doc["params"])
-        clf.classes_ = np.asarray(doc["classes"])
-        clf.schema_ = Schema(dict(doc["schema"]))
-        clf.inputs_ = {n: InputInfo.from_dict(d) for n, d in doc["inputs"].items()}
-        clf.preprocessors_ = {n: Preprocessor.from_dict(d) for n, d in doc["preprocessors"].items()}
-        strategy = get_fusion(doc["fusion"]["name"], **doc["fusion"]["options"])
-        strategy.state = doc["fusion"]["state"]
-        strategy.setup(clf.inputs_, len(clf.classes_), clf._train_config())
-        strategy.load_tensors(load_file(str(path / "weights.safetensors")))
+        if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
+            raise ModalfuseError(f"{path / 'model.json'}: not a modalfuse model file")
+        if doc.get("format_version") != _FORMAT_VERSION:
+            raise ModalfuseError(f"{path}: unsupported model format version {doc.get('format_version')!r} "
+                                 f"(this modalfuse reads version {_FORMAT_VERSION})")
+        try:
+            clf = cls(**doc["params"])
+            clf.classes_ = np.asarray(doc["classes"])
+            clf.schema_ = Schema(dict(doc["schema"]))
+            clf.inputs_ = {n: InputInfo.from_dict(d) for n, d in doc["inputs"].items()}
+            clf.preprocessors_ = {n: Preprocessor.from_dict(d) for n, d in doc["preprocessors"].items()}
+            strategy = get_fusion(doc["fusion"]["name"], **doc["fusion"]["options"])
+            strategy.state = doc["fusion"]["state"]
+            strategy.setup(clf.inputs_, len(clf.classes_), clf._train_config())
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ModalfuseError(f"{path / 'model.json'}: corrupt or incompatible model file "
+                                 f"({type(exc).__name__}: {exc})") from None
+        try:
+            tensors = load_file(str(path / "weights.safetensors"))
+        except FileNotFoundError:
+            raise ModalfuseError(f"{path}: the model has no weights.safetensors") from None
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ModalfuseError(f"{path / 'weights.safetensors'}: corrupt weights file ({exc})") from None
+        try:
+            strategy.load_tensors(tensors)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModalfuseError(f"{path}: the weights do not fit the model description "
+                                 f"({type(exc).__name__}: {exc})") from None
         clf.fusion_ = strategy
         return clf

@@ -1,7 +1,7 @@
 """Tables, schemas, missing masks and built-in datasets."""
 
 from modalfuse.data._schema import MODALITIES, Schema, infer_schema, is_missing
-from modalfuse.data._table import MultimodalTable, Problem, decode_media, read_table
+from modalfuse.data._table import MultimodalTable, Problem, decode_media, read_frame, read_table
 
 __all__ = [
     "MODALITIES",
@@ -11,5 +11,6 @@ __all__ = [
     "decode_media",
     "infer_schema",
     "is_missing",
+    "read_frame",
     "read_table",
 ]

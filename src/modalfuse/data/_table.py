@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,7 @@ from modalfuse._cache import content_key, default_cache
 from modalfuse._errors import DecodeError, MissingValueError, SchemaError
 from modalfuse.data._schema import Schema, infer_schema, is_missing
 
-__all__ = ["MultimodalTable", "Problem", "decode_media", "read_table"]
+__all__ = ["MultimodalTable", "Problem", "decode_media", "read_frame", "read_table"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,12 @@ class MultimodalTable:
     present : dict[str, numpy.ndarray]
         Column -> boolean mask, shape (n_rows,), True where the cell is usable.
     problems : list[Problem]
-        Every missing or unusable cell, with the reason.
+        Every missing or unusable cell, with the reason (``row`` is a position in the table as read,
+        i.e. a value of ``row_ids``).
+    notes : list[str]
+        What was left out and why (rows without a label, columns missing in every row, ...).
+    label, group_column : str or None
+        Names of the label and groups columns (neither is a feature).
     row_ids : numpy.ndarray
         Position of each row in the table as read; survives :meth:`take`.
     """
@@ -131,23 +137,35 @@ class MultimodalTable:
 
     def mask(self, name: str) -> np.ndarray:
         """Boolean mask, shape (n_rows,): rows where input ``name`` is present (any of its columns)."""
-        _, cols = self.inputs[name]
+        inputs = self.inputs
+        if name not in inputs:
+            raise KeyError(f"no input {name!r} in this table; inputs are {list(inputs)}")
+        _, cols = inputs[name]
         return np.logical_or.reduce([self.present[c] for c in cols])
 
     def take(self, indices: np.ndarray | Sequence[int]) -> MultimodalTable:
-        """The rows at ``indices`` (positions), as a new table sharing nothing mutable with this one."""
-        idx = np.asarray(indices, dtype=np.int64)
+        """The rows at ``indices``, as a new table sharing nothing mutable with this one.
+
+        ``indices`` are row positions (0..n-1, negative counting from the end) or a boolean mask of
+        length n. Labels, groups, masks, ``row_ids`` and the problems of the rows taken stay aligned.
+        """
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            if idx.shape != (len(self),):
+                raise IndexError(f"boolean mask of shape {idx.shape} for a table of {len(self)} rows")
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64, copy=False).reshape(-1)
         taken = set(self.row_ids[idx].tolist())
         return MultimodalTable(
             self.frame.iloc[idx],
-            schema=self.schema,
+            schema=Schema(dict(self.schema.columns)),
             y=None if self.y is None else self.y[idx],
             label=self.label,
             groups=None if self.groups is None else self.groups[idx],
             group_column=self.group_column,
             present={c: m[idx] for c, m in self.present.items()},
             problems=[p for p in self.problems if p.row in taken],
-            notes=self.notes,
+            notes=list(self.notes),
             row_ids=self.row_ids[idx],
             name=self.name,
         )
@@ -167,26 +185,65 @@ class MultimodalTable:
         return out
 
 
+def _compressed(path: Path) -> bool:
+    return path.suffix.lower() == ".gz"
+
+
+def _first_bad_byte(path: Path, encoding: str) -> tuple[int, int, bytes] | None:
+    """(file offset, line number, byte) of the first byte of ``path`` that ``encoding`` cannot decode."""
+    try:
+        with (gzip.open(path, "rb") if _compressed(path) else path.open("rb")) as f:
+            raw = f.read()
+        raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        return exc.start, raw.count(b"\n", 0, exc.start) + 1, raw[exc.start : exc.start + 1]
+    except (OSError, LookupError):
+        pass
+    return None
+
+
 def _read_any(path: Path, encoding: str | None) -> pd.DataFrame:
-    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
+    """Read a table file; every failure becomes a :class:`SchemaError` naming the file."""
+    suffix = "".join(path.suffixes[-2:]).lower() if _compressed(path) else path.suffix.lower()
     if not path.is_file():
         raise SchemaError(f"{path}: no such file")
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix in (".jsonl", ".ndjson", ".jsonl.gz"):
-        return pd.read_json(path, lines=True, dtype=False, encoding=encoding or "utf-8")
-    if suffix == ".json":
-        return pd.read_json(path, dtype=False, encoding=encoding or "utf-8")
-    if suffix in (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz"):
-        sep = "\t" if suffix.startswith(".tsv") else ","
-        try:
-            return pd.read_csv(path, sep=sep, encoding=encoding or "utf-8", keep_default_na=True)
-        except UnicodeDecodeError as exc:
-            raise SchemaError(
-                f"{path}: not valid {encoding or 'UTF-8'} text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
-                "pass the file's encoding, e.g. encoding='latin-1' (CLI: --encoding latin-1)"
-            ) from None
-    raise SchemaError(f"{path}: unsupported table format {suffix!r}; use .csv, .tsv, .parquet, .jsonl or .json")
+    enc = encoding or "utf-8"
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz"):
+            return pd.read_json(path, lines=True, dtype=False, encoding=enc)
+        if suffix in (".json", ".json.gz"):
+            return pd.read_json(path, dtype=False, encoding=enc)
+        if suffix in (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz"):
+            sep = "\t" if suffix.startswith(".tsv") else ","
+            return pd.read_csv(path, sep=sep, encoding=enc, keep_default_na=True)
+    except UnicodeDecodeError as exc:
+        where = _first_bad_byte(path, enc)
+        at = (
+            f"line {where[1]}, byte {where[0]}: {where[2]!r}"
+            if where is not None
+            else f"byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}"
+        )
+        raise SchemaError(
+            f"{path}: not valid {enc} text ({at}); pass the file's encoding, e.g. encoding='latin-1' "
+            "or encoding='cp1252' (CLI: --encoding latin-1)"
+        ) from None
+    except LookupError:
+        raise SchemaError(f"{path}: unknown text encoding {encoding!r}; e.g. 'utf-8', 'latin-1', 'cp1252'") from None
+    except (ValueError, OSError) as exc:  # empty file, malformed CSV/JSON, not a Parquet file, ...
+        raise SchemaError(f"{path}: cannot read it as a {suffix.lstrip('.')} table: {exc}") from exc
+    raise SchemaError(
+        f"{path}: unsupported table format {suffix!r}; use .csv, .tsv, .parquet, .jsonl or .json (optionally .gz)"
+    )
+
+
+def read_frame(path: str | os.PathLike, *, encoding: str | None = None) -> pd.DataFrame:
+    """Read a table file (CSV, TSV, Parquet, JSONL, JSON) into a DataFrame, as :func:`read_table` does.
+
+    Raises :class:`SchemaError` naming the file for a missing, malformed or wrongly encoded file.
+    """
+    return _read_any(Path(path), encoding)
 
 
 def _resolve_path(value: str, root: Path, confine: bool, row: int, column: str) -> str:
@@ -195,6 +252,44 @@ def _resolve_path(value: str, root: Path, confine: bool, row: int, column: str) 
     if confine and not full.is_relative_to(root.resolve()):
         raise SchemaError(f"row {row}, column {column!r}: path {value!r} escapes the table's folder {root}")
     return str(full)
+
+
+def _as_text(value: Any) -> str:
+    """A categorical or text cell as a string; whole floats lose their ``.0``.
+
+    pandas reads an integer column with a missing cell as floats, so without this the same category
+    would be ``"1.0"`` in one table and ``"1"`` in another.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _to_numbers(values: list[Any]) -> np.ndarray:
+    """float64 array; NaN where a cell is missing or not a number (``"3.5"`` is a number)."""
+    try:
+        nums = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+        return np.array(nums.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64, copy=True)
+    except (TypeError, ValueError):  # arrays, lists, ... in the column: cell by cell
+        out = np.full(len(values), np.nan)
+        for i, v in enumerate(values):
+            try:
+                out[i] = float(pd.to_numeric(v, errors="coerce"))
+            except (TypeError, ValueError):
+                pass
+        return out
+
+
+def _is_wave_tuple(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int | np.integer)
+
+
+def _looks_like_index(series: pd.Series) -> bool:
+    """True for a column of distinct whole numbers, which is what ``DataFrame.to_csv`` writes as index."""
+    nums = pd.to_numeric(series, errors="coerce")
+    return bool(nums.notna().all() and (nums % 1 == 0).all() and nums.is_unique)
 
 
 def read_table(
@@ -216,51 +311,78 @@ def read_table(
     ----------
     source : path or DataFrame
         The table. File paths inside it are resolved relative to ``root`` (default: the table's folder,
-        or the current directory for a DataFrame).
+        or the current directory for a DataFrame). A DataFrame may also hold images as in-memory arrays
+        (2-D or 3-D) and audio as ``(wave, sample_rate)`` tuples.
     label : str, optional
-        The label column. Omit it for a table to predict on.
+        The label column. Omit it for a table to predict on. Rows without a label are left out, with a
+        note. Whole-number float labels (pandas reads an integer column with a gap as floats) become ints.
     modalities : dict, optional
         Column -> modality (``image``, ``audio``, ``text``, ``numeric``, ``categorical``, ``tabular`` or
-        ``ignore``) for the columns whose inferred modality is wrong. Others are inferred.
+        ``ignore``) for the columns whose inferred modality is wrong. Others are inferred (see
+        :func:`modalfuse.data.infer_schema`); unnamed columns (a saved index) are ignored unless declared.
     groups : str, optional
         A column naming each row's group (speaker, subject, customer); grouped splits keep a group on one
-        side. Not used as a feature.
+        side. Not used as a feature. A row without a group is a problem; such rows share the group
+        ``"<missing>"``.
+    root : path, optional
+        The folder relative file paths are resolved against.
     confine : bool
         Refuse file paths that resolve outside ``root``.
     strict : bool
-        Raise :class:`MissingValueError` on the first missing or undecodable cell instead of masking it.
+        Raise :class:`MissingValueError` on the first missing or undecodable cell (column by column)
+        instead of masking it.
     decode : bool
-        Decode every image and audio file now (cached), so undecodable files are found and reported here.
+        Decode every image and audio file now (cached by content), so undecodable files are found and
+        reported here.
     encoding : str, optional
         Text encoding of a CSV/JSON file (default UTF-8).
+    name : str, optional
+        Name of the table in messages (default: the file name, or ``"dataframe"``).
 
     Returns
     -------
     MultimodalTable
-        With ``problems`` listing every missing or unusable cell and ``notes`` anything dropped.
+        ``present[column]`` is False for every empty cell (None, NaN, blank string), missing file,
+        undecodable file and non-number in a numeric column (infinities included); ``problems`` lists each
+        of them as ``Problem(row, column, reason)``. A column missing in every row is dropped from the
+        schema with a note in ``notes`` and a warning (its problems stay listed); notes are also warned.
 
     Raises
     ------
     SchemaError
-        No such label column, a label with one class, an unknown column in ``modalities``, no usable
-        modality, an unreadable file or encoding, or a path escaping ``root`` when ``confine``.
+        No such label column, a label with one class, an unknown column in ``modalities`` (or one naming
+        the label or groups column), duplicate column names, no usable modality, an unreadable file or
+        encoding, or a path escaping ``root`` when ``confine``.
     MissingValueError
-        In ``strict`` mode, for the first missing or undecodable cell.
+        In ``strict`` mode, for the first missing or undecodable cell (a missing label included).
     """
     if isinstance(source, pd.DataFrame):
         frame = source.copy()
-        base = Path(root) if root is not None else Path.cwd()
+        base = Path(os.path.expanduser(root)) if root is not None else Path.cwd()
         name = name or "dataframe"
-    else:
-        path = Path(source)
+    elif isinstance(source, str | os.PathLike):
+        path = Path(os.path.expanduser(source))
         frame = _read_any(path, encoding)
-        base = Path(root) if root is not None else path.resolve().parent
+        base = Path(os.path.expanduser(root)) if root is not None else path.resolve().parent
         name = name or path.name
+    else:
+        raise TypeError(f"read_table reads a file path or a pandas DataFrame, not {type(source).__name__}")
     frame.columns = [str(c) for c in frame.columns]
+    duplicated = sorted(set(frame.columns[frame.columns.duplicated()]))
+    if duplicated:
+        raise SchemaError(f"{name}: duplicate column name(s) {duplicated}; every column needs its own name")
     frame = frame.reset_index(drop=True)
+    label = None if label is None else str(label)
+    groups = None if groups is None else str(groups)
     for col, what in ((label, "label"), (groups, "groups")):
         if col is not None and col not in frame.columns:
             raise SchemaError(f"{what} column {col!r} is not in the table; columns are {list(frame.columns)}")
+    if label is not None and label == groups:
+        raise SchemaError(f"column {label!r} cannot be both the label and the groups")
+    for col, mod in (modalities or {}).items():
+        if str(col) in (label, groups) and mod not in ("ignore", "skip"):
+            what = "label" if str(col) == label else "groups"
+            raise SchemaError(f"modalities declares column {str(col)!r} as {mod!r}, but it is the {what} column")
     problems: list[Problem] = []
     notes: list[str] = []
 
@@ -277,7 +399,9 @@ def read_table(
             )
             frame = frame.loc[~missing_label]
         y = frame[label].to_numpy()
-        classes = pd.unique(y)
+        if y.dtype.kind == "f" and len(y) and np.all(np.mod(y, 1) == 0):
+            y = y.astype(np.int64)
+        classes = [c.item() if isinstance(c, np.generic) else c for c in pd.unique(y)]
         if len(classes) < 2:
             raise SchemaError(
                 f"label column {label!r} has a single class ({classes[0]!r} in all {len(y)} rows); "
@@ -289,49 +413,87 @@ def read_table(
     frame = frame.reset_index(drop=True)
     group_values = None
     if groups is not None:
-        group_values = frame[groups].astype(str).to_numpy()
+        group_values = np.empty(len(frame), dtype=object)
+        for i, v in enumerate(frame[groups].tolist()):
+            if is_missing(v):
+                problems.append(Problem(int(row_ids[i]), groups, 'empty cell: no group (grouped as "<missing>")'))
+                group_values[i] = "<missing>"
+            else:
+                group_values[i] = _as_text(v)
+        no_group = [p for p in problems if p.column == groups]
+        if no_group:
+            if strict:
+                raise MissingValueError(str(no_group[0]))
+            notes.append(f'{len(no_group)} row(s) have no group in column {groups!r}; they share the group "<missing>"')
+        group_values = group_values.astype(str)
 
     exclude = [c for c in (label, groups) if c is not None]
     schema = infer_schema(frame, exclude=exclude, modalities=modalities, root=base)
+    declared = {str(c) for c in (modalities or {})}
+    for col in frame.columns:
+        if col.startswith("Unnamed:") and col not in declared and col not in exclude:
+            if not _looks_like_index(frame[col]):
+                notes.append(f"column {col!r} has no header and is not used; declare it in modalities= to use it")
     features = frame[list(schema.columns)].astype(object)
     present: dict[str, np.ndarray] = {}
     for col, mod in schema.columns.items():
         values = features[col].tolist()
         mask = np.ones(len(values), dtype=bool)
-        for i, v in enumerate(values):
-            row = int(row_ids[i])
-            if mod == "numeric" and not is_missing(v):
-                num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
-                if pd.isna(num):
-                    problems.append(Problem(row, col, f"not a number: {v!r}"))
-                    mask[i], values[i] = False, np.nan
+        n_before = len(problems)
+        if mod == "numeric":
+            nums = _to_numbers(values)
+            for i, v in enumerate(values):
+                if is_missing(v):
+                    reason = "empty cell"
+                elif np.isnan(nums[i]):
+                    reason = f"not a number: {v!r}"
+                elif not np.isfinite(nums[i]):
+                    reason = f"not a finite number: {v!r}"
+                else:
                     continue
-                values[i] = float(num)
-                continue
-            if is_missing(v):
-                problems.append(Problem(row, col, "empty cell"))
-                mask[i], values[i] = False, (np.nan if mod == "numeric" else None)
-                continue
-            if mod in ("image", "audio"):
-                if isinstance(v, str):
-                    v = values[i] = _resolve_path(v, base, confine, row, col)
-                    if not os.path.isfile(v):
-                        problems.append(Problem(row, col, f"file not found: {v}"))
+                problems.append(Problem(int(row_ids[i]), col, reason))
+                mask[i], nums[i] = False, np.nan
+            features[col] = pd.Series(nums, index=features.index, dtype=np.float64)
+        else:
+            for i, v in enumerate(values):
+                row = int(row_ids[i])
+                if is_missing(v):
+                    problems.append(Problem(row, col, "empty cell"))
+                    mask[i], values[i] = False, None
+                    continue
+                if mod in ("image", "audio"):
+                    if isinstance(v, os.PathLike):
+                        v = os.fspath(v)
+                    if isinstance(v, str):
+                        v = values[i] = _resolve_path(v, base, confine, row, col)
+                        if not os.path.isfile(v):
+                            problems.append(Problem(row, col, f"file not found: {v}"))
+                            mask[i], values[i] = False, None
+                            continue
+                    elif not (isinstance(v, np.ndarray) if mod == "image" else _is_wave_tuple(v)):
+                        expected = "an array" if mod == "image" else "a (wave, sample_rate) tuple"
+                        problems.append(
+                            Problem(row, col, f"not a file path or {expected}: {type(v).__name__} {v!r:.40}")
+                        )
                         mask[i], values[i] = False, None
                         continue
-                if decode:
-                    try:
-                        decode_media(v, mod)
-                    except DecodeError as exc:
-                        problems.append(Problem(row, col, exc.reason))
+                    if decode:
+                        try:
+                            decode_media(v, mod)
+                        except DecodeError as exc:
+                            reason = exc.reason
+                        except (OSError, ValueError, TypeError, RuntimeError) as exc:
+                            reason = f"cannot decode {mod}: {type(exc).__name__}: {exc}"
+                        else:
+                            continue
+                        problems.append(Problem(row, col, reason))
                         mask[i], values[i] = False, None
-            elif mod in ("text", "categorical"):
-                values[i] = str(v)
-        features[col] = pd.Series(values, index=features.index, dtype=object)
+                elif mod in ("text", "categorical"):
+                    values[i] = _as_text(v)
+            features[col] = pd.Series(values, index=features.index, dtype=object)
         present[col] = mask
-        if strict and not mask.all():
-            first = next(p for p in problems if p.column == col)
-            raise MissingValueError(str(first))
+        if strict and len(problems) > n_before:
+            raise MissingValueError(str(problems[n_before]))
     for col in list(schema.columns):
         if not present[col].any():
             notes.append(f"column {col!r} ({schema.columns[col]}) is missing in every row and is not used")

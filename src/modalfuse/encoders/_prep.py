@@ -247,7 +247,11 @@ class AudioPreprocessor(Preprocessor):
             n = int(seconds * sr)
         self.state["n_samples"] = max(n, 256)
         X = self._stack(table, mask)
-        self.state["norm_mean"], self.state["norm_std"] = _standardize(X, mask, (1, 3))
+        self.state["norm_mean"], self.state["norm_std"] = self._norm_stats(X, mask)
+
+    def _norm_stats(self, X: np.ndarray, mask: np.ndarray) -> tuple[list, list]:
+        """Per mel band mean and standard deviation over the training rows and frames."""
+        return _standardize(X, mask, (1, 3))
 
     def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
         X = self._stack(table, mask)
@@ -268,10 +272,9 @@ class MfccPreprocessor(AudioPreprocessor):
 
         return mfcc_stats(wave, self.state["sample_rate"], n_mfcc=self.state["n_mels"] // 2)
 
-    def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
-        super()._fit(table, mask)
-        X = self._stack(table, mask)
-        self.state["norm_mean"], self.state["norm_std"] = _standardize(X, mask, ())
+    def _norm_stats(self, X: np.ndarray, mask: np.ndarray) -> tuple[list, list]:
+        """Per feature mean and standard deviation over the training rows."""
+        return _standardize(X, mask, ())
 
     def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
         X = self._stack(table, mask)

@@ -9,7 +9,7 @@ import torch
 from scipy.special import softmax
 
 from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
-from modalfuse.fusion._train import FusionNet, predict_logits, train_network
+from modalfuse.fusion._train import FusionNet, predict_logits, seeded, train_network
 
 __all__ = ["EarlyFusion"]
 
@@ -27,9 +27,12 @@ class EarlyFusion(FusionStrategy):
     name = "early"
 
     def _net(self) -> FusionNet:
-        return FusionNet({n: info.build() for n, info in self.inputs.items()}, self.n_classes,
-                         hidden=int(self.options.get("hidden", 128)),
-                         aux_heads=bool(self.options.get("aux_heads", True)))
+        def build() -> FusionNet:
+            return FusionNet({n: info.build() for n, info in self.inputs.items()}, self.n_classes,
+                             hidden=int(self.options.get("hidden", 128)),
+                             aux_heads=bool(self.options.get("aux_heads", True)))
+
+        return seeded(self.config.seed, build)
 
     def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
         self.net_ = train_network(self._net(), data, y, self.config,

@@ -21,7 +21,7 @@ from scipy.optimize import minimize
 from scipy.special import softmax
 
 from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
-from modalfuse.fusion._train import FusionNet, TrainConfig, predict_logits, train_network
+from modalfuse.fusion._train import FusionNet, TrainConfig, predict_logits, seeded, train_network
 
 __all__ = ["LateFusion", "UnimodalFusion", "inner_splits"]
 
@@ -67,6 +67,11 @@ class _PerInputModels(FusionStrategy):
     def _used_inputs(self) -> list[str]:
         return list(self.inputs)
 
+    def _input_net(self, name: str) -> FusionNet:
+        """A fresh single-input network: the input's encoder and a linear classifier."""
+        return FusionNet({name: self.inputs[name].build()}, self.n_classes,
+                         hidden=0 if not self.inputs[name].spec.trainable else 1)
+
     def _key(self, name: str, data: Data, y: np.ndarray, groups: np.ndarray | None) -> str:
         """Content hash of everything the input's ensemble depends on: arrays, labels, groups, settings."""
         h = hashlib.blake2b(digest_size=20)
@@ -88,17 +93,22 @@ class _PerInputModels(FusionStrategy):
         rows = np.flatnonzero(mask)
         sub = {name: (x[rows], mask[rows])}
         ys = y[rows]
-        k = int(self.options.get("inner_folds", 3))
+        k = min(int(self.options.get("inner_folds", 3)), len(rows))
         oof = np.full((len(y), self.n_classes), np.nan)
         nets = []
-        for i, (tr, va) in enumerate(inner_splits(ys, None if groups is None else groups[rows], k, self.config.seed)):
-            net = FusionNet({name: self.inputs[name].build()}, self.n_classes,
-                            hidden=0 if not self.inputs[name].spec.trainable else 1)
+        if k < 2:  # a single present row: one network, no out-of-fold prediction (treated as missing)
+            splits = [(np.arange(len(rows)), np.zeros(0, np.int64))]
+        else:
+            splits = inner_splits(ys, None if groups is None else groups[rows], k, self.config.seed)
+        for i, (tr, va) in enumerate(splits):
             cfg = TrainConfig(**{**self.config.__dict__, "seed": self.config.seed + 1000 * i})
+            net = seeded(cfg.seed, lambda: self._input_net(name))
             train_network(net, {name: (sub[name][0][tr], sub[name][1][tr])}, ys[tr], cfg,
                           augment={name: self.inputs[name].spec.augment})
-            logits = predict_logits(net, {name: (sub[name][0][va], sub[name][1][va])}, device=self.config.device)
-            oof[rows[va]] = softmax(logits, axis=1)
+            if len(va):
+                logits = predict_logits(net, {name: (sub[name][0][va], sub[name][1][va])},
+                                        device=self.config.device)
+                oof[rows[va]] = softmax(logits, axis=1)
             nets.append(net)
         ens = _Ensemble(nets, oof, rows)
         _SHARED[key] = ens
@@ -142,8 +152,7 @@ class _PerInputModels(FusionStrategy):
         for n in self.state["fitted_inputs"]:
             nets = []
             for i in range(self.state["n_nets"][n]):
-                net = FusionNet({n: self.inputs[n].build()}, self.n_classes,
-                                hidden=0 if not self.inputs[n].spec.trainable else 1)
+                net = self._input_net(n)
                 prefix = f"{n}.{i}."
                 net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
                 nets.append(net.eval())
@@ -153,19 +162,35 @@ class _PerInputModels(FusionStrategy):
     def _restore_combiner(self) -> None:
         """Hook for late fusion."""
 
+    def _input_weights(self) -> dict[str, float]:
+        return {n: 1.0 for n in self.models_}
+
+    def contributions(self, data: Data) -> dict[str, np.ndarray]:
+        """Per input: weight x (log-probability of the fused prediction's class - log of its prior), i.e.
+        the evidence the input adds for the predicted class (weight 1 except for ``late:weighted``)."""
+        fused = self.predict_proba(data).argmax(1)
+        probs, masks = self._per_input(data)
+        w = self._input_weights()
+        rows = np.arange(len(fused))
+        return {n: np.where(masks[n], w[n] * (np.log(probs[n][rows, fused] + _EPS)
+                                              - np.log(self.prior_[fused] + _EPS)), 0.0) for n in probs}
+
 
 @register_fusion
 class UnimodalFusion(_PerInputModels):
-    """One input only (``input=NAME``); rows where it is missing get the training class prior."""
+    """One input only (``input=NAME``); rows where it is missing get the training class prior.
+
+    An input that no training row has (so it was not set up) gets no model: every row gets the prior.
+    """
 
     name = "unimodal"
     argument_name = "input"
 
     def _used_inputs(self) -> list[str]:
         name = self.options.get("input")
-        if name not in self.inputs:
-            raise KeyError(f"unimodal: unknown input {name!r}; inputs are {list(self.inputs)}")
-        return [name]
+        if not name:
+            raise KeyError(f"unimodal: name the input, e.g. 'unimodal:{next(iter(self.inputs), 'image')}'")
+        return [name] if name in self.inputs else []
 
     def predict_proba(self, data: Data) -> np.ndarray:
         probs, _ = self._per_input(data)
@@ -188,6 +213,12 @@ class LateFusion(_PerInputModels):
 
     name = "late"
     argument_name = "method"
+
+    def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
+        if self.method != "mean" and int(self.options.get("inner_folds", 3)) < 2:
+            raise ValueError(f"late:{self.method} fits its combiner on out-of-fold predictions: "
+                             "it needs inner_folds >= 2")
+        return super().fit(data, y, groups)
 
     def _combine_weighted(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray],
                           weights: np.ndarray) -> np.ndarray:
@@ -255,12 +286,5 @@ class LateFusion(_PerInputModels):
         logits = self._stack_features(probs, masks) @ np.asarray(st["coef"]).T + np.asarray(st["intercept"])
         return softmax(logits, axis=1)
 
-    def contributions(self, data: Data) -> dict[str, np.ndarray]:
-        """Per input: weight x (log-probability of the fused prediction's class - log of its prior), i.e.
-        the evidence the input adds for the predicted class in the weighted product of experts."""
-        fused = self.predict_proba(data).argmax(1)
-        probs, masks = self._per_input(data)
-        w = self.state["weights"] if self.method == "weighted" else {n: 1.0 for n in probs}
-        rows = np.arange(len(fused))
-        return {n: np.where(masks[n], w[n] * (np.log(probs[n][rows, fused] + _EPS)
-                                              - np.log(self.prior_[fused] + _EPS)), 0.0) for n in probs}
+    def _input_weights(self) -> dict[str, float]:
+        return dict(self.state["weights"]) if self.method == "weighted" else super()._input_weights()

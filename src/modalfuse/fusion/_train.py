@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Batch", "FusionNet", "TrainConfig", "augmenter", "predict_logits", "train_network"]
+__all__ = ["Batch", "FusionNet", "TrainConfig", "augmenter", "predict_logits", "seeded", "train_network"]
 
 Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]
 
@@ -28,6 +28,14 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     device: str = "cpu"
+
+
+def seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
+    """``build()`` with PyTorch's global generator seeded with ``seed`` (its state restored afterwards),
+    so a network's initial weights depend on the seed only, not on what ran before."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
 
 
 class FusionNet(nn.Module):
@@ -116,7 +124,20 @@ def train_network(
     AdamW with a one-cycle learning-rate schedule; seeded shuffling, dropout and augmentation, so the
     same config gives the same weights. Returns the network in eval mode.
     """
-    torch.manual_seed(config.seed)
+    with torch.random.fork_rng(devices=[]):  # seeded dropout, without touching the caller's RNG state
+        torch.manual_seed(config.seed)
+        return _train(net, data, y, config, augment=augment, class_weight=class_weight)
+
+
+def _train(
+    net: FusionNet,
+    data: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    y: np.ndarray,
+    config: TrainConfig,
+    *,
+    augment: Mapping[str, str | None] | None,
+    class_weight: np.ndarray | None,
+) -> FusionNet:
     gen = torch.Generator().manual_seed(config.seed)
     net.to(config.device).train()
     xs, ms = _to_tensors(data, config.device)
@@ -125,9 +146,11 @@ def train_network(
     bs = max(1, min(config.batch_size, n))
     steps_per_epoch = math.ceil(n / bs)
     opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.learning_rate,
-                                                total_steps=max(1, config.epochs * steps_per_epoch),
-                                                pct_start=0.25)
+    total_steps = max(1, config.epochs * steps_per_epoch)
+    # OneCycleLR divides by (pct_start * total_steps - 1): a warm-up of exactly one step is degenerate
+    pct_start = 0.25 if total_steps != 4 else 0.3
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.learning_rate, total_steps=total_steps,
+                                                pct_start=pct_start)
     weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32)
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
     augs = {n: augmenter(k) for n, k in (augment or {}).items()} if config.augment else {}

@@ -1,0 +1,608 @@
+"""Tests of read_table: schema, paths, missing masks, problems, errors and the decode cache."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from PIL import Image
+
+import modalfuse as mf
+from modalfuse._cache import default_cache
+from modalfuse._errors import MissingValueError, SchemaError
+from modalfuse.data import MultimodalTable, Problem, decode_media, read_table
+
+SR = 8000
+
+REVIEWS = [
+    "loved it, would buy it again",
+    "terrible fit and cheap fabric",
+    "fine for the price I suppose",
+    "my daughter wears it every day",
+    "arrived late and smelled odd",
+    "exactly as pictured, very soft",
+]
+
+
+# ------------------------------------------------------------------------------------------ file makers
+def png(path: Path, value: int = 128, size: tuple[int, int] = (6, 5)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full(size, value, dtype=np.uint8)).save(path)
+    return path
+
+
+def wav(path: Path, seconds: float = 0.05, freq: float = 440.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(SR * seconds)) / SR
+    sf.write(path, 0.5 * np.sin(2 * np.pi * freq * t), SR, subtype="PCM_16")
+    return path
+
+
+def truncated_wav(path: Path) -> Path:
+    wav(path, seconds=0.2)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def empty_file(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def fake_png(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("this is not a PNG at all\n")
+    return path
+
+
+def good_table(folder: Path) -> pd.DataFrame:
+    """Six clean rows: image, audio, text, numeric, categorical, label, groups."""
+    for i in range(6):
+        png(folder / "img" / f"{i}.png", value=40 * i)
+        wav(folder / "snd" / f"{i}.wav", freq=200.0 + 100 * i)
+    return pd.DataFrame(
+        {
+            "photo": [f"img/{i}.png" for i in range(6)],
+            "voice": [f"snd/{i}.wav" for i in range(6)],
+            "review": REVIEWS,
+            "age": [23, 35, 41, 52, 19, 64],
+            "size": ["S", "M", "S", "M", "S", "M"],
+            "customer": ["a", "a", "b", "b", "c", "c"],
+            "recommended": [1, 0, 1, 0, 0, 1],
+        }
+    )
+
+
+EXPECTED_SCHEMA = {
+    "photo": "image",
+    "voice": "audio",
+    "review": "text",
+    "age": "numeric",
+    "size": "categorical",
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    default_cache.clear()
+
+
+def read_quiet(*args: object, **kwargs: object) -> MultimodalTable:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return read_table(*args, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------ schema, formats
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl", "dataframe"])
+def test_schema_inferred_for_every_format(tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    df = good_table(tmp_path)
+    if fmt == "csv":
+        df.to_csv(tmp_path / "t.csv", index=False)
+        source: object = tmp_path / "t.csv"
+    elif fmt == "parquet":
+        df.to_parquet(tmp_path / "t.parquet")
+        source = str(tmp_path / "t.parquet")
+    elif fmt == "jsonl":
+        df.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
+        source = tmp_path / "t.jsonl"
+    else:
+        monkeypatch.chdir(tmp_path)  # a DataFrame's relative paths resolve against the working directory
+        source = df
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clean table gives no warning
+        table = read_table(source, label="recommended", groups="customer")
+    assert table.schema.columns == EXPECTED_SCHEMA
+    assert list(table.frame.columns) == list(EXPECTED_SCHEMA)
+    assert table.inputs == {
+        "photo": ("image", ["photo"]),
+        "voice": ("audio", ["voice"]),
+        "review": ("text", ["review"]),
+        "tabular": ("tabular", ["age", "size"]),
+    }
+    assert table.y.tolist() == [1, 0, 1, 0, 0, 1]
+    assert table.groups.tolist() == ["a", "a", "b", "b", "c", "c"]
+    assert table.problems == [] and table.notes == []
+    assert all(m.all() for m in table.present.values())
+    assert table.frame["photo"].tolist() == [str((tmp_path / "img" / f"{i}.png").resolve()) for i in range(6)]
+    assert table.frame["age"].dtype == np.float64 and table.frame["age"].tolist() == [23, 35, 41, 52, 19, 64]
+    assert table.frame["review"].tolist() == REVIEWS
+    assert table.row_ids.tolist() == list(range(6))
+    assert len(table) == 6
+    assert table.name == ("dataframe" if fmt == "dataframe" else f"t.{fmt}")
+    assert "photo:image" in repr(table)
+
+
+def test_schema_override(tmp_path: Path) -> None:
+    good_table(tmp_path).to_csv(tmp_path / "t.csv", index=False)
+    table = read_table(
+        tmp_path / "t.csv",
+        label="recommended",
+        modalities={"age": "categorical", "review": "ignore", "customer": "tabular"},
+    )
+    assert table.schema.columns == {
+        "photo": "image",
+        "voice": "audio",
+        "age": "categorical",
+        "size": "categorical",
+        "customer": "categorical",
+    }
+    assert table.inputs["tabular"] == ("tabular", ["age", "size", "customer"])
+    assert table.frame["age"].tolist() == ["23", "35", "41", "52", "19", "64"]
+    assert "review" not in table.frame.columns
+
+
+def test_categorical_numbers_do_not_depend_on_gaps(tmp_path: Path) -> None:
+    # pandas reads an integer column with a gap as floats; categories must still be "1", not "1.0"
+    df = pd.DataFrame({"code": [1, None, 2, 1], "x": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    table = read_table(tmp_path / "t.csv", label="y", modalities={"code": "categorical"})
+    assert table.frame["code"].tolist() == ["1", None, "2", "1"]
+    assert table.present["code"].tolist() == [True, False, True, True]
+
+
+# ------------------------------------------------------------------------------------------ paths
+def test_paths_resolve_against_the_tables_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "project" / "data"
+    png(folder / "img" / "a.png")
+    png(tmp_path / "project" / "shared.png")
+    pd.DataFrame({"photo": ["img/a.png", "../shared.png", "img/a.png"], "y": [0, 1, 1]}).to_csv(
+        folder / "t.csv", index=False
+    )
+    monkeypatch.chdir(tmp_path)  # the working directory must not matter
+    table = read_table("project/data/t.csv", label="y")
+    assert table.schema.columns == {"photo": "image"}
+    assert table.frame["photo"].tolist() == [
+        str((folder / "img" / "a.png").resolve()),
+        str((tmp_path / "project" / "shared.png").resolve()),
+        str((folder / "img" / "a.png").resolve()),
+    ]
+    assert table.present["photo"].all()
+
+
+def test_root_overrides_the_tables_folder(tmp_path: Path) -> None:
+    png(tmp_path / "media" / "a.png")
+    png(tmp_path / "media" / "b.png")
+    (tmp_path / "tables").mkdir()
+    df = pd.DataFrame({"photo": ["a.png", "b.png"], "y": [0, 1]})
+    df.to_csv(tmp_path / "tables" / "t.csv", index=False)
+    table = read_table(tmp_path / "tables" / "t.csv", label="y", root=tmp_path / "media")
+    assert table.frame["photo"].tolist() == [str((tmp_path / "media" / n).resolve()) for n in ("a.png", "b.png")]
+    assert table.present["photo"].tolist() == [True, True]
+    # a DataFrame with root=
+    table = read_table(df, label="y", root=tmp_path / "media")
+    assert table.present["photo"].tolist() == [True, True]
+    # absolute paths are kept as they are
+    table = read_table(df.assign(photo=[str(tmp_path / "media" / "a.png")] * 2), label="y")
+    assert table.frame["photo"].tolist() == [str((tmp_path / "media" / "a.png").resolve())] * 2
+
+
+def test_confine_refuses_escaping_paths(tmp_path: Path) -> None:
+    png(tmp_path / "outside.png")
+    png(tmp_path / "data" / "in.png")
+    df = pd.DataFrame({"photo": ["in.png", "../outside.png"], "y": [0, 1]})
+    df.to_csv(tmp_path / "data" / "t.csv", index=False)
+    with pytest.raises(SchemaError, match=r"row 1, column 'photo'.*'\.\./outside\.png'.*escapes"):
+        read_table(tmp_path / "data" / "t.csv", label="y", confine=True)
+    with pytest.raises(SchemaError, match="escapes"):  # absolute paths too
+        read_table(df.assign(photo=["in.png", str(tmp_path / "outside.png")]), label="y", root=tmp_path / "data",
+                   confine=True)
+    # without confine the file is used
+    assert read_table(tmp_path / "data" / "t.csv", label="y").present["photo"].tolist() == [True, True]
+
+
+# ------------------------------------------------------------------------------------------ bad input
+def bad_table(folder: Path) -> pd.DataFrame:
+    """Eight rows, one kind of bad cell in most of them."""
+    for i in range(8):
+        png(folder / "img" / f"{i}.png", value=30 * i)
+        wav(folder / "snd" / f"{i}.wav")
+    truncated_wav(folder / "snd" / "cut.wav")
+    empty_file(folder / "snd" / "empty.wav")
+    fake_png(folder / "img" / "fake.png")
+    photos = [f"img/{i}.png" for i in range(8)]
+    voices = [f"snd/{i}.wav" for i in range(8)]
+    texts = [f"review {w} number {i}" for i, w in enumerate("abcdefgh")]
+    ages = [20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0]
+    photos[1] = "img/fake.png"  # a PNG that is not a PNG
+    photos[2] = "img/nowhere.png"  # does not exist
+    voices[3] = "snd/cut.wav"  # truncated WAV
+    voices[4] = "snd/empty.wav"  # zero-length WAV
+    texts[5] = ""  # empty text cell
+    ages[6] = np.nan  # NaN in a numeric column
+    photos[7] = ""
+    voices[7] = None
+    return pd.DataFrame(
+        {
+            "photo": photos,
+            "voice": voices,
+            "note": texts,
+            "age": ages,
+            "y": [0, 1, 0, 1, 0, 1, 0, 1],
+        }
+    )
+
+
+def test_bad_cells_are_masked_and_reported(tmp_path: Path) -> None:
+    bad_table(tmp_path).to_csv(tmp_path / "t.csv", index=False)
+    table = read_table(tmp_path / "t.csv", label="y")
+    assert table.schema.columns == {"photo": "image", "voice": "audio", "note": "text", "age": "numeric"}
+    assert len(table) == 8  # nothing dropped
+    assert table.present["photo"].tolist() == [True, False, False, True, True, True, True, False]
+    assert table.present["voice"].tolist() == [True, True, True, False, False, True, True, False]
+    assert table.present["note"].tolist() == [True, True, True, True, True, False, True, True]
+    assert table.present["age"].tolist() == [True, True, True, True, True, True, False, True]
+    assert table.mask("photo").tolist() == table.present["photo"].tolist()
+    assert table.mask("tabular").tolist() == table.present["age"].tolist()
+    by_cell = {(p.row, p.column): p.reason for p in table.problems}
+    assert sorted(by_cell) == [
+        (1, "photo"), (2, "photo"), (3, "voice"), (4, "voice"), (5, "note"), (6, "age"), (7, "photo"), (7, "voice")
+    ]
+    assert "PNG" in by_cell[(1, "photo")] and "not a valid" in by_cell[(1, "photo")]
+    assert by_cell[(2, "photo")] == f"file not found: {(tmp_path / 'img' / 'nowhere.png').resolve()}"
+    assert "truncated WAV" in by_cell[(3, "voice")]
+    assert "empty file (0 bytes)" in by_cell[(4, "voice")]
+    assert by_cell[(5, "note")] == by_cell[(6, "age")] == by_cell[(7, "photo")] == "empty cell"
+    assert all(isinstance(p, Problem) for p in table.problems)
+    assert str(Problem(5, "note", "empty cell")) == "row 5, column 'note': empty cell"
+    # missing cells hold None (NaN for numbers), present ones their value
+    assert table.frame["photo"].tolist()[1:3] == [None, None]
+    assert table.frame["note"][5] is None and np.isnan(table.frame["age"][6])
+    assert table.notes == []
+    assert table.missing_summary() == {
+        "photo": {"modality": "image", "columns": ["photo"], "present": 5, "missing": 3, "missing_rate": 3 / 8},
+        "voice": {"modality": "audio", "columns": ["voice"], "present": 5, "missing": 3, "missing_rate": 3 / 8},
+        "note": {"modality": "text", "columns": ["note"], "present": 7, "missing": 1, "missing_rate": 1 / 8},
+        "tabular": {"modality": "tabular", "columns": ["age"], "present": 7, "missing": 1, "missing_rate": 1 / 8},
+    }
+
+
+def test_strict_mode_raises_on_the_first_bad_cell(tmp_path: Path) -> None:
+    bad_table(tmp_path).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(MissingValueError, match=r"row 1, column 'photo': not a valid PNG"):
+        read_table(tmp_path / "t.csv", label="y", strict=True)
+    with pytest.raises(MissingValueError, match=r"row 3, column 'voice': truncated WAV"):
+        read_table(tmp_path / "t.csv", label="y", strict=True, modalities={"photo": "ignore"})
+    with pytest.raises(MissingValueError, match=r"row 6, column 'age': empty cell"):
+        read_table(tmp_path / "t.csv", label="y", strict=True, modalities={"photo": "ignore", "voice": "ignore",
+                                                                          "note": "ignore"})
+    # a clean table passes strict mode
+    good_table(tmp_path / "good").to_csv(tmp_path / "good" / "t.csv", index=False)
+    assert len(read_table(tmp_path / "good" / "t.csv", label="recommended", strict=True)) == 6
+
+
+def test_decode_false_skips_decoding_but_still_checks_files(tmp_path: Path) -> None:
+    bad_table(tmp_path).to_csv(tmp_path / "t.csv", index=False)
+    table = read_table(tmp_path / "t.csv", label="y", decode=False)
+    assert table.present["photo"].tolist() == [True, True, False, True, True, True, True, False]
+    assert table.present["voice"].tolist() == [True] * 7 + [False]
+    assert default_cache.misses == 0
+
+
+def test_numeric_strings_and_non_numbers(tmp_path: Path) -> None:
+    n = 40  # 39 numbers and one "abc": still a numeric column
+    values = [str(0.5 * i) for i in range(n)]
+    values[3] = "abc"
+    values[5] = "inf"
+    values[7] = ""
+    df = pd.DataFrame({"dose": values, "y": [i % 2 for i in range(n)]})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    table = read_table(tmp_path / "t.csv", label="y")
+    assert table.schema.columns == {"dose": "numeric"}
+    assert table.frame["dose"].dtype == np.float64
+    assert table.frame["dose"][2] == 1.0 and table.frame["dose"][9] == 4.5
+    assert [(p.row, p.reason) for p in table.problems] == [
+        (3, "not a number: 'abc'"),
+        (5, "not a finite number: 'inf'"),
+        (7, "empty cell"),
+    ]
+    assert np.flatnonzero(~table.present["dose"]).tolist() == [3, 5, 7]
+    assert np.isnan(table.frame["dose"][[3, 5, 7]]).all()
+    # numbers given as strings in a DataFrame
+    table = read_table(pd.DataFrame({"v": ["3.5", "1", "abc"], "y": [0, 1, 1]}), label="y",
+                       modalities={"v": "numeric"})
+    assert table.frame["v"].tolist()[:2] == [3.5, 1.0]
+    assert table.problems == [Problem(2, "v", "not a number: 'abc'")]
+
+
+def test_column_missing_in_every_row_is_dropped_with_a_note(tmp_path: Path) -> None:
+    df = good_table(tmp_path)
+    df["voice"] = ["snd/gone.wav"] * 6  # every file missing
+    df["empty"] = [None] * 6
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.warns(UserWarning) as record:
+        table = read_table(tmp_path / "t.csv", label="recommended", groups="customer")
+    assert sorted(str(w.message) for w in record) == [
+        "t.csv: column 'empty' (numeric) is missing in every row and is not used",
+        "t.csv: column 'voice' (audio) is missing in every row and is not used",
+    ]
+    assert table.schema.columns == {k: v for k, v in EXPECTED_SCHEMA.items() if k != "voice"}
+    assert "voice" not in table.frame.columns and "voice" not in table.present
+    assert "voice" not in table.inputs
+    assert sum("missing in every row" in n for n in table.notes) == 2
+    # the cells are still reported, the rest carries on
+    assert [p.row for p in table.problems if p.column == "voice"] == list(range(6))
+    assert table.present["photo"].all() and len(table) == 6
+
+
+def test_unknown_encoding(tmp_path: Path) -> None:
+    path = tmp_path / "avis.csv"
+    path.write_bytes("texte,note\ncafé au lait,1\nthé vert,0\nbière,1\n".encode("cp1252"))
+    with pytest.raises(SchemaError) as info:
+        read_table(path, label="note")
+    message = str(info.value)
+    assert "avis.csv" in message and "encoding=" in message and "line 2" in message
+    table = read_table(path, label="note", encoding="latin-1")
+    assert table.frame["texte"].tolist() == ["café au lait", "thé vert", "bière"]
+    with pytest.raises(SchemaError, match=r"avis\.csv: unknown text encoding 'klingon'"):
+        read_table(path, label="note", encoding="klingon")
+    jsonl = tmp_path / "avis.jsonl"
+    jsonl.write_bytes('{"texte": "café", "note": 1}\n{"texte": "thé", "note": 0}\n'.encode("cp1252"))
+    with pytest.raises(SchemaError, match=r"avis\.jsonl.*encoding="):
+        read_table(jsonl, label="note")
+    assert read_table(jsonl, label="note", encoding="cp1252").frame["texte"].tolist() == ["café", "thé"]
+
+
+def test_unreadable_table_files(tmp_path: Path) -> None:
+    with pytest.raises(SchemaError, match="no such file"):
+        read_table(tmp_path / "missing.csv", label="y")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(SchemaError, match=r"empty\.csv: cannot read"):
+        read_table(tmp_path / "empty.csv", label="y")
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n1,2,3,4\n")
+    with pytest.raises(SchemaError, match=r"ragged\.csv: cannot read"):
+        read_table(tmp_path / "ragged.csv", label="a")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(SchemaError, match=r"bad\.parquet: cannot read"):
+        read_table(tmp_path / "bad.parquet", label="a")
+    (tmp_path / "t.xlsx").write_text("x")
+    with pytest.raises(SchemaError, match=r"unsupported table format '\.xlsx'"):
+        read_table(tmp_path / "t.xlsx", label="a")
+    with pytest.raises(TypeError, match="file path or a pandas DataFrame"):
+        read_table([{"a": 1}], label="a")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------ schema errors
+def test_schema_errors_name_the_column(tmp_path: Path) -> None:
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0], "g": ["a", "b", "c"]})
+    with pytest.raises(SchemaError, match=r"label column 'label' is not in the table.*'x', 'y', 'g'"):
+        read_table(df, label="label")
+    with pytest.raises(SchemaError, match=r"groups column 'speaker' is not in the table"):
+        read_table(df, label="y", groups="speaker")
+    with pytest.raises(SchemaError, match=r"label column 'y' has a single class \(1 in all 3 rows\)"):
+        read_table(df.assign(y=1), label="y")
+    with pytest.raises(SchemaError, match=r"label column 'y' is empty"):
+        read_table(df.assign(y=None), label="y")
+    with pytest.raises(SchemaError, match=r"modalities names column 'colour'"):
+        read_table(df, label="y", modalities={"colour": "categorical"})
+    with pytest.raises(SchemaError, match=r"column 'x': unknown modality 'pixels'"):
+        read_table(df, label="y", modalities={"x": "pixels"})
+    with pytest.raises(SchemaError, match=r"'y' as 'categorical', but it is the label"):
+        read_table(df, label="y", modalities={"y": "categorical"})
+    with pytest.raises(SchemaError, match=r"no usable modality"):
+        read_table(df, label="y", groups="g", modalities={"x": "ignore"})
+    with pytest.raises(SchemaError, match=r"no usable modality"):
+        read_quiet(df.assign(x=np.nan), label="y", groups="g")
+    dup = pd.DataFrame([[1, 2, 0], [3, 4, 1]], columns=["a", "a", "y"])
+    with pytest.raises(SchemaError, match=r"duplicate column name\(s\) \['a'\]"):
+        read_table(dup, label="y")
+    with pytest.raises(SchemaError, match="both the label and the groups"):
+        read_table(df, label="y", groups="y")
+
+
+# ------------------------------------------------------------------------------------------ label, groups, index
+def test_rows_without_a_label_are_dropped_with_a_note(tmp_path: Path) -> None:
+    df = pd.DataFrame({"x": [1.0, 2.0, np.nan, 4.0, 5.0], "y": [0, None, 1, None, 1]})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.warns(UserWarning, match=r"2 row\(s\) without a label .* rows \[1, 3\]"):
+        table = read_table(tmp_path / "t.csv", label="y")
+    assert len(table) == 3
+    assert table.row_ids.tolist() == [0, 2, 4]
+    assert table.y.tolist() == [0, 1, 1] and table.y.dtype.kind == "i"  # not 0.0, 1.0
+    assert table.frame["x"].tolist()[0] == 1.0 and table.present["x"].tolist() == [True, False, True]
+    assert table.problems == [Problem(2, "x", "empty cell")]  # positions as read
+    assert len(table.notes) == 1
+    with pytest.raises(MissingValueError, match=r"row 1, column 'y': the label is missing"):
+        read_table(tmp_path / "t.csv", label="y", strict=True)
+    # string labels keep their values
+    table = read_quiet(pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": ["cat", "", "dog"]}), label="y")
+    assert table.y.tolist() == ["cat", "dog"]
+
+
+def test_no_label_is_a_table_to_predict_on(tmp_path: Path) -> None:
+    table = read_table(pd.DataFrame({"x": [1.0, 2.0]}))
+    assert table.y is None and table.label is None and table.groups is None
+    assert table.schema.columns == {"x": "numeric"}
+
+
+def test_groups_column_is_not_a_feature(tmp_path: Path) -> None:
+    df = pd.DataFrame(
+        {"speaker": [3, 3, 7, None], "x": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]}
+    )
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.warns(UserWarning, match=r"1 row\(s\) have no group"):
+        table = read_table(tmp_path / "t.csv", label="y", groups="speaker")
+    assert table.schema.columns == {"x": "numeric"}
+    assert "speaker" not in table.frame.columns
+    assert table.group_column == "speaker"
+    assert table.groups.tolist() == ["3", "3", "7", "<missing>"]  # not "3.0"
+    assert table.problems == [Problem(3, "speaker", 'empty cell: no group (grouped as "<missing>")')]
+    with pytest.raises(MissingValueError, match="row 3, column 'speaker'"):
+        read_table(tmp_path / "t.csv", label="y", groups="speaker", strict=True)
+
+
+def test_unnamed_index_columns_are_ignored(tmp_path: Path) -> None:
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "colour": ["r", "g", "r"], "y": [0, 1, 0]}, index=[10, 11, 12])
+    df.to_csv(tmp_path / "t.csv")  # writes the index as a column with no header
+    assert pd.read_csv(tmp_path / "t.csv").columns[0] == "Unnamed: 0"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = read_table(tmp_path / "t.csv", label="y")
+    assert table.schema.columns == {"x": "numeric", "colour": "categorical"}
+    # a header-less column that is not an index is left out too, but with a note
+    (tmp_path / "u.csv").write_text("x,,y\n1,a,0\n2,b,1\n3,a,0\n")
+    with pytest.warns(UserWarning, match=r"'Unnamed: 1' has no header"):
+        table = read_table(tmp_path / "u.csv", label="y")
+    assert table.schema.columns == {"x": "numeric"}
+    table = read_table(tmp_path / "u.csv", label="y", modalities={"Unnamed: 1": "categorical"})
+    assert table.schema.columns == {"x": "numeric", "Unnamed: 1": "categorical"}
+
+
+# ------------------------------------------------------------------------------------------ in-memory values
+def test_dataframe_with_in_memory_images_and_waves() -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.random((5, 5)).astype(np.float32) for _ in range(4)]
+    images[2] = np.zeros((5, 5, 7))  # 7 channels: cannot be an image
+    images[3] = None
+    waves = [(rng.standard_normal(100).astype(np.float32), 8000) for _ in range(4)]
+    waves[1] = np.zeros(100)  # no sample rate
+    df = pd.DataFrame(
+        {
+            "pixels": pd.Series(images, dtype=object),
+            "clip": pd.Series(waves, dtype=object),
+            "label": ["a", "b", "a", "b"],
+        }
+    )
+    table = read_table(df, label="label")
+    assert table.schema.columns == {"pixels": "image", "clip": "audio"}
+    assert table.present["pixels"].tolist() == [True, True, False, False]
+    assert table.present["clip"].tolist() == [True, False, True, True]
+    assert table.frame["pixels"][0] is images[0]  # arrays are kept, not copied
+    reasons = {(p.row, p.column): p.reason for p in table.problems}
+    assert sorted(reasons) == [(1, "clip"), (2, "pixels"), (3, "pixels")]
+    assert "image array must have shape" in reasons[(2, "pixels")]
+    assert reasons[(3, "pixels")] == "empty cell"
+    assert reasons[(1, "clip")].startswith("not a file path or a (wave, sample_rate) tuple: ndarray")
+    image = decode_media(table.frame["pixels"][0], "image")
+    assert image.shape == (5, 5, 1) and np.allclose(image[..., 0], images[0])
+    wave, sr = decode_media(table.frame["clip"][0], "audio")
+    assert sr == 8000 and wave.shape == (100,)
+
+
+def test_non_path_values_in_a_declared_media_column() -> None:
+    df = pd.DataFrame({"photo": [1.5, 2.5, 3.5], "x": [1.0, 2.0, 3.0], "y": [0, 1, 0]})
+    table = read_quiet(df, label="y", modalities={"photo": "image"})
+    assert [p.reason for p in table.problems] == ["not a file path or an array: float 1.5",
+                                                 "not a file path or an array: float 2.5",
+                                                 "not a file path or an array: float 3.5"]
+    assert "photo" not in table.schema.columns and table.schema.columns == {"x": "numeric"}
+
+
+def test_pathlike_cells(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    png(tmp_path / "a.png")
+    monkeypatch.chdir(tmp_path)
+    table = read_table(pd.DataFrame({"p": [Path("a.png"), Path("b.png")]}))
+    assert table.schema.columns == {"p": "image"}
+    assert table.frame["p"][0] == str((tmp_path / "a.png").resolve())
+    assert table.present["p"].tolist() == [True, False]
+
+
+# ------------------------------------------------------------------------------------------ take, summary
+def test_take_keeps_everything_aligned(tmp_path: Path) -> None:
+    bad_table(tmp_path).to_csv(tmp_path / "t.csv", index=False)
+    table = read_table(tmp_path / "t.csv", label="y")
+    sub = table.take([7, 2, 0])
+    assert len(sub) == 3
+    assert sub.row_ids.tolist() == [7, 2, 0]
+    assert sub.y.tolist() == [1, 0, 0]
+    assert sub.present["photo"].tolist() == [False, False, True]
+    assert sub.present["voice"].tolist() == [False, True, True]
+    assert sub.frame.index.tolist() == [0, 1, 2]
+    assert sub.frame["note"].tolist() == [table.frame["note"][i] for i in (7, 2, 0)]
+    assert {(p.row, p.column) for p in sub.problems} == {(7, "photo"), (7, "voice"), (2, "photo")}
+    assert sub.missing_summary()["photo"] == {
+        "modality": "image", "columns": ["photo"], "present": 1, "missing": 2, "missing_rate": 2 / 3,
+    }
+    # take of a take keeps the original row ids
+    assert sub.take([1]).row_ids.tolist() == [2]
+    # a boolean mask selects rows (it is not read as positions 0 and 1)
+    chosen = np.zeros(len(table), dtype=bool)
+    chosen[[3, 5]] = True
+    assert table.take(chosen).row_ids.tolist() == [3, 5]
+    with pytest.raises(IndexError):
+        table.take(np.ones(3, dtype=bool))
+    # nothing mutable is shared
+    sub.schema.columns.pop("photo")
+    sub.present["voice"][:] = False
+    sub.notes.append("x")
+    assert "photo" in table.schema.columns and table.present["voice"][0] and table.notes == []
+
+
+def test_take_with_groups(tmp_path: Path) -> None:
+    good_table(tmp_path).to_csv(tmp_path / "t.csv", index=False)
+    table = read_table(tmp_path / "t.csv", label="recommended", groups="customer")
+    sub = table.take(np.array([5, 0]))
+    assert sub.groups.tolist() == ["c", "a"] and sub.y.tolist() == [1, 1]
+    assert sub.group_column == "customer" and sub.label == "recommended"
+
+
+def test_mask_of_unknown_input(tmp_path: Path) -> None:
+    table = read_table(pd.DataFrame({"x": [1.0, 2.0]}))
+    with pytest.raises(KeyError, match=r"no input 'photo'.*\['tabular'\]"):
+        table.mask("photo")
+
+
+def test_table_built_directly_computes_masks() -> None:
+    frame = pd.DataFrame({"a": [1.0, np.nan], "b": ["x", ""]})
+    table = MultimodalTable(frame, schema=mf.data.Schema({"a": "numeric", "b": "text"}))
+    assert table.present["a"].tolist() == [True, False]
+    assert table.present["b"].tolist() == [True, False]
+    assert table.mask("tabular").tolist() == [True, False]
+    assert table.row_ids.tolist() == [0, 1]
+
+
+# ------------------------------------------------------------------------------------------ cache
+def test_each_file_is_decoded_once(tmp_path: Path) -> None:
+    png(tmp_path / "a.png")
+    png(tmp_path / "b.png", value=9)
+    wav(tmp_path / "a.wav")
+    df = pd.DataFrame(
+        {
+            "photo": ["a.png", "b.png", "a.png", "a.png"],
+            "voice": ["a.wav", "a.wav", "a.wav", "a.wav"],
+            "y": [0, 1, 0, 1],
+        }
+    )
+    df.to_csv(tmp_path / "t.csv", index=False)
+    assert default_cache.hits == default_cache.misses == 0
+    read_table(tmp_path / "t.csv", label="y")
+    assert (default_cache.misses, default_cache.hits) == (3, 5)  # 3 files, 8 cells
+    read_table(tmp_path / "t.csv", label="y")  # a second read decodes nothing
+    assert (default_cache.misses, default_cache.hits) == (3, 13)
+    first = decode_media(str((tmp_path / "a.png").resolve()), "image")
+    assert first.shape == (6, 5, 1) and default_cache.hits == 14
+    # a changed file is decoded again
+    png(tmp_path / "b.png", value=200, size=(3, 3))
+    os.utime(tmp_path / "b.png", ns=(1, 1))
+    read_table(tmp_path / "t.csv", label="y")
+    assert default_cache.misses == 4
+    assert decode_media(str(tmp_path / "b.png"), "image").shape == (3, 3, 1)
+    with pytest.raises(ValueError, match="not a media modality"):
+        decode_media("x", "text")
