@@ -98,3 +98,22 @@ def table(csv_path: Path):  # -> MultimodalTable
     import modalfuse as mf
 
     return mf.read_table(csv_path, label="y")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_librosa() -> None:
+    """Compile librosa's numba kernels once per session, not inside the first test that touches audio."""
+    from modalfuse.modalities.audio import log_mel
+
+    log_mel(np.zeros(2048, dtype=np.float32), 8000)
+
+
+SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """``../shared/datasets`` beside the repository; tests using it skip where it is absent."""
+    if not (SHARED_DATASETS / "fsdd" / "recordings").is_dir() or not (SHARED_DATASETS / "mnist").is_dir():
+        pytest.skip(f"benchmark data not found at {SHARED_DATASETS} (needs fsdd/ and mnist/)")
+    return SHARED_DATASETS
