@@ -12,10 +12,11 @@ from modalfuse.data._schema import Schema
 from modalfuse.data._table import MultimodalTable
 
 if TYPE_CHECKING:  # imported lazily at run time (see __getattr__), so torch loads only when needed
-    from modalfuse.fusion import FusionStrategy, get_fusion, list_fusions, register_fusion
+    from modalfuse.fusion import FusionStrategy, NeuralFusion, get_fusion, list_fusions, register_fusion
 
 __all__ = [
     "FusionStrategy",
+    "NeuralFusion",
     "compare",
     "cross_validate",
     "get_fusion",
@@ -33,7 +34,7 @@ FAMILIES: dict[str, list[str]] = {
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("FusionStrategy", "get_fusion", "list_fusions", "register_fusion"):
+    if name in ("FusionStrategy", "NeuralFusion", "get_fusion", "list_fusions", "register_fusion"):
         import modalfuse.fusion as fusion
 
         return getattr(fusion, name)

@@ -1,4 +1,4 @@
-"""Early fusion: one joint vector per row from every input's embedding, trained end to end."""
+"""Neural fusion trained end to end: the ``NeuralFusion`` extension point and early fusion."""
 
 from __future__ import annotations
 
@@ -7,29 +7,43 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from scipy.special import softmax
+from torch import nn
 
 from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
-from modalfuse.fusion._train import FusionNet, predict_logits, seeded, train_network
+from modalfuse.fusion._train import ConcatHead, FusionNet, predict_logits, seeded, train_network
 
-__all__ = ["EarlyFusion"]
+__all__ = ["EarlyFusion", "NeuralFusion"]
 
 
-@register_fusion
-class EarlyFusion(FusionStrategy):
-    """Concatenate the inputs' embeddings (zeros for a missing input) and their presence indicators, and
-    classify with an MLP; encoders and head are trained together. ``hidden`` sets the head's width.
+class NeuralFusion(FusionStrategy):
+    """Base of strategies that train every input's encoder and a fusion head together, end to end.
 
-    Each encoder also gets an auxiliary classifier during training (``aux_heads``, default True), so an
-    input that is quick to fit cannot leave the others untrained; the auxiliary heads are not used to
-    predict.
+    The one method to write is :meth:`make_head`: given each input's embedding width and the number of
+    classes, return a ``torch.nn.Module`` whose ``forward(embeddings, masks)`` maps a dict of (N, dim)
+    embeddings and a dict of (N,) boolean presence masks to (N, n_classes) logits. Training (AdamW,
+    one-cycle schedule, augmentation, modality dropout, auxiliary per-input heads), prediction, saving
+    and per-input explanations come with the base class. For example::
+
+        @mf.register_fusion
+        class MaxPool(mf.NeuralFusion):
+            name = "maxpool"
+
+            def make_head(self, dims, n_classes):
+                return MaxHead(dims, n_classes)   # forward(embeddings, masks) -> logits
+
+    Options: ``hidden`` (head width, default 128), ``aux_heads`` (default True: each encoder also gets an
+    auxiliary classifier during training, so an input that is quick to fit cannot leave the others
+    untrained; not used to predict).
     """
 
-    name = "early"
+    def make_head(self, dims: Mapping[str, int], n_classes: int) -> nn.Module:
+        raise NotImplementedError  # pragma: no cover - abstract
 
     def _net(self) -> FusionNet:
         def build() -> FusionNet:
-            return FusionNet({n: info.build() for n, info in self.inputs.items()}, self.n_classes,
-                             hidden=int(self.options.get("hidden", 128)),
+            encoders = {n: info.build() for n, info in self.inputs.items()}
+            head = self.make_head({n: e.dim for n, e in encoders.items()}, self.n_classes)
+            return FusionNet(encoders, self.n_classes, head=head,
                              aux_heads=bool(self.options.get("aux_heads", True)))
 
         return seeded(self.config.seed, build)
@@ -62,3 +76,14 @@ class EarlyFusion(FusionStrategy):
             hidden[n] = (x, np.zeros_like(m))
             out[n] = np.where(m, full[rows, pred] - self.predict_proba(hidden)[rows, pred], 0.0)
         return out
+
+
+@register_fusion
+class EarlyFusion(NeuralFusion):
+    """Early fusion: the inputs' embeddings (zeros for a missing input) concatenated with presence
+    indicators, classified by an MLP; encoders and head trained together."""
+
+    name = "early"
+
+    def make_head(self, dims: Mapping[str, int], n_classes: int) -> nn.Module:
+        return ConcatHead(dims, n_classes, hidden=int(self.options.get("hidden", 128)))

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Batch", "FusionNet", "TrainConfig", "augmenter", "predict_logits", "seeded", "train_network"]
+__all__ = ["Batch", "ConcatHead", "FusionNet", "TrainConfig", "augmenter", "predict_logits", "seeded", "train_network"]
 
 Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]
 
@@ -38,38 +38,55 @@ def seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
         return build()
 
 
-class FusionNet(nn.Module):
-    """Encoders per input, then a head over their concatenated, masked embeddings.
+class ConcatHead(nn.Module):
+    """Early-fusion head: masked embeddings concatenated with presence indicators, then an MLP.
 
-    With one input this is a unimodal model. Missing inputs contribute zeros and a 0 in the mask
-    indicator the head also reads, so the head learns what absence means.
+    With one input it is a linear classifier on that input's embedding. Missing inputs contribute zeros
+    and a 0 indicator, so the head learns what absence means.
+    """
+
+    def __init__(self, dims: Mapping[str, int], n_classes: int, *, hidden: int = 128,
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        self.names = list(dims)
+        width = sum(dims.values()) + (len(dims) if len(dims) > 1 else 0)
+        if len(dims) > 1 and hidden:
+            self.net: nn.Module = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.ReLU(),
+                                                nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+        else:
+            self.net = nn.Sequential(nn.Dropout(dropout if hidden else 0.0), nn.Linear(width, n_classes))
+
+    def forward(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        parts = [embeddings[n] * masks[n].float().unsqueeze(1) for n in self.names]
+        if len(self.names) > 1:
+            parts.append(torch.stack([masks[n].float() for n in self.names], dim=1))
+        return self.net(torch.cat(parts, dim=1))
+
+
+class FusionNet(nn.Module):
+    """Encoders per input, then a fusion head ``head(embeddings, masks) -> logits``.
+
+    ``head`` defaults to :class:`ConcatHead` (early fusion; with one input, a unimodal model).
     """
 
     def __init__(self, encoders: Mapping[str, nn.Module], n_classes: int, *, hidden: int = 128,
-                 dropout: float = 0.2, aux_heads: bool = False) -> None:
+                 dropout: float = 0.2, aux_heads: bool = False, head: nn.Module | None = None) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(dict(encoders))
         # Auxiliary per-input classifiers (training only): each encoder must learn on its own, so a fast
         # learner (one modality) cannot starve the others of gradient.
         self.aux = nn.ModuleDict({n: nn.Linear(e.dim, n_classes) for n, e in self.encoders.items()}
                                  if aux_heads and len(self.encoders) > 1 else {})
-        width = sum(e.dim for e in self.encoders.values()) + (len(self.encoders) if len(self.encoders) > 1 else 0)
-        if len(self.encoders) > 1 and hidden:
-            self.head: nn.Module = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.ReLU(),
-                                                 nn.Dropout(dropout), nn.Linear(hidden, n_classes))
-        else:
-            self.head = nn.Sequential(nn.Dropout(dropout if hidden else 0.0), nn.Linear(width, n_classes))
+        self.head = head if head is not None else ConcatHead(
+            {n: e.dim for n, e in self.encoders.items()}, n_classes, hidden=hidden, dropout=dropout)
 
     def encode(self, xs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each input's embedding, (N, dim) per input, ignoring masks."""
         return {name: enc(xs[name]) for name, enc in self.encoders.items()}
 
     def fuse(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Logits from embeddings: masked concatenation (+ presence indicators) through the head."""
-        parts = [embeddings[n] * masks[n].float().unsqueeze(1) for n in self.encoders]
-        if len(self.encoders) > 1:
-            parts.append(torch.stack([masks[n].float() for n in self.encoders], dim=1))
-        return self.head(torch.cat(parts, dim=1))
+        """Logits from embeddings through the fusion head."""
+        return self.head(embeddings, masks)
 
     def forward(self, xs: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.fuse(self.encode(xs), masks)
