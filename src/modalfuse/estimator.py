@@ -91,6 +91,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         to cope with missing modalities.
     augment : bool, default=True
         Train-time augmentation (image affine jitter, SpecAugment, token dropout).
+    recombine_ratio : float, default=0.0
+        Multimodal data generation for neural strategies: the share of training rows per batch whose
+        inputs are each taken from another row of the same class (the AV-MNIST construction).
+    mixup_alpha : float, default=0.0
+        Multimodal mixup for neural strategies: when > 0, rows are interpolated with a Beta(alpha, alpha)
+        weight, all inputs' embeddings and the labels alike.
     inner_folds : int, default=3
         Folds for the cross-fitted per-input models of late fusion and unimodal baselines.
     hidden : int, default=128
@@ -119,7 +125,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                  modalities: Mapping[str, str] | None = None, preprocess: Mapping[str, dict] | None = None,
                  epochs: int = 20, batch_size: int = 64, learning_rate: float = 3e-3,
                  weight_decay: float = 1e-4, modality_dropout: float = 0.0, augment: bool = True,
-                 inner_folds: int = 3, hidden: int = 128, seed: int = 0, device: str = "cpu",
+                 recombine_ratio: float = 0.0, mixup_alpha: float = 0.0, inner_folds: int = 3, hidden: int = 128, seed: int = 0, device: str = "cpu",
                  n_threads: int | None = None) -> None:
         self.fusion = fusion
         self.encoders = encoders
@@ -131,6 +137,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.modality_dropout = modality_dropout
         self.augment = augment
+        self.recombine_ratio = recombine_ratio
+        self.mixup_alpha = mixup_alpha
         self.inner_folds = inner_folds
         self.hidden = hidden
         self.seed = seed
@@ -151,7 +159,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
 
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                            weight_decay=self.weight_decay, modality_dropout=self.modality_dropout,
-                           augment=self.augment, seed=self.seed, device=self.device)
+                           augment=self.augment, recombine_ratio=self.recombine_ratio,
+                           mixup_alpha=self.mixup_alpha, seed=self.seed, device=self.device)
 
     def _set_threads(self) -> None:
         import torch
@@ -286,6 +295,38 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                 raise SchemaError("score needs labels: pass y, or a table read with label=...")
             y = X.y
         return float(np.average(self.predict(X) == np.asarray(y), weights=sample_weight))
+
+    @property
+    def n_parameters_(self) -> int:
+        """Number of fitted parameters (network weights) of the strategy."""
+        self._check_fitted()
+        return int(self.fusion_.n_parameters())
+
+    def retrieve(self, X: Any, *, from_modality: str, to_modality: str, k: int = 5,
+                 gallery: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Cross-modal retrieval in a fitted shared space.
+
+        For each row of ``X``, embed its ``from_modality`` input and return the ``k`` rows of ``gallery``
+        (default: ``X`` itself) whose ``to_modality`` embedding is closest (cosine similarity).
+
+        Returns
+        -------
+        indices : ndarray of shape (n_rows, k)
+            Positions in ``gallery``, best first; -1 where fewer than ``k`` gallery rows have the input.
+        scores : ndarray of shape (n_rows, k)
+            Cosine similarities.
+        """
+        self._check_fitted()
+        retrieve = getattr(self.fusion_, "retrieve", None)
+        if retrieve is None:
+            raise ModalfuseError(f"fusion {self.fusion!r} has no shared space to retrieve from; "
+                                 "fit with fusion='shared'")
+        for name in (from_modality, to_modality):
+            if name not in self.inputs_:
+                raise SchemaError(f"unknown input {name!r}; inputs are {list(self.inputs_)}")
+        query = self._transform(self._table_for_predict(X))
+        pool = query if gallery is None else self._transform(self._table_for_predict(gallery))
+        return retrieve(query, pool, from_input=from_modality, to_input=to_modality, k=k)
 
     def explain(self, X: Any) -> pd.DataFrame:
         """Per-row prediction and each input's contribution to it.

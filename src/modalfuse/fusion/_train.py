@@ -26,6 +26,8 @@ class TrainConfig:
     label_smoothing: float = 0.05
     modality_dropout: float = 0.0
     augment: bool = True
+    recombine_ratio: float = 0.0
+    mixup_alpha: float = 0.0
     seed: int = 0
     device: str = "cpu"
 
