@@ -46,10 +46,15 @@ def test_registry_names_and_shorthand() -> None:
 
 
 def test_make_strategies_expands_families_and_adds_baselines(table) -> None:
+    from modalfuse._api import FAMILIES
+
     names = list(mf.make_strategies(table, "late"))
-    assert names == [f"unimodal:{n}" for n in INPUTS] + ["late:mean", "late:weighted", "late:stacking"]
+    late = ["late:mean", "late:weighted", "late:stacking", "late:product", "late:confidence"]
+    assert names == [f"unimodal:{n}" for n in INPUTS] + late
+    assert FAMILIES["late"] == late
     allnames = list(mf.make_strategies(table, "all", epochs=2))
-    assert allnames == [*names, "early"]
+    assert allnames == [*names, *(n for family, members in FAMILIES.items() if family != "late" for n in members)]
+    assert "early" in allnames
     clf = mf.make_strategies(table, "early", epochs=2, seed=3)["early"]
     assert (clf.fusion, clf.epochs, clf.seed) == ("early", 2, 3)
     with pytest.raises(mf.SchemaError, match="unknown fusion"):
@@ -293,7 +298,8 @@ def test_compare_all_reports_every_strategy(table) -> None:
 
     result = mf.compare(table, fusion="all", cv=3, **EVAL)
     result = json.loads(json.dumps(result))  # JSON-able
-    expected = [f"unimodal:{n}" for n in INPUTS] + ["late:mean", "late:weighted", "late:stacking", "early"]
+    expected = list(mf.make_strategies(table, "all"))
+    assert {"late:mean", "late:weighted", "late:stacking", "early"} <= set(expected)
     assert list(result["strategies"]) == expected
     for name in expected:
         entry = result["strategies"][name]

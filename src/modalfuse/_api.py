@@ -28,8 +28,10 @@ __all__ = [
 
 #: What ``--fusion`` families expand to (besides ``unimodal``, which gives one baseline per input).
 FAMILIES: dict[str, list[str]] = {
-    "late": ["late:mean", "late:weighted", "late:stacking"],
+    "late": ["late:mean", "late:weighted", "late:stacking", "late:product", "late:confidence"],
     "early": ["early"],
+    "joint": ["tensor", "lowrank", "attention"],
+    "shared": ["shared", "cca"],
 }
 
 
@@ -94,8 +96,8 @@ def make_strategies(table: MultimodalTable, fusion: str | Sequence[str] = "all",
 
     ``fusion`` is a comma-separated list (or sequence) of ``unimodal``, ``late``, ``early``, ``all`` or exact
     strategy names such as ``late:stacking`` or ``unimodal:audio``. ``unimodal`` gives one baseline per
-    input; ``late`` gives its mean, weighted and stacking combiners. Unimodal baselines are always added
-    when any fusion is asked for, so a fusion is never reported without them.
+    input; ``late`` gives its mean, weighted, stacking, product and confidence combiners. Unimodal baselines
+    are always added when any fusion is asked for, so a fusion is never reported without them.
     """
     from modalfuse.estimator import MultimodalClassifier
     from modalfuse.fusion import list_fusions

@@ -231,17 +231,7 @@ def predict(
 
     try:
         clf = mf.MultimodalClassifier.load(model)
-        if Path(table).exists():
-            from modalfuse.data import read_frame
-
-            frame = read_frame(table, encoding=encoding)
-            known = {c: m for c, m in clf.schema_.columns.items() if c in frame.columns}
-            if not known:
-                _fail(f"{table} has none of the model's columns ({', '.join(clf.schema_.columns)})")
-            t = mf.read_table(frame, root=Path(table).resolve().parent, name=Path(table).name,
-                              modalities={**{c: "ignore" for c in frame.columns}, **known})
-        else:
-            t = mf.load_dataset(table)
+        t = _read_for_model(clf, table, encoding)
     except (mf.ModalfuseError, KeyError) as exc:
         _fail(str(exc))
     _report_problems(t)
@@ -252,6 +242,66 @@ def predict(
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
     typer.echo(f"{len(frame)} predictions written to {out}")
+
+
+def _read_for_model(clf: Any, source: str, encoding: str | None) -> Any:
+    """A table file (only the model's columns read, with the model's modalities) or a built-in dataset."""
+    import modalfuse as mf
+
+    if not Path(source).exists():
+        if source in mf.list_datasets():
+            return mf.load_dataset(source)
+        _fail(f"{source}: no such file, and not a built-in dataset ({', '.join(mf.list_datasets())})")
+    from modalfuse.data import read_frame
+
+    frame = read_frame(source, encoding=encoding)
+    known = {c: m for c, m in clf.schema_.columns.items() if c in frame.columns}
+    if not known:
+        _fail(f"{source} has none of the model's columns ({', '.join(clf.schema_.columns)})")
+    return mf.read_table(frame, root=Path(source).resolve().parent, name=Path(source).name,
+                         modalities={**{c: "ignore" for c in frame.columns}, **known})
+
+
+@app.command()
+def retrieve(
+    model: Annotated[Path, typer.Argument(help="A folder written by `modalfuse fit --fusion shared` (or cca).")],
+    table: Annotated[str, typer.Argument(help="Table file whose rows are the queries (and the gallery).")],
+    from_input: Annotated[str, typer.Option("--from", help="Input embedded for the queries, e.g. audio.")],
+    to_input: Annotated[str, typer.Option("--to", help="Input searched in the gallery, e.g. image.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write query_row, rank, match_row, score to.")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Matches per query.")] = 5,
+    gallery: Annotated[str | None, typer.Option("--gallery", help="Table to search (default: TABLE itself).")] = None,
+    encoding: EncodingOpt = None,
+) -> None:
+    """Cross-modal retrieval in a model's shared space: for each row's --from input, the k nearest --to inputs.
+
+    Writes one CSV line per match (query_row, rank from 1, match_row, cosine score). Query rows missing the
+    --from input get no line; gallery rows missing the --to input are never matched.
+    """
+    import numpy as np
+    import pandas as pd
+
+    import modalfuse as mf
+
+    try:
+        clf = mf.MultimodalClassifier.load(model)
+        if getattr(clf.fusion_, "retrieve", None) is None:
+            _fail(f"{model}: fusion {clf.fusion!r} has no shared space to retrieve from; "
+                  "fit a model with --fusion shared (or cca)")
+        queries = _read_for_model(clf, table, encoding)
+        pool = queries if gallery is None else _read_for_model(clf, gallery, encoding)
+        idx, scores = clf.retrieve(queries, from_modality=from_input, to_modality=to_input, k=k,
+                                   gallery=None if gallery is None else pool)
+    except (mf.ModalfuseError, KeyError) as exc:
+        _fail(str(exc))
+    q, r = np.nonzero(idx >= 0)
+    frame = pd.DataFrame({"query_row": queries.row_ids[q], "rank": r + 1, "match_row": pool.row_ids[idx[q, r]],
+                          "score": scores[q, r]})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    no_query = int((idx < 0).all(axis=1).sum())
+    note = f"; {no_query} query row(s) without {from_input!r} skipped" if no_query else ""
+    typer.echo(f"{len(frame)} matches for {len(idx) - no_query} queries written to {out}{note}")
 
 
 @app.command()

@@ -77,7 +77,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     ----------
     fusion : str, default="late"
         A registered strategy (see :func:`modalfuse.list_fusions`): ``"late"`` (weighted), ``"late:mean"``,
-        ``"late:weighted"``, ``"late:stacking"``, ``"early"``, or ``"unimodal:<input>"``.
+        ``"late:weighted"``, ``"late:stacking"``, ``"late:product"``, ``"late:confidence"``, ``"early"``,
+        ``"tensor"``, ``"lowrank"``, ``"attention"``, ``"shared"``, ``"cca"``, or ``"unimodal:<input>"``.
     encoders : dict, optional
         Input, column or modality -> encoder name (see :func:`modalfuse.list_encoders`); unnamed inputs get
         their modality's default trainable encoder.
@@ -101,6 +102,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         Folds for the cross-fitted per-input models of late fusion and unimodal baselines.
     hidden : int, default=128
         Width of the fused head.
+    fusion_options : dict, optional
+        Further options of the strategy, e.g. ``{"shared_dim": 32}`` for ``shared``, ``{"rank": 8}`` for
+        ``lowrank`` (see each strategy's docstring).
     seed : int, default=0
         Seeds every random choice: the same data and parameters give the same model.
     device : str, default="cpu"
@@ -125,8 +129,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                  modalities: Mapping[str, str] | None = None, preprocess: Mapping[str, dict] | None = None,
                  epochs: int = 20, batch_size: int = 64, learning_rate: float = 3e-3,
                  weight_decay: float = 1e-4, modality_dropout: float = 0.0, augment: bool = True,
-                 recombine_ratio: float = 0.0, mixup_alpha: float = 0.0, inner_folds: int = 3, hidden: int = 128, seed: int = 0, device: str = "cpu",
-                 n_threads: int | None = None) -> None:
+                 recombine_ratio: float = 0.0, mixup_alpha: float = 0.0, inner_folds: int = 3,
+                 hidden: int = 128, fusion_options: Mapping[str, Any] | None = None, seed: int = 0,
+                 device: str = "cpu", n_threads: int | None = None) -> None:
         self.fusion = fusion
         self.encoders = encoders
         self.modalities = modalities
@@ -141,6 +146,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.mixup_alpha = mixup_alpha
         self.inner_folds = inner_folds
         self.hidden = hidden
+        self.fusion_options = fusion_options
         self.seed = seed
         self.device = device
         self.n_threads = n_threads
@@ -257,7 +263,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         inputs = {name: InputInfo(name, encoder_names[name], tuple(data[name][0].shape[1:]),
                                   getattr(prep, "vocab_size", None))
                   for name, prep in preprocessors.items()}
-        strategy = get_fusion(self.fusion, inner_folds=self.inner_folds, hidden=self.hidden)
+        strategy = get_fusion(self.fusion, **{"inner_folds": self.inner_folds, "hidden": self.hidden,
+                                              **(self.fusion_options or {})})
         strategy.setup(inputs, len(classes), self._train_config())
         strategy.fit(data, y_int.astype(np.int64), table.groups)
         self.classes_ = classes
@@ -320,7 +327,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         retrieve = getattr(self.fusion_, "retrieve", None)
         if retrieve is None:
             raise ModalfuseError(f"fusion {self.fusion!r} has no shared space to retrieve from; "
-                                 "fit with fusion='shared'")
+                                 "fit with fusion='shared' or 'cca'")
         for name in (from_modality, to_modality):
             if name not in self.inputs_:
                 raise SchemaError(f"unknown input {name!r}; inputs are {list(self.inputs_)}")

@@ -268,6 +268,12 @@ def test_compare_uses_identical_folds_and_isolates_failures() -> None:
     assert paired["mean_diff"] == pytest.approx(-0.5)
     assert paired["ci95"] == pytest.approx([-0.5, -0.5])
     assert paired["wins"] == 0 and paired["method"] == "paired bootstrap over folds"
+    assert result["paired_vs_best"]["fused"] == paired  # the best unimodal is also the best overall
+    assert centroid["n_parameters"] is None  # the fake estimators have no n_parameters_
+    assert centroid["fit_cost_seconds"] == pytest.approx(centroid["fit_seconds"])
+    assert len(centroid["predict_seconds_per_fold"]) == 6
+    assert result["recommendation"]["strategy"] == "unimodal:centroid"
+    assert "bootstrap" in result["paired_method"]
 
     assert events[0] == ("start", {"total": 36, "n_folds": 6, "strategies": list(strategies)})
     assert sum(1 for e, _ in events if e == "step") == 36 and events[-1][0] == "end"
@@ -289,6 +295,9 @@ def test_compare_stratified_folds_without_unimodal() -> None:
     assert result["cv"]["kind"] == "stratified" and "held_out_groups" not in result["cv"]
     assert result["best"] == {"strategy": "prior", "unimodal": None}
     assert result["paired"] == {}
+    assert set(result["paired_vs_best"]) == {"rec"}
+    rec = result["recommendation"]
+    assert rec["strategy"] in {"prior", "rec"} and " ties with " in rec["reason"]  # the cheaper fit wins
     assert (
         result["strategies"]["prior"]["accuracy"]["folds"] == result["strategies"]["rec"]["accuracy"]["folds"]
     )
@@ -344,5 +353,8 @@ def test_format_table_sorts_by_accuracy_and_marks_best_unimodal() -> None:
     assert "1.000 ± 0.000" in body[0]
     assert "failed in fold 0: RuntimeError: boom" in body[2]
     assert "* best single modality: unimodal:centroid" in text
+    assert lines[1].split() == ["strategy", "accuracy", "macro-F1", "fit", "s", "predict", "s", "parameters"]
+    assert body[0].split()[-1] == "n/a"  # no parameter count
+    assert lines[-1].startswith("Recommendation: unimodal:centroid. No fusion beats the best single modality")
     # it also formats a result read back from JSON
     assert format_table(json.loads(json.dumps(result))) == text

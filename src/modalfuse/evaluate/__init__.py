@@ -6,7 +6,7 @@ Everything here works on duck-typed tables (``len``, ``y``, ``groups``, ``group_
 
 from __future__ import annotations
 
-from modalfuse.evaluate._cv import compare, cross_validate, format_table, paired_difference
+from modalfuse.evaluate._cv import compare, cross_validate, format_table, paired_difference, recommend
 from modalfuse.evaluate._metrics import classification_metrics, summarize
 from modalfuse.evaluate._split import make_splits
 
@@ -17,5 +17,6 @@ __all__ = [
     "format_table",
     "make_splits",
     "paired_difference",
+    "recommend",
     "summarize",
 ]

@@ -2,16 +2,25 @@
 
 from modalfuse.fusion._base import FusionStrategy, InputInfo, get_fusion, list_fusions, register_fusion
 from modalfuse.fusion._early import EarlyFusion, NeuralFusion
+from modalfuse.fusion._joint import AttentionFusion, LowRankFusion, TensorFusion
 from modalfuse.fusion._late import LateFusion, UnimodalFusion
+from modalfuse.fusion._shared import CCAFusion, SharedFusion, info_nce, retrieval_recall
 
 __all__ = [
+    "AttentionFusion",
+    "CCAFusion",
     "EarlyFusion",
     "FusionStrategy",
     "InputInfo",
     "LateFusion",
+    "LowRankFusion",
     "NeuralFusion",
+    "SharedFusion",
+    "TensorFusion",
     "UnimodalFusion",
     "get_fusion",
+    "info_nce",
     "list_fusions",
     "register_fusion",
+    "retrieval_recall",
 ]

@@ -21,7 +21,8 @@ class NeuralFusion(FusionStrategy):
     The one method to write is :meth:`make_head`: given each input's embedding width and the number of
     classes, return a ``torch.nn.Module`` whose ``forward(embeddings, masks)`` maps a dict of (N, dim)
     embeddings and a dict of (N,) boolean presence masks to (N, n_classes) logits. Training (AdamW,
-    one-cycle schedule, augmentation, modality dropout, auxiliary per-input heads), prediction, saving
+    one-cycle schedule, augmentation, modality dropout, auxiliary per-input heads, and the generation of
+    new rows set by ``TrainConfig.recombine_ratio`` and ``TrainConfig.mixup_alpha``), prediction, saving
     and per-input explanations come with the base class. For example::
 
         @mf.register_fusion

@@ -5,19 +5,25 @@ Each input's model is a *cross-fitted ensemble*: the training rows are split int
 network is trained per fold on the other folds. Their predictions on held-out folds are the out-of-fold
 (OOF) probabilities on which the combiners are fitted, and at test time the input's probability is the mean
 of its networks. Unimodal baselines use exactly these per-input models, so comparisons are like for like.
+
+The per-input models are always trained plainly: ``TrainConfig.mixup_alpha`` and ``recombine_ratio`` (which
+make *joint* training rows) are set to 0 for them, so a unimodal baseline never depends on those options and
+the cached per-input models are shared by strategies that differ only in them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
+from scipy.optimize import minimize, minimize_scalar
 from scipy.special import softmax
 
 from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
@@ -43,10 +49,11 @@ def inner_splits(y: np.ndarray, groups: np.ndarray | None, k: int, seed: int) ->
 class _Ensemble:
     """The cross-fitted networks of one input, with their OOF probabilities on the training rows."""
 
-    def __init__(self, nets: list[FusionNet], oof: np.ndarray, rows: np.ndarray) -> None:
+    def __init__(self, nets: list[FusionNet], oof: np.ndarray, rows: np.ndarray, seconds: float = 0.0) -> None:
         self.nets = nets
         self.oof = oof  # (n_train, K), NaN where the input was missing
         self.rows = rows  # training rows where the input is present
+        self.seconds = seconds  # wall time its training took
 
     def predict(self, data: Data, device: str) -> np.ndarray:
         probs = [softmax(predict_logits(n, data, device=device), axis=1) for n in self.nets]
@@ -72,6 +79,11 @@ class _PerInputModels(FusionStrategy):
         return FusionNet({name: self.inputs[name].build()}, self.n_classes,
                          hidden=0 if not self.inputs[name].spec.trainable else 1)
 
+    def _input_config(self) -> TrainConfig:
+        """The training settings of the per-input models: the strategy's, without the joint-row options
+        (mixup, recombination), which have no meaning for a single input and would split the cache."""
+        return dataclasses.replace(self.config, mixup_alpha=0.0, recombine_ratio=0.0)
+
     def _key(self, name: str, data: Data, y: np.ndarray, groups: np.ndarray | None) -> str:
         """Content hash of everything the input's ensemble depends on: arrays, labels, groups, settings."""
         h = hashlib.blake2b(digest_size=20)
@@ -80,7 +92,7 @@ class _PerInputModels(FusionStrategy):
             arr = np.ascontiguousarray(arr)
             h.update(f"{arr.dtype}{arr.shape}".encode())
             h.update(arr.tobytes())
-        h.update(json.dumps([self.inputs[name].to_dict(), repr(self.config), self.n_classes,
+        h.update(json.dumps([self.inputs[name].to_dict(), repr(self._input_config()), self.n_classes,
                              self.options.get("inner_folds", 3)], sort_keys=True, default=str).encode())
         return h.hexdigest()
 
@@ -88,7 +100,10 @@ class _PerInputModels(FusionStrategy):
         key = self._key(name, data, y, groups)
         if key in _SHARED:
             _SHARED.move_to_end(key)
+            self.reused_fit_seconds_ += _SHARED[key].seconds
             return _SHARED[key]
+        start = time.perf_counter()
+        base = self._input_config()
         x, mask = data[name]
         rows = np.flatnonzero(mask)
         sub = {name: (x[rows], mask[rows])}
@@ -99,24 +114,27 @@ class _PerInputModels(FusionStrategy):
         if k < 2:  # a single present row: one network, no out-of-fold prediction (treated as missing)
             splits = [(np.arange(len(rows)), np.zeros(0, np.int64))]
         else:
-            splits = inner_splits(ys, None if groups is None else groups[rows], k, self.config.seed)
+            splits = inner_splits(ys, None if groups is None else groups[rows], k, base.seed)
         for i, (tr, va) in enumerate(splits):
-            cfg = TrainConfig(**{**self.config.__dict__, "seed": self.config.seed + 1000 * i})
+            cfg = dataclasses.replace(base, seed=base.seed + 1000 * i)
             net = seeded(cfg.seed, lambda: self._input_net(name))
             train_network(net, {name: (sub[name][0][tr], sub[name][1][tr])}, ys[tr], cfg,
                           augment={name: self.inputs[name].spec.augment})
             if len(va):
                 logits = predict_logits(net, {name: (sub[name][0][va], sub[name][1][va])},
-                                        device=self.config.device)
+                                        device=base.device)
                 oof[rows[va]] = softmax(logits, axis=1)
             nets.append(net)
-        ens = _Ensemble(nets, oof, rows)
+        ens = _Ensemble(nets, oof, rows, seconds=time.perf_counter() - start)
         _SHARED[key] = ens
         while len(_SHARED) > _SHARED_MAX:
             _SHARED.popitem(last=False)
         return ens
 
     def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
+        #: Training seconds of per-input models taken from the shared cache instead of trained in this fit
+        #: (trained by an earlier strategy on the same rows): add it to the fit time for a standalone cost.
+        self.reused_fit_seconds_ = 0.0
         self.prior_ = np.bincount(y, minlength=self.n_classes) / len(y)
         self.state["prior"] = self.prior_.tolist()
         self.models_ = {n: self._fit_input(n, data, y, groups) for n in self._used_inputs() if data[n][1].any()}
@@ -165,12 +183,18 @@ class _PerInputModels(FusionStrategy):
     def _input_weights(self) -> dict[str, float]:
         return {n: 1.0 for n in self.models_}
 
+    def _contribution_weights(self, probs: dict[str, np.ndarray],
+                              masks: dict[str, np.ndarray]) -> dict[str, float | np.ndarray]:
+        """Weight of each input in :meth:`contributions`: a number, or one per row."""
+        return dict(self._input_weights())
+
     def contributions(self, data: Data) -> dict[str, np.ndarray]:
         """Per input: weight x (log-probability of the fused prediction's class - log of its prior), i.e.
-        the evidence the input adds for the predicted class (weight 1 except for ``late:weighted``)."""
+        the evidence the input adds for the predicted class (weight 1 except for ``late:weighted``, whose
+        weights are fitted, and ``late:confidence``, whose weights are per row)."""
         fused = self.predict_proba(data).argmax(1)
         probs, masks = self._per_input(data)
-        w = self._input_weights()
+        w = self._contribution_weights(probs, masks)
         rows = np.arange(len(fused))
         return {n: np.where(masks[n], w[n] * (np.log(probs[n][rows, fused] + _EPS)
                                               - np.log(self.prior_[fused] + _EPS)), 0.0) for n in probs}
@@ -199,9 +223,17 @@ class UnimodalFusion(_PerInputModels):
         return next(iter(probs.values()))
 
 
+#: The combiners of :class:`LateFusion`, and those fitted on out-of-fold predictions.
+LATE_METHODS = ("mean", "weighted", "stacking", "product", "confidence")
+_OOF_METHODS = ("weighted", "stacking", "confidence")
+#: Exponents tried first when fitting ``late:confidence``'s sharpening (then refined around the best).
+_GAMMA_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
 @register_fusion
 class LateFusion(_PerInputModels):
-    """Late fusion of per-input models; ``method`` is ``mean``, ``weighted`` or ``stacking``.
+    """Late fusion of per-input models; ``method`` is one of ``mean``, ``weighted``, ``stacking``,
+    ``product`` or ``confidence``.
 
     - ``mean``: average of the probabilities of the inputs present in a row.
     - ``weighted``: weighted mean of the log-probabilities of the inputs present (a weighted product of
@@ -209,13 +241,23 @@ class LateFusion(_PerInputModels):
       probabilities. The weights' sum also acts as an inverse temperature.
     - ``stacking``: a multinomial logistic regression on the out-of-fold log-probabilities of every input
       (the class prior where an input is missing) and the inputs' presence indicators.
+    - ``product``: product of experts: the unweighted sum of the log-probabilities of the inputs present,
+      renormalised (``weighted`` with every weight 1; nothing is fitted).
+    - ``confidence``: per-row weighted mean of the probabilities of the inputs present, an input's weight on
+      a row being its model's confidence there, ``c ** gamma`` with ``c = 1 - H(p) / log K`` (``H`` the
+      entropy of the input's probability vector ``p``, ``K`` the number of classes: 1 for a one-hot ``p``,
+      0 for a uniform one). The exponent ``gamma`` in [0, 8] is fitted by minimising the log loss of the
+      out-of-fold probabilities (``gamma = 0`` is ``mean``). The per-row weights come from
+      :meth:`_row_weights`, the extension point of quality-aware weighting.
+
+    Rows with no input present get the training class prior, whatever the method.
     """
 
     name = "late"
     argument_name = "method"
 
     def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
-        if self.method != "mean" and int(self.options.get("inner_folds", 3)) < 2:
+        if self.method in _OOF_METHODS and int(self.options.get("inner_folds", 3)) < 2:
             raise ValueError(f"late:{self.method} fits its combiner on out-of-fold predictions: "
                              "it needs inner_folds >= 2")
         return super().fit(data, y, groups)
@@ -237,6 +279,77 @@ class LateFusion(_PerInputModels):
         logits = np.where(none[:, None], np.log(self.prior_ + _EPS), logits)
         return softmax(logits, axis=1)
 
+    # ------------------------------------------------------------------------- per-row weights (confidence)
+    @staticmethod
+    def confidence(p: np.ndarray) -> np.ndarray:
+        """``1 - H(p) / log K`` per row of ``p`` (N, K): 1 for a one-hot row, 0 for a uniform one."""
+        k = p.shape[1]
+        if k < 2:
+            return np.ones(len(p))
+        q = np.clip(p, 0.0, 1.0)
+        entropy = -np.sum(np.where(q > 0, q * np.log(np.maximum(q, 1e-300)), 0.0), axis=1)
+        return np.clip(1.0 - entropy / np.log(k), 0.0, 1.0)
+
+    def _confidence_weights(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray],
+                            gamma: float) -> np.ndarray:
+        """(N, M) weights ``confidence ** gamma`` of the inputs present, 0 where missing."""
+        return np.stack([np.where(masks[n], self.confidence(probs[n]) ** gamma, 0.0) for n in probs], axis=1)
+
+    def _row_weights(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> np.ndarray:
+        """Per-row weights of the inputs for ``late:confidence``: an (N, M) array, columns in ``probs``'
+        order, non-negative; where an input is missing its weight is ignored (treated as 0).
+
+        ``probs`` are the per-input probabilities (N, K) and ``masks`` their presence (N,), as returned by
+        :meth:`_per_input`. Here the weight is the input model's confidence on the row, sharpened by the
+        fitted exponent (``state["gamma"]``).
+
+        Extension point: a quality-aware variant (per-row weights from a modality quality score, say the
+        signal-to-noise ratio of an audio clip or the sharpness of an image, alone or times the
+        confidence) overrides this method, and :meth:`_fit_row_weights` when it has parameters to fit on
+        the out-of-fold probabilities. Everything else is inherited: the weighted mean
+        (:meth:`_combine_rows`), the prior for rows with no input present, the plain mean for rows where
+        every present input has weight 0, the per-row contributions in ``explain`` and saving (put
+        fitted parameters in ``self.state``). Weights need not sum to 1 per row.
+        """
+        return self._confidence_weights(probs, masks, float(self.state.get("gamma", 1.0)))
+
+    def _fit_row_weights(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray],
+                         y: np.ndarray) -> None:
+        """Fit the parameters of :meth:`_row_weights` on out-of-fold probabilities: here the exponent
+        ``gamma`` >= 0 minimising the log loss (a grid over [0, 8], refined around its best point; the
+        smallest gamma wins ties, so it falls back to the plain mean when confidence does not help)."""
+        rows = np.arange(len(y))
+
+        def loss(gamma: float) -> float:
+            p = self._combine_rows(probs, masks, self._confidence_weights(probs, masks, gamma))
+            return float(-np.mean(np.log(p[rows, y] + _EPS)))
+
+        grid = np.asarray(_GAMMA_GRID)
+        losses = np.array([loss(g) for g in grid])
+        i = int(np.flatnonzero(losses <= losses.min() + 1e-9)[0])  # the smallest of the (near-)best
+        best, best_loss = float(grid[i]), float(losses[i])
+        lo, hi = float(grid[max(i - 1, 0)]), float(grid[min(i + 1, len(grid) - 1)])
+        if hi > lo:
+            res = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-3})
+            if res.fun < best_loss - 1e-9:
+                best = float(res.x)
+        self.state["gamma"] = best
+
+    def _effective_row_weights(self, masks: dict[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
+        """``weights`` with missing inputs at 0, and 1 for every present input on rows where they are all 0."""
+        present = np.stack([masks[n] for n in masks], axis=1)
+        W = np.where(present, np.maximum(np.asarray(weights, dtype=np.float64), 0.0), 0.0)
+        return np.where(W.sum(1, keepdims=True) > 0, W, present.astype(np.float64))
+
+    def _combine_rows(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray],
+                      weights: np.ndarray) -> np.ndarray:
+        """Per-row weighted mean of the present inputs' probabilities; the prior where none is present."""
+        W = self._effective_row_weights(masks, weights)
+        total = W.sum(1, keepdims=True)
+        P = np.einsum("nm,nmk->nk", W, np.stack([probs[n] for n in probs], axis=1))
+        return np.where(total > 0, P / np.where(total > 0, total, 1.0), self.prior_)
+
+    # ---------------------------------------------------------------------------------------------- stacking
     def _stack_features(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> np.ndarray:
         names = list(probs)
         logp = [np.log(np.where(masks[n][:, None], probs[n], self.prior_) + _EPS) for n in names]
@@ -246,6 +359,8 @@ class LateFusion(_PerInputModels):
         names = list(self.models_)
         masks = {n: ~np.isnan(self.models_[n].oof[:, 0]) for n in names}
         probs = {n: np.where(masks[n][:, None], np.nan_to_num(self.models_[n].oof), self.prior_) for n in names}
+        if not names:
+            return
 
         def loss(theta: np.ndarray) -> float:
             p = self._combine_log_linear(probs, masks, np.exp(theta))
@@ -264,6 +379,8 @@ class LateFusion(_PerInputModels):
         else:
             coef[present], intercept[present] = meta.coef_, meta.intercept_
         self.state["stacking"] = {"coef": coef.tolist(), "intercept": intercept.tolist()}
+        if self.method == "confidence":
+            self._fit_row_weights(probs, masks, y)
 
     def _restore_combiner(self) -> None:
         pass
@@ -271,20 +388,40 @@ class LateFusion(_PerInputModels):
     @property
     def method(self) -> str:
         m = self.options.get("method", "weighted")
-        if m not in ("mean", "weighted", "stacking"):
-            raise ValueError(f"late fusion: unknown method {m!r}; use mean, weighted or stacking")
+        if m not in LATE_METHODS:
+            raise ValueError(f"late fusion: unknown method {m!r}; use {', '.join(LATE_METHODS[:-1])} "
+                             f"or {LATE_METHODS[-1]}")
         return m
 
     def predict_proba(self, data: Data) -> np.ndarray:
         probs, masks = self._per_input(data)
         names = list(probs)
-        if self.method == "mean":
+        if not names:  # no input had a training row: the prior
+            return np.tile(self.prior_, (len(next(iter(data.values()))[1]), 1))
+        method = self.method
+        if method == "mean":
             return self._combine_weighted(probs, masks, np.ones(len(names)))
-        if self.method == "weighted":
+        if method == "weighted":
             return self._combine_log_linear(probs, masks, np.array([self.state["weights"][n] for n in names]))
+        if method == "product":
+            return self._combine_log_linear(probs, masks, np.ones(len(names)))
+        if method == "confidence":
+            return self._combine_rows(probs, masks, self._row_weights(probs, masks))
         st = self.state["stacking"]
         logits = self._stack_features(probs, masks) @ np.asarray(st["coef"]).T + np.asarray(st["intercept"])
         return softmax(logits, axis=1)
 
     def _input_weights(self) -> dict[str, float]:
         return dict(self.state["weights"]) if self.method == "weighted" else super()._input_weights()
+
+    def _contribution_weights(self, probs: dict[str, np.ndarray],
+                              masks: dict[str, np.ndarray]) -> dict[str, float | np.ndarray]:
+        """For ``confidence``, an input's per-row weight rescaled so the present inputs' weights average 1
+        on each row (as in ``mean``, and independent of the weights' scale); the fixed weights otherwise."""
+        if self.method != "confidence" or not probs:
+            return super()._contribution_weights(probs, masks)
+        W = self._effective_row_weights(masks, self._row_weights(probs, masks))
+        n_present = np.stack([masks[n] for n in probs], axis=1).sum(1)
+        total = W.sum(1)
+        scale = np.where(total > 0, n_present / np.where(total > 0, total, 1.0), 0.0)
+        return {n: W[:, i] * scale for i, n in enumerate(probs)}

@@ -1,0 +1,636 @@
+"""A shared representation space: per-input projection heads aligned by a contrastive loss, and CCA.
+
+``shared`` trains every input's encoder and a small projection head into one L2-normalised space, with
+a classification loss on the pooled embedding of the inputs present in a row plus a symmetric InfoNCE
+(CLIP-style) loss that pulls the embeddings of one row's inputs together and pushes other rows' apart. The
+same space gives cross-modal retrieval (:meth:`SharedFusion.retrieve`, :func:`retrieval_recall`) and
+imputes a missing input's embedding from the others (:meth:`SharedFusion.impute`).
+
+``cca`` is the linear baseline: PCA per input, canonical correlation analysis between inputs, logistic
+regression on the canonical variates. Its transform is plain numpy on arrays saved with the model, so a
+saved model loads without pickle.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.special import softmax
+from torch import nn
+
+from modalfuse._errors import ModalfuseError, SchemaError
+from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
+from modalfuse.fusion._early import NeuralFusion
+from modalfuse.fusion._train import FusionNet, seeded, train_network
+
+__all__ = ["CCAFusion", "SharedFusion", "SharedSpaceNet", "info_nce", "retrieval_recall"]
+
+#: Initial CLIP logit scale (inverse temperature 1/0.07) and its ceiling.
+_INIT_LOGIT_SCALE = 1 / 0.07
+_MAX_LOGIT_SCALE = 100.0
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | float = _INIT_LOGIT_SCALE,
+             ) -> torch.Tensor:
+    """Symmetric InfoNCE (the CLIP loss) between paired embeddings.
+
+    Row ``i`` of ``a`` and row ``i`` of ``b`` are a positive pair; every other row of the batch is a
+    negative. The loss is the mean of the cross-entropy of ``a -> b`` and of ``b -> a`` over the scaled
+    cosine-similarity matrix.
+
+    Parameters
+    ----------
+    a, b : torch.Tensor of shape (n, dim)
+        Embeddings of the same ``n`` rows from two inputs; normalised here, so any scale is accepted.
+    logit_scale : float or torch.Tensor
+        Inverse temperature multiplying the cosine similarities.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar; symmetric in ``a`` and ``b``.
+    """
+    a = F.normalize(a, dim=1)
+    b = F.normalize(b, dim=1)
+    logits = logit_scale * (a @ b.T)
+    target = torch.arange(len(a), device=a.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+class SharedSpaceNet(FusionNet):
+    """Encoders, per-input projection heads into one normalised space, and a classifier on the pooled embedding.
+
+    For each input, ``encoder -> Linear -> ReLU -> Linear -> L2 normalisation`` gives a ``shared_dim``
+    embedding. A row's pooled embedding is the mean of the embeddings of its present inputs, normalised
+    again; the logits are a linear classifier on it, scaled by a learned temperature. A row with no input
+    present gets a zero pooled embedding, so its logits are the classifier's bias.
+
+    Parameters
+    ----------
+    encoders : mapping of str to nn.Module
+        One encoder per input, each with a ``dim`` attribute (its embedding width).
+    n_classes : int
+        Number of classes.
+    shared_dim : int, default=64
+        Width of the shared space.
+    hidden : int, default=128
+        Hidden width of the projection heads (0: a single linear layer).
+    contrastive_weight : float, default=1.0
+        Weight of the InfoNCE term in :meth:`training_loss`.
+    """
+
+    def __init__(self, encoders: Mapping[str, nn.Module], n_classes: int, *, shared_dim: int = 64,
+                 hidden: int = 128, contrastive_weight: float = 1.0) -> None:
+        super().__init__(encoders, n_classes, head=nn.Linear(shared_dim, n_classes), aux_heads=False)
+        self.shared_dim = shared_dim
+        self.contrastive_weight = float(contrastive_weight)
+
+        def projection(dim: int) -> nn.Module:
+            if hidden:
+                return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, shared_dim))
+            return nn.Linear(dim, shared_dim)
+
+        self.projections = nn.ModuleDict({n: projection(e.dim) for n, e in self.encoders.items()})
+        self.class_log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(_INIT_LOGIT_SCALE)))
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        """The contrastive inverse temperature, ``exp(log_logit_scale)`` clamped at 100."""
+        return self.log_logit_scale.exp().clamp(max=_MAX_LOGIT_SCALE)
+
+    def project(self, embeddings: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each input's normalised shared embedding (N, shared_dim) from its encoder embedding."""
+        return {n: F.normalize(self.projections[n](e), dim=1) for n, e in embeddings.items()}
+
+    def pool(self, shared: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The normalised mean of the shared embeddings of the inputs present in each row (zeros if none)."""
+        names = list(shared)
+        w = torch.stack([masks[n].float() for n in names], dim=1)  # (N, M)
+        z = torch.stack([shared[n] for n in names], dim=1)  # (N, M, D)
+        mean = (z * w.unsqueeze(2)).sum(1) / w.sum(1, keepdim=True).clamp_min(1.0)
+        return F.normalize(mean, dim=1)
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled embeddings: a linear classifier with a learned temperature."""
+        return self.head(pooled * self.class_log_scale.exp())
+
+    def fuse(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Logits from the encoders' embeddings: project, pool the present inputs, classify."""
+        return self.classify(self.pool(self.project(embeddings), masks))
+
+    def contrastive_loss(self, shared: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor],
+                         ) -> torch.Tensor:
+        """Mean symmetric InfoNCE over every pair of inputs, each on the rows where both are present.
+
+        A pair with fewer than two such rows is skipped (a single row has no negative); with no usable
+        pair the loss is 0.
+        """
+        terms = []
+        for a, b in itertools.combinations(list(shared), 2):
+            both = masks[a] & masks[b]
+            if int(both.sum()) >= 2:
+                terms.append(info_nce(shared[a][both], shared[b][both], self.logit_scale))
+        if not terms:
+            return self.log_logit_scale.new_zeros(())
+        return torch.stack(terms).mean()
+
+    def training_loss(self, xs: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor],
+                      train_masks: Mapping[str, torch.Tensor], y: torch.Tensor,
+                      loss_fn: nn.Module, *, mixup: tuple[float, torch.Tensor] | None = None) -> torch.Tensor:
+        """Classification loss of the pooled embedding plus ``contrastive_weight`` x InfoNCE.
+
+        Parameters
+        ----------
+        xs, masks : dict of Tensor
+            The batch's arrays and real presence masks, per input; the contrastive term uses ``masks``
+            (an input hidden by modality dropout still has its true pair).
+        train_masks : dict of Tensor
+            The masks the classifier sees (``masks`` after modality dropout).
+        y : Tensor of shape (N,)
+            Integer labels.
+        loss_fn : nn.Module
+            ``loss_fn(logits, y)``.
+        mixup : (float, Tensor), optional
+            Mixup weight ``lam`` and row permutation ``perm``: the classifier sees the pooled embeddings
+            interpolated between each row and row ``perm[i]`` (normalised again), with loss
+            ``lam * loss(y) + (1 - lam) * loss(y[perm])``; the contrastive term sees the rows unmixed.
+        """
+        shared = self.project(self.encode(xs))
+        pooled = self.pool(shared, train_masks)
+        if mixup is None:
+            loss = loss_fn(self.classify(pooled), y)
+        else:
+            lam, perm = mixup
+            logits = self.classify(F.normalize(lam * pooled + (1.0 - lam) * pooled[perm], dim=1))
+            loss = lam * loss_fn(logits, y) + (1.0 - lam) * loss_fn(logits, y[perm])
+        if self.contrastive_weight > 0 and len(shared) > 1:
+            loss = loss + self.contrastive_weight * self.contrastive_loss(shared, masks)
+        return loss
+
+
+def _top_k(query: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine similarities of the ``k`` nearest gallery rows per query row.
+
+    Rows holding NaN are missing: a missing query row gets -1 / NaN, a missing gallery row is never
+    returned; with fewer than ``k`` usable gallery rows the tail is -1 / NaN. Ties keep gallery order.
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    idx = np.full((len(query), k), -1, dtype=np.int64)
+    scores = np.full((len(query), k), np.nan)
+    q_ok = np.flatnonzero(~np.isnan(query).any(axis=1))
+    g_ok = np.flatnonzero(~np.isnan(gallery).any(axis=1))
+    kk = min(k, len(g_ok))
+    if kk == 0 or len(q_ok) == 0:
+        return idx, scores
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float64)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    sims = unit(query[q_ok]) @ unit(gallery[g_ok]).T
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :kk]
+    idx[q_ok, :kk] = g_ok[order]
+    scores[q_ok, :kk] = np.take_along_axis(sims, order, axis=1)
+    return idx, scores
+
+
+def _check_input(strategy: FusionStrategy, name: str) -> None:
+    if name not in strategy.inputs:
+        raise SchemaError(f"unknown input {name!r}; the model's inputs are {list(strategy.inputs)}")
+
+
+@register_fusion
+class SharedFusion(NeuralFusion):
+    """Shared representation space: projection heads aligned by InfoNCE, classified on the pooled embedding.
+
+    Every input gets its encoder and a projection head (Linear -> ReLU -> Linear) into one L2-normalised
+    space of width ``shared_dim``. Training minimises the classification loss of the pooled embedding
+    (normalised mean of the embeddings of the inputs present; modality dropout hides inputs here) plus
+    ``contrastive_weight`` x the symmetric InfoNCE loss averaged over every pair of inputs, on the rows
+    where both inputs are really present (learnable logit scale, initially 1/0.07, at most 100).
+
+    Missing inputs: a missing input's embedding is imputed as the normalised mean of the present inputs'
+    embeddings (:meth:`impute`; the contrastive loss aligns them). Classifying a row from the pooled
+    embedding of its present inputs is exactly classifying it with the missing inputs imputed: the mean
+    over all inputs then points in the same direction, and the pooled embedding is normalised.
+
+    Generation of training rows applies as for the other neural strategies: with ``mixup_alpha`` the
+    classifier is trained on mixed pooled embeddings (the contrastive term on the rows as they are); with
+    ``recombine_ratio``, a recombined row's inputs come from different rows of one class, so the
+    contrastive term then aligns same-class rather than same-row pairs for those rows.
+
+    Options: ``shared_dim`` (default 64), ``contrastive_weight`` (default 1.0; ``"shared:0"`` trains the
+    task loss only, an ablation), ``hidden`` (projection width, default 128). Cross-modal retrieval:
+    :meth:`retrieve` and :func:`retrieval_recall`.
+    """
+
+    name = "shared"
+    argument_name: ClassVar[str | None] = "contrastive_weight"
+
+    @property
+    def shared_dim(self) -> int:
+        """Width of the shared space."""
+        return int(self.options.get("shared_dim", 64))
+
+    @property
+    def contrastive_weight(self) -> float:
+        """Weight of the InfoNCE term (``"shared:W"`` sets it)."""
+        raw = self.options.get("contrastive_weight", 1.0)
+        try:
+            weight = float(raw)
+        except (TypeError, ValueError):
+            weight = float("nan")
+        if not weight >= 0:
+            raise ValueError(f"shared: contrastive_weight must be a number >= 0, got {raw!r}")
+        return weight
+
+    def _net(self) -> FusionNet:
+        weight = self.contrastive_weight
+
+        def build() -> FusionNet:
+            encoders = {n: info.build() for n, info in self.inputs.items()}
+            return SharedSpaceNet(encoders, self.n_classes, shared_dim=self.shared_dim,
+                                  hidden=int(self.options.get("hidden", 128)), contrastive_weight=weight)
+
+        return seeded(self.config.seed, build)
+
+    def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
+        """Train encoders, projection heads and classifier end to end (see the class docstring)."""
+        self.net_ = train_network(self._net(), data, y, self.config,
+                                  augment={n: info.spec.augment for n, info in self.inputs.items()})
+        return self
+
+    @torch.no_grad()
+    def embed(self, data: Data, inputs: Sequence[str] | None = None, *,
+              batch_size: int = 256) -> dict[str, np.ndarray]:
+        """Each input's normalised shared embedding.
+
+        Parameters
+        ----------
+        data : mapping of str to (X, mask)
+            Preprocessed inputs, as given to ``predict_proba``.
+        inputs : sequence of str, optional
+            The inputs to embed (default: all).
+
+        Returns
+        -------
+        dict of str to ndarray of shape (N, shared_dim)
+            NaN in the rows where the input is missing.
+        """
+        net = self.net_.to(self.config.device).eval()
+        out = {}
+        for name in (list(self.inputs) if inputs is None else inputs):
+            _check_input(self, name)
+            x, mask = data[name]
+            z = np.full((len(mask), self.shared_dim), np.nan, dtype=np.float32)
+            rows = np.flatnonzero(mask)
+            for s in range(0, len(rows), batch_size):
+                r = rows[s:s + batch_size]
+                xt = torch.from_numpy(np.ascontiguousarray(x[r])).to(self.config.device)
+                z[r] = net.project({name: net.encoders[name](xt)})[name].cpu().numpy()
+            out[name] = z
+        return out
+
+    def impute(self, data: Data) -> dict[str, np.ndarray]:
+        """Every input's shared embedding, a missing one imputed from the inputs present in the row.
+
+        A missing input's embedding is the normalised mean of the present inputs' embeddings. Rows with no
+        input present stay NaN.
+
+        Returns
+        -------
+        dict of str to ndarray of shape (N, shared_dim)
+        """
+        z = self.embed(data)
+        stack = np.stack([z[n] for n in self.inputs], axis=1)  # (N, M, D)
+        present = ~np.isnan(stack).any(axis=2)
+        count = present.sum(1, keepdims=True)
+        mean = np.where(present[:, :, None], stack, 0.0).sum(1) / np.maximum(count, 1)
+        norm = np.linalg.norm(mean, axis=1, keepdims=True)
+        filler = np.where(count > 0, mean / np.maximum(norm, 1e-12), np.nan).astype(np.float32)
+        return {n: np.where(np.isnan(z[n]).any(1, keepdims=True), filler, z[n]) for n in self.inputs}
+
+    def retrieve(self, query_data: Data, gallery_data: Data, *, from_input: str, to_input: str,
+                 k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Cross-modal retrieval by cosine similarity in the shared space.
+
+        Parameters
+        ----------
+        query_data, gallery_data : mapping of str to (X, mask)
+            Preprocessed inputs of the query rows and of the rows searched.
+        from_input : str
+            The query rows' input that is embedded.
+        to_input : str
+            The gallery rows' input that is searched (may equal ``from_input``).
+        k : int, default=5
+
+        Returns
+        -------
+        indices : ndarray of int64, shape (n_query, k)
+            Gallery positions, best first. Gallery rows missing ``to_input`` are never returned; a query
+            missing ``from_input`` (or ranks beyond the usable gallery rows) get -1.
+        scores : ndarray of float, shape (n_query, k)
+            Cosine similarities; NaN where the index is -1.
+        """
+        _check_input(self, from_input)
+        _check_input(self, to_input)
+        query = self.embed(query_data, [from_input])[from_input]
+        gallery = self.embed(gallery_data, [to_input])[to_input]
+        return _top_k(query, gallery, k)
+
+
+def retrieval_recall(clf: Any, table: Any, *, from_modality: str, to_modality: str,
+                     ks: Sequence[int] = (1, 5, 10), same_row: bool = True) -> dict[str, float]:
+    """Recall@k of cross-modal retrieval on a labelled table, the gallery being the table itself.
+
+    For each row with ``from_modality`` present, the ``k`` rows whose ``to_modality`` is nearest are
+    retrieved. A *label hit* is a retrieved row with the query's label among the first ``k``; a *row hit*
+    is the query's own row (its true pair) among them.
+
+    Parameters
+    ----------
+    clf : MultimodalClassifier
+        Fitted with a strategy that has a ``retrieve`` method (``shared`` or ``cca``).
+    table : MultimodalTable
+        Labelled rows: queries and gallery.
+    from_modality, to_modality : str
+        Input names of the queries and of the gallery.
+    ks : sequence of int, default=(1, 5, 10)
+    same_row : bool, default=True
+        Whether a query's own row may be retrieved. With ``False`` it is left out of its results (for
+        ``from_modality == to_modality``, or to measure label hits without the true pair); row recall is
+        then not reported.
+
+    Returns
+    -------
+    dict of str to float
+        ``recall@K_label`` and (with ``same_row``) ``recall@K_row`` per ``K``; ``chance@1_label``, the
+        label recall@1 of a random gallery row (sum over classes of the query share times the gallery
+        share: the sum of squared class shares when they agree); ``n_queries``; ``n_gallery``.
+        Label recall counts the queries with ``from_modality`` present; row recall those whose own row
+        also has ``to_modality``.
+    """
+    if getattr(table, "y", None) is None:
+        raise SchemaError("retrieval_recall needs labels: read the table with label=...")
+    clf._check_fitted()
+    retrieve = getattr(clf.fusion_, "retrieve", None)
+    if retrieve is None:
+        raise ModalfuseError(f"fusion {clf.fusion!r} has no shared space to retrieve from")
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise ValueError(f"ks must be positive integers, got {ks}")
+    data = clf._transform(clf._table_for_predict(table))
+    _check_input(clf.fusion_, from_modality)
+    _check_input(clf.fusion_, to_modality)
+    q_mask = np.asarray(data[from_modality][1], bool)
+    g_mask = np.asarray(data[to_modality][1], bool)
+    extra = 0 if same_row else 1
+    idx, _ = retrieve(data, data, from_input=from_modality, to_input=to_modality, k=ks[-1] + extra)
+    if not same_row:  # drop each query's own row, keep the first k of the others
+        rows = np.arange(len(idx))[:, None]
+        keep = idx != rows
+        idx = np.stack([r[kp][:ks[-1]] for r, kp in zip(idx, keep, strict=True)]) if len(idx) else idx[:, :-1]
+    y = np.asarray(table.y)
+    queries = np.flatnonzero(q_mask)
+    labels_hit = (idx[queries] >= 0) & (y[np.maximum(idx[queries], 0)] == y[queries, None])
+    own_row = queries[g_mask[queries]]
+    rows_hit = idx[own_row] == own_row[:, None]
+    out: dict[str, float] = {}
+    for k in ks:
+        out[f"recall@{k}_label"] = float(labels_hit[:, :k].any(1).mean()) if len(queries) else float("nan")
+        if same_row:
+            out[f"recall@{k}_row"] = float(rows_hit[:, :k].any(1).mean()) if len(own_row) else float("nan")
+    classes = np.unique(y)
+    q_share = np.array([np.mean(y[queries] == c) if len(queries) else 0.0 for c in classes])
+    g_share = np.array([np.mean(y[g_mask] == c) if g_mask.any() else 0.0 for c in classes])
+    out["chance@1_label"] = float(q_share @ g_share)
+    out["n_queries"] = float(len(queries))
+    out["n_gallery"] = float(g_mask.sum())
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- CCA
+def _svd_flip(vt: np.ndarray) -> np.ndarray:
+    """Make each component's largest-magnitude entry positive, so PCA is deterministic."""
+    signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
+    signs[signs == 0] = 1.0
+    return vt * signs[:, None]
+
+
+def _principal_axes(z: np.ndarray, dims: int) -> np.ndarray:
+    """The first ``dims`` principal axes (dims, D) of centred rows ``z``, sign-fixed.
+
+    Computed by an eigendecomposition of the smaller of ``z z^T`` and ``z^T z`` (LAPACK's SVD of a wide
+    matrix can be very slow when BLAS threads compete with torch's). Axes of (numerically) zero variance
+    are dropped; with none left (a single row, constant columns) the first unit vector is used.
+    """
+    if len(z) < z.shape[1]:
+        w, u = np.linalg.eigh(z @ z.T)
+        w, u = w[::-1], u[:, ::-1]
+        s = np.sqrt(np.clip(w, 0.0, None))
+        keep = s > 1e-8 * max(float(s[0]) if len(s) else 0.0, 1e-300)
+        axes = (z.T @ u[:, keep] / s[keep]).T
+    else:
+        w, v = np.linalg.eigh(z.T @ z)
+        w, v = w[::-1], v[:, ::-1]
+        keep = w > 1e-16 * max(float(w[0]), 1e-300)
+        axes = v[:, keep].T
+    if not len(axes):
+        axes = np.eye(z.shape[1])[:1]
+    return _svd_flip(axes[:dims])
+
+
+def _safe_std(x: np.ndarray, ddof: int = 0) -> np.ndarray:
+    std = x.std(axis=0, ddof=ddof) if len(x) > ddof else np.ones(x.shape[1:])
+    return np.where(std > 1e-12, std, 1.0)
+
+
+@register_fusion
+class CCAFusion(FusionStrategy):
+    """Linear baseline of the shared space: PCA per input, CCA between inputs, logistic regression.
+
+    Per input, the preprocessed array is flattened (token-id inputs become bag-of-words counts instead,
+    ids being arbitrary numbers), standardised and reduced by PCA to at most ``pca_dims`` (default 32)
+    dimensions, all fitted on the training rows where the input is present. The *anchor* is the input
+    present in most training rows; for each other input, a CCA (``n_components = min(cca_dims, dims)``,
+    ``cca_dims`` default 8) is fitted between the anchor's and that input's PCA scores on the training
+    rows where both are present (an input sharing fewer than 3 such rows is left out). A row's features
+    are, per pair, the canonical variates of both inputs (each standardised on the training rows), a
+    missing input's variates imputed by its partner's (they are maximally correlated by construction) and
+    zeros when both are missing, plus the inputs' presence indicators; a ``LogisticRegression(max_iter=2000)``
+    classifies them.
+
+    With one input (or no usable pair), CCA degenerates: the model is PCA + logistic regression on that
+    input's standardised scores (rows missing it get zero features, i.e. the intercept).
+
+    The transform is numpy over arrays saved with the model (means, scales, PCA components, CCA rotations,
+    coefficients), so saving and loading needs no pickle. :meth:`retrieve` ranks by cosine similarity of
+    standardised canonical variates, for the anchor and a partner.
+    """
+
+    name = "cca"
+
+    @property
+    def _pca_dims(self) -> int:
+        return int(self.options.get("pca_dims", 32))
+
+    @property
+    def _cca_dims(self) -> int:
+        return int(self.options.get("cca_dims", 8))
+
+    # -------------------------------------------------------------------------------- features
+    def _flatten(self, name: str, x: np.ndarray) -> np.ndarray:
+        info = self.inputs[name]
+        x = np.asarray(x)
+        if info.vocab_size is not None and np.issubdtype(x.dtype, np.integer):
+            counts = np.zeros((len(x), info.vocab_size), dtype=np.float64)
+            rows = np.repeat(np.arange(len(x)), x.shape[1] if x.ndim > 1 else 1)
+            ids = x.reshape(-1)
+            ok = (ids > 0) & (ids < info.vocab_size)  # id 0 is padding
+            np.add.at(counts, (rows[ok], ids[ok]), 1.0)
+            return counts
+        return x.reshape(len(x), -1).astype(np.float64)
+
+    def pca_scores(self, data: Data, name: str) -> np.ndarray:
+        """The input's PCA scores (N, dims): NaN where it is missing."""
+        x, mask = data[name]
+        a = self.arrays_
+        z = (self._flatten(name, x) - a[f"pca.{name}.mean"]) / a[f"pca.{name}.scale"]
+        scores = z @ a[f"pca.{name}.components"].T
+        scores[~np.asarray(mask, bool)] = np.nan
+        return scores
+
+    def canonical_variates(self, data: Data, partner: str, *, standardize: bool = True,
+                           ) -> tuple[np.ndarray, np.ndarray]:
+        """The anchor's and ``partner``'s canonical variates of their CCA, (N, n_components) each.
+
+        With ``standardize=False`` these are exactly scikit-learn's ``CCA.transform(X, Y)`` of the PCA
+        scores; with ``True`` (the classifier's features) each variate is divided by its training std.
+        NaN where the input is missing.
+        """
+        a = self.arrays_
+        anchor = self.state["anchor"]
+        out = []
+        for side, name in (("x", anchor), ("y", partner)):
+            p = self.pca_scores(data, name)
+            v = ((p - a[f"cca.{partner}.{side}_mean"]) / a[f"cca.{partner}.{side}_std"]) @ a[
+                f"cca.{partner}.{side}_rotations"]
+            if standardize:
+                v = v / a[f"cca.{partner}.{side}_scale"]
+            out.append(v)
+        return out[0], out[1]
+
+    def _features(self, data: Data) -> np.ndarray:
+        names = list(self.inputs)
+        n = len(next(iter(data.values()))[1])
+        anchor = self.state["anchor"]
+        parts = []
+        if self.state["pairs"]:
+            for partner in self.state["pairs"]:
+                u, v = self.canonical_variates(data, partner)
+                u_miss, v_miss = np.isnan(u).any(1), np.isnan(v).any(1)
+                u = np.where(u_miss[:, None], v, u)
+                v = np.where(v_miss[:, None], u, v)
+                parts += [np.nan_to_num(u, nan=0.0), np.nan_to_num(v, nan=0.0)]
+        else:
+            p = self.pca_scores(data, anchor) / self.arrays_[f"pca.{anchor}.score_scale"]
+            parts.append(np.nan_to_num(p, nan=0.0))
+        if len(names) > 1:
+            parts.append(np.stack([np.asarray(data[m][1], float) if m in data else np.zeros(n)
+                                   for m in names], axis=1))
+        return np.concatenate(parts, axis=1)
+
+    # ------------------------------------------------------------------------------------- fit
+    def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
+        """Fit PCA per input, CCA per (anchor, partner) pair and the logistic regression."""
+        from sklearn.cross_decomposition import CCA
+        from sklearn.linear_model import LogisticRegression
+
+        names = list(self.inputs)
+        masks = {n: np.asarray(data[n][1], bool) for n in names}
+        self.arrays_: dict[str, np.ndarray] = {}
+        for n in names:
+            flat = self._flatten(n, data[n][0])[masks[n]]
+            mean = flat.mean(0) if len(flat) else np.zeros(flat.shape[1])
+            scale = _safe_std(flat)
+            z = (flat - mean) / scale
+            comps = _principal_axes(z, max(1, min(self._pca_dims, len(z) - 1, z.shape[1])))
+            self.arrays_.update({f"pca.{n}.mean": mean, f"pca.{n}.scale": scale, f"pca.{n}.components": comps})
+            self.arrays_[f"pca.{n}.score_scale"] = _safe_std(z @ comps.T)
+        anchor = max(names, key=lambda n: (int(masks[n].sum()), -names.index(n)))
+        self.state.update({"anchor": anchor, "pairs": [], "n_components": {}})
+        self.sklearn_cca_: dict[str, Any] = {}  # fit-time only (for checks); never saved
+        for partner in (n for n in names if n != anchor):
+            both = masks[anchor] & masks[partner]
+            if both.sum() < 3:
+                continue
+            pa = self.pca_scores(data, anchor)[both]
+            po = self.pca_scores(data, partner)[both]
+            n_comp = min(self._cca_dims, pa.shape[1], po.shape[1], int(both.sum()) - 1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # NIPALS convergence notes on tiny or collinear data
+                cca = CCA(n_components=n_comp, max_iter=1000).fit(pa, po)
+            self.sklearn_cca_[partner] = cca
+            for side, mean, std, rot in (("x", cca._x_mean, cca._x_std, cca.x_rotations_),
+                                         ("y", cca._y_mean, cca._y_std, cca.y_rotations_)):
+                self.arrays_[f"cca.{partner}.{side}_mean"] = np.asarray(mean, np.float64)
+                self.arrays_[f"cca.{partner}.{side}_std"] = np.asarray(std, np.float64)
+                self.arrays_[f"cca.{partner}.{side}_rotations"] = np.asarray(rot, np.float64)
+            self.state["pairs"].append(partner)
+            self.state["n_components"][partner] = n_comp
+            u, v = self.canonical_variates(data, partner, standardize=False)
+            self.arrays_[f"cca.{partner}.x_scale"] = _safe_std(u[both])
+            self.arrays_[f"cca.{partner}.y_scale"] = _safe_std(v[both])
+        feats = self._features(data)
+        meta = LogisticRegression(max_iter=2000).fit(feats, y)
+        coef = np.zeros((self.n_classes, feats.shape[1]))
+        intercept = np.full(self.n_classes, -1e3)
+        present = meta.classes_.astype(int)
+        if len(present) == 2:  # binary: sklearn's single row is class 1's log-odds against class 0
+            coef[present[1]], intercept[present[1]], intercept[present[0]] = meta.coef_[0], meta.intercept_[0], 0.0
+        else:
+            coef[present], intercept[present] = meta.coef_, meta.intercept_
+        self.arrays_["logistic.coef"] = coef
+        self.arrays_["logistic.intercept"] = intercept
+        return self
+
+    def predict_proba(self, data: Data) -> np.ndarray:
+        a = self.arrays_
+        return softmax(self._features(data) @ a["logistic.coef"].T + a["logistic.intercept"], axis=1)
+
+    def retrieve(self, query_data: Data, gallery_data: Data, *, from_input: str, to_input: str,
+                 k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Retrieval by cosine similarity of standardised canonical variates (see :meth:`SharedFusion.retrieve`).
+
+        Only the anchor and one of its partners (either direction, or one of them with itself) share
+        a canonical space; other pairs raise :class:`~modalfuse.ModalfuseError`.
+        """
+        _check_input(self, from_input)
+        _check_input(self, to_input)
+        anchor, pairs = self.state["anchor"], self.state["pairs"]
+        partner = next((p for p in pairs if {from_input, to_input} <= {anchor, p}), None)
+        if partner is None:
+            raise ModalfuseError(f"cca: no canonical space holds both {from_input!r} and {to_input!r}; "
+                                 f"the anchor {anchor!r} is paired with {pairs}")
+
+        def side(data: Data, name: str) -> np.ndarray:
+            u, v = self.canonical_variates(data, partner)
+            return u if name == anchor else v
+
+        return _top_k(side(query_data, from_input), side(gallery_data, to_input), k)
+
+    # --------------------------------------------------------------------------------- persistence
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)) for k, v in self.arrays_.items()}
+
+    def load_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        self.arrays_ = {k: v.detach().cpu().numpy().astype(np.float64) for k, v in tensors.items()}
