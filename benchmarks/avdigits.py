@@ -77,6 +77,21 @@ def sklearn_reference(table: mf.MultimodalTable, splits: list) -> dict:
                 "fit_seconds": seconds[n]} for n in names}
 
 
+def retrieval_metrics(name: str, clf: mf.MultimodalClassifier, test: mf.MultimodalTable) -> dict | None:
+    """Audio -> image retrieval on the held-out speaker, for strategies with a shared space."""
+    if not hasattr(clf.fusion_, "retrieve"):
+        return None
+    from modalfuse.fusion import retrieval_recall
+
+    r = retrieval_recall(clf, test, from_modality="audio", to_modality="image", ks=(1, 5, 10))
+    return {f"retrieval_audio_to_image_{k}": v for k, v in r.items() if k.startswith(("recall", "chance"))}
+
+
+def _progress(event: str, **info: object) -> None:
+    if event == "step":
+        print(f"  fold {info.get('fold')} {info.get('strategy')}: {info.get('seconds', 0):.1f}s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=None)
@@ -89,7 +104,8 @@ def main() -> None:
     splits = make_splits(table.y, table.groups, cv="loso", seed=0)
 
     t0 = time.perf_counter()
-    result = mf.compare(table, fusion=args.fusion, cv="loso", seed=0, epochs=args.epochs)
+    result = mf.compare(table, fusion=args.fusion, cv="loso", seed=0, epochs=args.epochs, progress=_progress,
+                        fold_metrics=retrieval_metrics)
     result["wall_seconds"] = time.perf_counter() - t0
     print(format_table(result), flush=True)
 

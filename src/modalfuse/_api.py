@@ -125,13 +125,17 @@ def make_strategies(table: MultimodalTable, fusion: str | Sequence[str] = "all",
 
 def compare(table: MultimodalTable, *, fusion: str | Sequence[str] = "all", cv: int | str | Any = 5,
              groups: str | Sequence[Any] | None = None, seed: int = 0,
-             progress: Callable[..., None] | None = None, **params: Any) -> dict[str, Any]:
+             progress: Callable[..., None] | None = None,
+             fold_metrics: Callable[[str, Any, Any], Any] | None = None, **params: Any) -> dict[str, Any]:
     """Run every strategy of ``fusion`` and the unimodal baselines on the same folds.
 
+    ``params`` are :class:`MultimodalClassifier` settings shared by every strategy (``epochs=``, ...);
+    ``fold_metrics`` adds per-fold measures (see :func:`modalfuse.evaluate.compare`).
     Returns the comparison as a JSON-able dict (see ``modalfuse evaluate --json``).
     """
     from modalfuse.evaluate import compare as compare_estimators
 
     table = with_groups(table, groups)
     strategies = make_strategies(table, fusion, seed=seed, **params)
-    return compare_estimators(strategies, table, cv=cv, seed=seed, progress=progress, dataset_name=table.name)
+    return compare_estimators(strategies, table, cv=cv, seed=seed, progress=progress, dataset_name=table.name,
+                              fold_metrics=fold_metrics)

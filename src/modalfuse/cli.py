@@ -71,24 +71,32 @@ def _report_problems(table: Any, limit: int = 10) -> None:
 
 
 class _Progress:
-    """Adapts ``compare``/``cross_validate`` progress events to a Rich progress bar."""
+    """Adapts ``compare`` progress events to a Rich progress bar, or to one plain line per step on stderr
+    when stderr is not a terminal (logs, CI)."""
 
     def __init__(self, description: str) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+        self.interactive = sys.stderr.isatty()
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TimeElapsedColumn(), TextColumn("{task.fields[last]}"), transient=False,
-                            disable=not sys.stderr.isatty(), console=None)
+                            TimeElapsedColumn(), TextColumn("{task.fields[last]}"), disable=not self.interactive)
         self.description = description
         self.task: Any = None
+        self.done = 0
+        self.total: int | None = None
 
     def __call__(self, event: str, **info: Any) -> None:
         if event == "start":
+            self.total = info.get("total")
             self.bar.start()
-            self.task = self.bar.add_task(self.description, total=info.get("total"), last="")
-        elif event == "step" and self.task is not None:
+            self.task = self.bar.add_task(self.description, total=self.total, last="")
+        elif event == "step":
+            self.done += 1
             last = f"fold {info.get('fold')} {info.get('strategy', '')} {info.get('seconds', 0):.0f}s"
-            self.bar.update(self.task, advance=1, last=last)
+            if self.task is not None:
+                self.bar.update(self.task, advance=1, last=last)
+            if not self.interactive:
+                print(f"[{self.done}/{self.total}] {last}", file=sys.stderr, flush=True)
         elif event == "end":
             self.bar.stop()
 

@@ -358,3 +358,18 @@ def test_format_table_sorts_by_accuracy_and_marks_best_unimodal() -> None:
     assert lines[-1].startswith("Recommendation: unimodal:centroid. No fusion beats the best single modality")
     # it also formats a result read back from JSON
     assert format_table(json.loads(json.dumps(result))) == text
+
+
+def test_compare_summarises_fold_metrics_of_the_strategies_that_report_them() -> None:
+    table = _prior_table()
+    seen: list[tuple[str, int]] = []
+
+    def fold_metrics(name: str, fitted: Any, test_table: FakeTable) -> dict[str, float] | None:
+        seen.append((name, len(test_table)))
+        return {"test_rows": float(len(test_table))} if name == "rec" else None
+
+    result = compare({"prior": PriorClassifier(), "rec": RecordingClassifier()}, table, cv=3, seed=1,
+                     fold_metrics=fold_metrics)
+    assert result["strategies"]["rec"]["test_rows"]["folds"] == [float(n) for n in result["cv"]["fold_sizes"]]
+    assert "test_rows" not in result["strategies"]["prior"]
+    assert [n for n, _ in seen] == ["prior", "rec"] * 3

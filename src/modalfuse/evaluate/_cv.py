@@ -556,6 +556,7 @@ def compare(
     seed: int = 0,
     progress: Progress | None = None,
     dataset_name: str | None = None,
+    fold_metrics: Callable[[str, Any, Any], Mapping[str, float | None] | None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate several strategies on the same folds, compare them and recommend one.
 
@@ -579,6 +580,10 @@ def compare(
         ``strategy``, ``ok`` and ``seconds``; ``"end"`` with ``wall_seconds``.
     dataset_name : str, optional
         Name to report; defaults to ``table.name``.
+    fold_metrics : callable, optional
+        ``fold_metrics(name, fitted_estimator, test_table) -> {metric: value}`` (or None), called after
+        each strategy's fit in each fold; the values are summarised per strategy beside the built-in
+        metrics (mean, std, folds). Use it for measures only some strategies have, e.g. retrieval recall.
 
     Returns
     -------
@@ -630,6 +635,7 @@ def compare(
     predict_times: dict[str, list[float]] = {name: [] for name in names}
     reused_times: dict[str, list[float]] = {name: [] for name in names}
     n_parameters: dict[str, int | None] = {name: None for name in names}
+    extra: dict[str, list[Mapping[str, float | None]]] = {name: [] for name in names}
     failures: dict[str, dict[str, Any]] = {}
     for fold, (train, test) in enumerate(splits):
         for name in names:
@@ -642,6 +648,8 @@ def compare(
                     strategies[name], table, train, test, classes
                 )
                 metrics = classification_metrics(y[test], proba, classes)
+                if fold_metrics is not None:
+                    extra[name].append(fold_metrics(name, fitted, table.take(test)) or {})
             except Exception as exc:
                 logger.info("strategy %r failed in fold %d", name, fold, exc_info=True)
                 failures[name] = {"error": f"{type(exc).__name__}: {exc}", "fold": fold}
@@ -671,6 +679,8 @@ def compare(
         entry["fit_seconds_per_fold"] = [float(t) for t in fit_times[name]]
         entry["predict_seconds_per_fold"] = [float(t) for t in predict_times[name]]
         entry["confusion_matrix"] = _sum_matrices([m["confusion_matrix"] for m in folds], len(classes))
+        for key in dict.fromkeys(k for d in extra[name] for k in d):
+            entry[key] = summarize([d.get(key) for d in extra[name]])
         results[name] = entry
 
     ok_names = [name for name in names if name not in failures]
