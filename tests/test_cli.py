@@ -24,7 +24,7 @@ def run(*args: str) -> tuple[int, str]:
 def test_help_runs_as_a_real_process() -> None:
     out = subprocess.run([sys.executable, "-m", "modalfuse.cli", "--help"], capture_output=True, text=True,
                          check=True)
-    for command in ("inspect", "evaluate", "fit", "predict", "demo"):
+    for command in ("inspect", "evaluate", "fit", "predict", "retrieve", "demo"):
         assert command in out.stdout
 
 
