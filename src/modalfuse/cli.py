@@ -56,6 +56,16 @@ def _load(source: str, label: str | None, groups: str | None, modalities: list[s
         _fail(str(exc))
 
 
+def _load_labelled(source: str, label: str | None, groups: str | None, modalities: list[str] | None,
+                   data_root: Path | None, encoding: str | None) -> Any:
+    """``_load`` for training: the table must have labels; its problem cells are reported."""
+    t = _load(source, label, groups, modalities, data_root, encoding)
+    if t.y is None:
+        _fail("the table has no label: pass --label COLUMN")
+    _report_problems(t)
+    return t
+
+
 def _report_problems(table: Any, limit: int = 10) -> None:
     from rich.console import Console
 
@@ -162,10 +172,7 @@ def evaluate(
     import modalfuse as mf
     from modalfuse.evaluate import format_table
 
-    t = _load(table, label, groups, modality, data_root, encoding)
-    if t.y is None:
-        _fail("the table has no label: pass --label COLUMN")
-    _report_problems(t)
+    t = _load_labelled(table, label, groups, modality, data_root, encoding)
     cv_arg: Any = int(cv) if cv.isdigit() else cv
     if cv_arg == "loso" and t.groups is None:
         _fail("--cv loso needs groups: pass --groups COLUMN")
@@ -211,10 +218,7 @@ def fit(
     """Fit one strategy on the whole table and save it (JSON + safetensors)."""
     import modalfuse as mf
 
-    t = _load(table, label, groups, modality, data_root, encoding)
-    if t.y is None:
-        _fail("the table has no label: pass --label COLUMN")
-    _report_problems(t)
+    t = _load_labelled(table, label, groups, modality, data_root, encoding)
     start = time.perf_counter()
     try:
         clf = mf.MultimodalClassifier(fusion=fusion, epochs=epochs, seed=seed,
