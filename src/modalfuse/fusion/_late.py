@@ -426,9 +426,6 @@ class LateFusion(_PerInputModels):
         if self.method == "confidence":
             self._fit_row_weights(probs, masks, y)
 
-    def _restore_combiner(self) -> None:
-        pass
-
     @property
     def method(self) -> str:
         m = self.options.get("method", "weighted")
