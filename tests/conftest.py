@@ -117,3 +117,11 @@ def shared_datasets() -> Path:
     if not (SHARED_DATASETS / "fsdd" / "recordings").is_dir() or not (SHARED_DATASETS / "mnist").is_dir():
         pytest.skip(f"benchmark data not found at {SHARED_DATASETS} (needs fsdd/ and mnist/)")
     return SHARED_DATASETS
+
+
+def assert_explanation_covers_inputs(out: pd.DataFrame, table, inputs: list[str]) -> None:
+    """``clf.explain`` output: prediction, probability and one finite column per input, 0 where it is missing."""
+    assert list(out.columns) == ["prediction", "probability", *inputs]
+    for n in inputs:
+        assert (out.loc[~table.mask(n), n] == 0).all()
+        assert np.isfinite(out[n]).all()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import modalfuse as mf
+from conftest import assert_explanation_covers_inputs
 from modalfuse.encoders import FeatureMLP
 from modalfuse.fusion import _train
 from modalfuse.fusion._joint import AttentionHead, LowRankHead, TensorHead, tensor_width
@@ -90,10 +91,7 @@ def test_joint_strategy_save_load_and_seed(fitted, table, name: str, tmp_path) -
 def test_joint_strategy_explains_by_occlusion(fitted, table, name: str) -> None:
     clf = fitted[name]
     out = clf.explain(table)
-    assert list(out.columns) == ["prediction", "probability", *INPUTS]
-    for n in INPUTS:
-        assert (out.loc[~table.mask(n), n] == 0).all()
-        assert np.isfinite(out[n]).all()
+    assert_explanation_covers_inputs(out, table, INPUTS)
     X = table.frame.iloc[:6]
     full = clf.predict_proba(X)
     pred = full.argmax(1)

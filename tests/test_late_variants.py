@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import modalfuse as mf
+from conftest import assert_explanation_covers_inputs
 from modalfuse.fusion._late import LateFusion
 
 FAST = {"epochs": 3, "batch_size": 16, "inner_folds": 2, "n_threads": 1, "seed": 0}
@@ -156,10 +157,7 @@ def test_confidence_end_to_end(fitted, table, tmp_path) -> None:
 def test_explain_new_methods(fitted, table, name: str) -> None:
     clf = fitted[name]
     out = clf.explain(table)
-    assert list(out.columns) == ["prediction", "probability", *INPUTS]
-    for n in INPUTS:
-        assert (out.loc[~table.mask(n), n] == 0).all()
-        assert np.isfinite(out[n]).all()
+    assert_explanation_covers_inputs(out, table, INPUTS)
     assert out.loc[table.mask("text"), "text"].mean() > 0
 
 
