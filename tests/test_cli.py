@@ -50,7 +50,7 @@ def test_inspect_table_output(csv_path: Path) -> None:
 def test_evaluate_writes_the_documented_json(csv_path: Path, tmp_path: Path) -> None:
     out_json = tmp_path / "res.json"
     code, out = run("evaluate", str(csv_path), "--label", "y", "--groups", "speaker", "--cv", "3",
-                    "--fusion", "late:mean,early", "--epochs", "2", "--json", str(out_json))
+                    "--fusion", "late:mean,early", "--epochs", "2", "--min-steps", "20", "--json", str(out_json))
     assert code == 0, out
     doc = json.loads(out_json.read_text())
     assert doc["cv"]["n_folds"] == 3 and doc["cv"]["groups"] == "speaker"
@@ -65,7 +65,7 @@ def test_evaluate_writes_the_documented_json(csv_path: Path, tmp_path: Path) -> 
 
 def test_fit_then_predict_round_trip(csv_path: Path, tmp_path: Path) -> None:
     model = tmp_path / "model"
-    code, out = run("fit", str(csv_path), "--label", "y", "--fusion", "late:stacking", "--epochs", "2",
+    code, out = run("fit", str(csv_path), "--label", "y", "--fusion", "late:stacking", "--epochs", "2", "--min-steps", "20",
                     "--out", str(model))
     assert code == 0, out
     assert sorted(p.name for p in model.iterdir()) == ["model.json", "weights.safetensors"]
@@ -89,7 +89,7 @@ def test_fit_then_predict_round_trip(csv_path: Path, tmp_path: Path) -> None:
 
 def test_predict_with_a_modality_column_absent(csv_path: Path, tmp_path: Path) -> None:
     model = tmp_path / "m"
-    assert run("fit", str(csv_path), "--label", "y", "--fusion", "late:mean", "--epochs", "1",
+    assert run("fit", str(csv_path), "--label", "y", "--fusion", "late:mean", "--epochs", "1", "--min-steps", "20",
                "--out", str(model))[0] == 0
     frame = pd.read_csv(csv_path).drop(columns=["audio", "y"])
     new = csv_path.parent / "no_audio.csv"

@@ -192,7 +192,7 @@ def test_image_and_audio_settings_come_from_training_rows_only(tmp_path: Path) -
 
 def test_classical_encoders_through_the_estimator(table) -> None:
     clf = mf.MultimodalClassifier(
-        fusion="late:mean", epochs=10, batch_size=16, inner_folds=2, learning_rate=0.03, n_threads=1,
+        fusion="late:mean", epochs=10, min_steps=20, batch_size=16, inner_folds=2, learning_rate=0.03, n_threads=1,
         encoders={"image": "pixels", "audio": "mfcc", "text": "tfidf", "tabular": "tabular-scaled"},
     ).fit(table)
     assert {n: i.encoder for n, i in clf.inputs_.items()} == {
@@ -202,6 +202,6 @@ def test_classical_encoders_through_the_estimator(table) -> None:
 
 
 def test_encoder_for_another_modality_is_refused(table) -> None:
-    clf = mf.MultimodalClassifier(fusion="early", epochs=1, encoders={"image": "mfcc"}, n_threads=1)
+    clf = mf.MultimodalClassifier(fusion="early", epochs=1, min_steps=20, encoders={"image": "mfcc"}, n_threads=1)
     with pytest.raises(mf.SchemaError, match="encoder 'mfcc' is for audio"):
         clf.fit(table)

@@ -17,7 +17,7 @@ from sklearn.model_selection import GridSearchCV, cross_validate
 import modalfuse as mf
 from modalfuse.fusion import _late
 
-FAST: dict[str, Any] = {"epochs": 3, "batch_size": 16, "inner_folds": 2, "n_threads": 1}
+FAST: dict[str, Any] = {"epochs": 3, "min_steps": 20, "batch_size": 16, "inner_folds": 2, "n_threads": 1}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def _xy(table) -> tuple[pd.DataFrame, np.ndarray]:
 # -------------------------------------------------------------------------------------- sklearn contract
 def test_hyperparameters_are_keyword_only_and_stored_unchanged() -> None:
     encoders = {"image": "hog"}
-    clf = mf.MultimodalClassifier(fusion="early", encoders=encoders, epochs=7, seed=3)
+    clf = mf.MultimodalClassifier(fusion="early", encoders=encoders, epochs=7, min_steps=20, seed=3)
     assert clf.encoders is encoders  # stored as given, not copied or validated in __init__
     assert (clf.fusion, clf.epochs, clf.seed, clf.batch_size) == ("early", 7, 3, 64)
     with pytest.raises(TypeError):
@@ -273,7 +273,7 @@ def test_same_seed_same_model_other_seed_other_model(table, fusion: str, monkeyp
 
     first, second, other = run(1), run(1), run(2)
     np.testing.assert_array_equal(first, second)
-    assert np.abs(first - other).max() > 1e-3
+    assert np.abs(np.log(first) - np.log(other)).max() > 1e-2  # log scale: confident models differ there
 
 
 def test_fitting_leaves_the_global_torch_rng_alone(table) -> None:
@@ -282,7 +282,7 @@ def test_fitting_leaves_the_global_torch_rng_alone(table) -> None:
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    mf.MultimodalClassifier(fusion="early", epochs=1, batch_size=16, n_threads=1).fit(table)
+    mf.MultimodalClassifier(fusion="early", epochs=1, min_steps=20, batch_size=16, n_threads=1).fit(table)
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -297,7 +297,7 @@ def test_preprocessing_is_learned_from_the_training_rows_only(table) -> None:
     frame["y"] = y
     full = mf.read_table(frame, label="y")
     train = full.take(np.arange(54))
-    clf = mf.MultimodalClassifier(fusion="early", epochs=1, batch_size=16, n_threads=1).fit(train)
+    clf = mf.MultimodalClassifier(fusion="early", epochs=1, min_steps=20, batch_size=16, n_threads=1).fit(train)
     vocab = clf.preprocessors_["text"].state["vocabulary"]["tokens"]
     assert "apple" in vocab and "zebra" not in vocab and "giraffe" not in vocab
     tab = clf.preprocessors_["tabular"].state["preprocessor"]
@@ -321,7 +321,7 @@ def test_cross_validation_fits_preprocessing_inside_each_fold(table, monkeypatch
         return original(self, tbl)
 
     monkeypatch.setattr(Preprocessor, "fit", spy)
-    clf = mf.MultimodalClassifier(fusion="unimodal:tabular", epochs=1, batch_size=16, n_threads=1)
+    clf = mf.MultimodalClassifier(fusion="unimodal:tabular", epochs=1, min_steps=20, batch_size=16, n_threads=1)
     result = mf.cross_validate(clf, table, cv=3, return_predictions=True)
     pred = result["predictions"]
     per_fold = len(seen) // 3

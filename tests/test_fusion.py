@@ -14,11 +14,11 @@ import modalfuse as mf
 from modalfuse.fusion import _base, _late
 from modalfuse.fusion._train import TrainConfig, seeded
 
-FAST = {"epochs": 3, "batch_size": 16, "inner_folds": 2, "n_threads": 1}
+FAST = {"epochs": 3, "min_steps": 20, "batch_size": 16, "inner_folds": 2, "n_threads": 1}
 STRATEGIES = ["unimodal:text", "unimodal:image", "late:mean", "late:weighted", "late:stacking", "early"]
 INPUTS = ["image", "audio", "text", "tabular"]
 #: Settings of the cross-validated comparisons (shared, so their per-input models are shared too).
-EVAL = {"epochs": 2, "batch_size": 16, "inner_folds": 2, "n_threads": 1}
+EVAL = {"epochs": 2, "min_steps": 20, "batch_size": 16, "inner_folds": 2, "n_threads": 1}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_make_strategies_expands_families_and_adds_baselines(table) -> None:
     late = ["late:mean", "late:weighted", "late:stacking", "late:product", "late:confidence"]
     assert names == [f"unimodal:{n}" for n in INPUTS] + late
     assert FAMILIES["late"] == late
-    allnames = list(mf.make_strategies(table, "all", epochs=2))
+    allnames = list(mf.make_strategies(table, "all", epochs=2, min_steps=20))
     assert allnames == [*names, *(n for family, members in FAMILIES.items() if family != "late" for n in members)]
     assert "early" in allnames
     clf = mf.make_strategies(table, "early", epochs=2, seed=3)["early"]
@@ -145,7 +145,7 @@ def test_a_modality_missing_in_most_training_rows(table) -> None:
     """An input present in a single training row cannot be cross-fitted, but must not break the fit."""
     hide = np.arange(1, len(table))
     clf = mf.MultimodalClassifier(fusion="late:stacking", seed=0, **FAST).fit(_hide_at_fit(table, "image", hide))
-    assert clf.fusion_.state["n_nets"]["image"] == 1
+    assert clf.fusion_.state["net_folds"]["image"] == [-1]  # one network, on every row that has it
     assert np.isnan(clf.fusion_.models_["image"].oof).all()
     assert clf.score(table) > 0.8
 
@@ -173,8 +173,9 @@ def noisy_table() -> mf.MultimodalTable:
 
 
 def test_combiners_are_fitted_on_out_of_fold_predictions(noisy_table) -> None:
-    params: dict[str, Any] = {"epochs": 30, "batch_size": 16, "inner_folds": 3, "learning_rate": 0.02,
-                              "encoders": {"tabular": "tabular-scaled"}, "seed": 0, "n_threads": 1}
+    params: dict[str, Any] = {"epochs": 30, "min_steps": 20, "batch_size": 16, "inner_folds": 3,
+                              "learning_rate": 0.02, "encoders": {"tabular": "tabular-scaled"}, "seed": 0,
+                              "n_threads": 1}
     weighted = mf.MultimodalClassifier(fusion="late:weighted", **params).fit(noisy_table)
     strategy = weighted.fusion_
     # in sample the noise model looks good, out of fold it is at chance
@@ -196,10 +197,11 @@ def test_combiners_are_fitted_on_out_of_fold_predictions(noisy_table) -> None:
 
 
 # ------------------------------------------------------------------------------------------- early fusion
-def test_early_fusion_trains_every_encoder_end_to_end(fitted) -> None:
-    clf = fitted["early"]
+def test_early_fusion_end_to_end_trains_every_encoder(table) -> None:
+    clf = mf.MultimodalClassifier(fusion="early", seed=0, fusion_options={"end_to_end": True}, **FAST).fit(table)
     strategy = clf.fusion_
-    initial = seeded(strategy.config.seed, strategy._net)
+    assert strategy.state["end_to_end"] is True and not hasattr(strategy, "heads_")
+    initial = strategy._net()
     trained = strategy.net_
     for name in INPUTS:
         before = dict(initial.encoders[name].named_parameters())
@@ -208,6 +210,45 @@ def test_early_fusion_trains_every_encoder_end_to_end(fitted) -> None:
         assert changed, f"encoder {name!r} was not trained"
     head_before = dict(initial.head.named_parameters())
     assert any(not torch.equal(p.detach(), head_before[k].detach()) for k, p in trained.head.named_parameters())
+    assert clf.score(table) > 0.8
+
+
+def test_joint_heads_train_on_held_out_embeddings_of_the_shared_encoders(table, monkeypatch) -> None:
+    """By default a joint strategy trains no encoder: it reads the per-input networks late fusion trained
+    (the same objects), and each inner fold's head learns from the embeddings of that fold's held-out rows
+    by the networks that never saw them."""
+    from modalfuse.fusion import _early
+
+    seen: list[tuple[dict, np.ndarray]] = []
+    real = _early.train_network
+
+    def spy(net, data, y, config, **kw):
+        seen.append(({n: (x.copy(), m.copy()) for n, (x, m) in data.items()}, np.asarray(y).copy()))
+        return real(net, data, y, config, **kw)
+
+    late = mf.MultimodalClassifier(fusion="late:mean", seed=0, **FAST).fit(table)
+    monkeypatch.setattr(_early, "train_network", spy)
+    early = mf.MultimodalClassifier(fusion="early", seed=0, **FAST).fit(table)
+    strategy = early.fusion_
+    assert strategy.state["end_to_end"] is False
+    assert all(strategy.encoders_.models_[n] is late.fusion_.models_[n] for n in INPUTS)  # trained once
+    assert strategy.reused_fit_seconds_ > 0
+    splits = strategy.encoders_.splits_
+    assert len(splits) == len(strategy.heads_) == len(seen) == FAST["inner_folds"]
+    data = early._transform(table)
+    y = np.unique(table.y, return_inverse=True)[1]
+    for fold, ((train, held_out), (head_data, head_y)) in enumerate(zip(splits, seen, strict=True)):
+        assert len(held_out) and not set(train) & set(held_out)
+        np.testing.assert_array_equal(head_y, y[held_out])
+        for n in INPUTS:
+            ens = strategy.encoders_.models_[n]
+            assert ens.folds[fold] == fold  # network `fold` was trained without the held-out rows
+            x, m = data[n]
+            rows = held_out[m[held_out]]
+            np.testing.assert_array_equal(head_data[n][1], m[held_out])
+            want = next(iter(ens.nets[fold].encoders.values()))(torch.from_numpy(x[rows])).detach().numpy()
+            np.testing.assert_allclose(head_data[n][0][m[held_out]], want, atol=1e-5)
+    assert early.score(table) > 0.8
 
 
 def test_seeded_network_builds_are_repeatable() -> None:
@@ -321,7 +362,7 @@ def test_compare_all_reports_every_strategy(table) -> None:
 def test_shared_per_input_models_do_not_change_results(noisy_table, monkeypatch: pytest.MonkeyPatch) -> None:
     """The per-input ensembles cached between strategies give the same result as a fresh fit."""
     monkeypatch.setattr(_late, "_SHARED", OrderedDict())
-    params: dict[str, Any] = {"epochs": 3, "batch_size": 16, "inner_folds": 2, "seed": 4, "n_threads": 1}
+    params: dict[str, Any] = {"epochs": 3, "min_steps": 20, "batch_size": 16, "inner_folds": 2, "seed": 4, "n_threads": 1}
     first = mf.MultimodalClassifier(fusion="late:weighted", **params).fit(noisy_table)
     again = mf.MultimodalClassifier(fusion="late:stacking", **params).fit(noisy_table)
     assert again.fusion_.models_["text"] is first.fusion_.models_["text"]  # shared, not retrained
@@ -340,7 +381,7 @@ def test_bad_late_settings_fail_before_training(table) -> None:
         mf.MultimodalClassifier(fusion="late:stacking", **{**FAST, "inner_folds": 1}).fit(table)
     # one network per input, no cross-fitting, is fine where no combiner is fitted
     clf = mf.MultimodalClassifier(fusion="late:mean", **{**FAST, "inner_folds": 1}).fit(table)
-    assert set(clf.fusion_.state["n_nets"].values()) == {1}
+    assert all(folds == [-1] for folds in clf.fusion_.state["net_folds"].values())
     assert clf.score(table) > 0.8
 
 

@@ -15,7 +15,7 @@ from modalfuse.fusion import _train
 from modalfuse.fusion._joint import AttentionHead, LowRankHead, TensorHead, tensor_width
 from modalfuse.fusion._train import FusionNet, TrainConfig, mix_embeddings, recombine, train_network
 
-FAST = {"epochs": 3, "batch_size": 16, "n_threads": 1}
+FAST = {"epochs": 3, "min_steps": 20, "batch_size": 16, "n_threads": 1}
 JOINT = ["tensor", "lowrank", "attention"]
 INPUTS = ["image", "audio", "text", "tabular"]
 OTHER_COLUMNS = ["image", "audio", "num", "colour", "speaker"]  # every feature column but the text

@@ -10,7 +10,7 @@ import modalfuse as mf
 from conftest import assert_explanation_covers_inputs
 from modalfuse.fusion._late import LateFusion
 
-FAST = {"epochs": 3, "batch_size": 16, "inner_folds": 2, "n_threads": 1, "seed": 0}
+FAST = {"epochs": 3, "min_steps": 20, "batch_size": 16, "inner_folds": 2, "n_threads": 1, "seed": 0}
 INPUTS = ["image", "audio", "text", "tabular"]
 
 

@@ -19,6 +19,7 @@ ModalitiesOpt = Annotated[list[str] | None, typer.Option("--modality", "-m", hel
 EncodersOpt = Annotated[list[str] | None, typer.Option("--encoder", "-e", help="Encoder for an input/column/modality: NAME=ENCODER (repeatable).")]
 DataRootOpt = Annotated[Path | None, typer.Option("--data-root", help="Folder holding built-in datasets' sources (fsdd/, mnist/).")]
 EncodingOpt = Annotated[str | None, typer.Option("--encoding", help="Text encoding of a CSV/JSON table (default UTF-8).")]
+MinStepsOpt = Annotated[int, typer.Option("--min-steps", help="Fewest optimiser updates of a network (small tables get more epochs).")]
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -164,6 +165,7 @@ def evaluate(
     modality: ModalitiesOpt = None,
     encoder: EncodersOpt = None,
     epochs: Annotated[int, typer.Option(help="Training epochs of every network.")] = 20,
+    min_steps: MinStepsOpt = 200,
     seed: Annotated[int, typer.Option(help="Seed for folds and training.")] = 0,
     data_root: DataRootOpt = None,
     encoding: EncodingOpt = None,
@@ -178,7 +180,7 @@ def evaluate(
         _fail("--cv loso needs groups: pass --groups COLUMN")
     start = time.perf_counter()
     try:
-        result = mf.compare(t, fusion=fusion, cv=cv_arg, seed=seed, epochs=epochs,
+        result = mf.compare(t, fusion=fusion, cv=cv_arg, seed=seed, epochs=epochs, min_steps=min_steps,
                              encoders=_pairs(encoder, "--encoder") or None,
                              progress=_Progress(f"evaluating {t.name}"))
     except mf.ModalfuseError as exc:
@@ -211,6 +213,7 @@ def fit(
     modality: ModalitiesOpt = None,
     encoder: EncodersOpt = None,
     epochs: Annotated[int, typer.Option(help="Training epochs of every network.")] = 20,
+    min_steps: MinStepsOpt = 200,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     data_root: DataRootOpt = None,
     encoding: EncodingOpt = None,
@@ -221,7 +224,7 @@ def fit(
     t = _load_labelled(table, label, groups, modality, data_root, encoding)
     start = time.perf_counter()
     try:
-        clf = mf.MultimodalClassifier(fusion=fusion, epochs=epochs, seed=seed,
+        clf = mf.MultimodalClassifier(fusion=fusion, epochs=epochs, min_steps=min_steps, seed=seed,
                                       encoders=_pairs(encoder, "--encoder") or None).fit(t)
     except (mf.ModalfuseError, KeyError) as exc:
         _fail(str(exc))
@@ -326,8 +329,8 @@ def demo(
     typer.echo("AV-Digits (hard): 3,000 spoken digits (FSDD) paired with degraded MNIST digits; "
                "6 folds, each holding out one speaker.")
     evaluate("av-digits-hard", label=None, groups=None, cv="loso", fusion="unimodal,late,early",
-             json_path=json_path, modality=None, encoder=None, epochs=epochs, seed=0, data_root=data_root,
-             encoding=None)
+             json_path=json_path, modality=None, encoder=None, epochs=epochs, min_steps=200, seed=0,
+             data_root=data_root, encoding=None)
 
 
 @app.command("datasets")

@@ -87,6 +87,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     preprocess : dict, optional
         Input, column or modality -> preprocessing options (e.g. ``{"audio": {"n_mels": 64}}``).
     epochs, batch_size, learning_rate, weight_decay : training settings of every network.
+    min_steps : int, default=200
+        Fewest optimiser updates of a network: on a small table, ``epochs`` passes over the rows would
+        leave a network with a handful of updates, so it gets more passes instead.
     modality_dropout : float, default=0.0
         Probability of hiding each present input of a training row (never all of them), so the model learns
         to cope with missing modalities.
@@ -127,7 +130,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, fusion: str = "late", encoders: Mapping[str, str] | None = None,
                  modalities: Mapping[str, str] | None = None, preprocess: Mapping[str, dict] | None = None,
-                 epochs: int = 20, batch_size: int = 64, learning_rate: float = 3e-3,
+                 epochs: int = 20, min_steps: int = 200, batch_size: int = 64, learning_rate: float = 3e-3,
                  weight_decay: float = 1e-4, modality_dropout: float = 0.0, augment: bool = True,
                  recombine_ratio: float = 0.0, mixup_alpha: float = 0.0, inner_folds: int = 3,
                  hidden: int = 128, fusion_options: Mapping[str, Any] | None = None, seed: int = 0,
@@ -137,6 +140,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.modalities = modalities
         self.preprocess = preprocess
         self.epochs = epochs
+        self.min_steps = min_steps
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -163,7 +167,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     def _train_config(self) -> Any:
         from modalfuse.fusion._train import TrainConfig
 
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+        return TrainConfig(epochs=self.epochs, min_steps=self.min_steps, batch_size=self.batch_size,
+                           learning_rate=self.learning_rate,
                            weight_decay=self.weight_decay, modality_dropout=self.modality_dropout,
                            augment=self.augment, recombine_ratio=self.recombine_ratio,
                            mixup_alpha=self.mixup_alpha, seed=self.seed, device=self.device)

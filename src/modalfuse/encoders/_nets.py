@@ -15,8 +15,24 @@ def _block(cin: int, cout: int, pool: bool) -> list[nn.Module]:
     return layers
 
 
-class ImageCNN(nn.Module):
-    """Small CNN for images (N, C, H, W) -> (N, dim): four conv blocks, global average and max pooling."""
+class _ConvNet(nn.Module):
+    """Base of the CNN encoders: weights and activations in channels-last layout, which oneDNN's CPU
+    convolutions, batch norm and pooling run about 1.3x faster than the default layout (measured in
+    ``benchmarks/encoder_speed.py``); the arithmetic is the same."""
+
+    features: nn.Module
+    proj: nn.Module
+
+    def _channels_last(self) -> None:
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x.contiguous(memory_format=torch.channels_last))
+        return self.proj(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1))
+
+
+class ImageCNN(_ConvNet):
+    """Small CNN for images (N, C, H, W) -> (N, dim): five conv blocks, global average and max pooling."""
 
     def __init__(self, in_channels: int, dim: int = 128, width: int = 16, dropout: float = 0.2) -> None:
         super().__init__()
@@ -26,13 +42,10 @@ class ImageCNN(nn.Module):
                                       *_block(2 * w, 4 * w, False))
         self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(8 * w, dim), nn.ReLU())
         self.dim = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x)
-        return self.proj(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1))
+        self._channels_last()
 
 
-class AudioCNN(nn.Module):
+class AudioCNN(_ConvNet):
     """CNN over log-mel spectrograms (N, 1, n_mels, T) -> (N, dim); pools early, then over time."""
 
     def __init__(self, in_channels: int = 1, dim: int = 128, width: int = 16, dropout: float = 0.2) -> None:
@@ -42,10 +55,7 @@ class AudioCNN(nn.Module):
                                       *_block(2 * w, 4 * w, True), *_block(4 * w, 4 * w, False))
         self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(8 * w, dim), nn.ReLU())
         self.dim = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x)
-        return self.proj(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1))
+        self._channels_last()
 
 
 class TextBag(nn.Module):

@@ -1,9 +1,10 @@
 """Joint-representation fusion heads: tensor fusion, low-rank multimodal fusion, cross-modal attention.
 
-Each strategy is a :class:`~modalfuse.fusion.NeuralFusion`: the inputs' encoders and the head below are
-trained together, end to end, and inherit training-time generation of new rows (recombination of same-class
-rows, multimodal mixup), modality dropout, saving and occlusion explanations. Every head takes any number of
-inputs and rows where some of them are missing.
+Each strategy is a :class:`~modalfuse.fusion.NeuralFusion`: by default its head is trained on the
+embeddings of the per-input encoders shared with late fusion (cross-fitted, one head per inner fold), or,
+with ``end_to_end=True``, together with its own encoders. Every head inherits training-time generation of
+new rows (recombination of same-class rows, multimodal mixup), modality dropout, saving and occlusion
+explanations, and takes any number of inputs and rows where some of them are missing.
 """
 
 from __future__ import annotations

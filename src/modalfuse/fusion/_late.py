@@ -19,7 +19,7 @@ import json
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -88,17 +88,53 @@ def fit_linear(net: FusionNet, X: np.ndarray, y: np.ndarray, n_classes: int,
 
 
 class _Ensemble:
-    """The cross-fitted networks of one input, with their OOF probabilities on the training rows."""
+    """The cross-fitted networks of one input, with their OOF probabilities on the training rows.
 
-    def __init__(self, nets: list[FusionNet], oof: np.ndarray, rows: np.ndarray, seconds: float = 0.0) -> None:
+    ``folds[i]`` is the inner fold whose held-out rows network ``i`` never saw (-1: trained on every
+    present row, when the input could not be cross-fitted).
+    """
+
+    def __init__(self, nets: list[FusionNet], oof: np.ndarray, rows: np.ndarray, seconds: float = 0.0,
+                 folds: list[int] | None = None) -> None:
         self.nets = nets
         self.oof = oof  # (n_train, K), NaN where the input was missing
         self.rows = rows  # training rows where the input is present
         self.seconds = seconds  # wall time its training took
+        self.folds = list(range(len(nets))) if folds is None else list(folds)
+        self._embedded: dict[tuple[int, str], np.ndarray] = {}
 
     def predict(self, data: Data, device: str) -> np.ndarray:
         probs = [softmax(predict_logits(n, data, device=device), axis=1) for n in self.nets]
         return np.mean(probs, axis=0)
+
+    def net_for(self, fold: int) -> FusionNet | None:
+        """The network that did not see inner fold ``fold``'s held-out rows (the one trained on every row
+        when the input was not cross-fitted), or None when no network was trained for that fold."""
+        for f in (fold, -1):
+            if f in self.folds:
+                return self.nets[self.folds.index(f)]
+        return None
+
+    @torch.no_grad()
+    def embed(self, fold: int, x: np.ndarray, *, device: str, cache_key: str | None = None,
+              batch_size: int = 512) -> np.ndarray | None:
+        """Embeddings (N, dim) of ``x`` by the encoder of :meth:`net_for` ``(fold)``; None without one.
+
+        With ``cache_key``, the result is kept on the ensemble (training-time embeddings, which every joint
+        strategy fitted on these rows reads).
+        """
+        net = self.net_for(fold)
+        if net is None:
+            return None
+        if cache_key is not None and (fold, cache_key) in self._embedded:
+            return self._embedded[(fold, cache_key)]
+        encoder = next(iter(net.encoders.values())).to(device).eval()
+        parts = [encoder(torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size])).to(device)).cpu().numpy()
+                 for s in range(0, len(x), batch_size)]
+        out = np.concatenate(parts) if parts else np.zeros((0, getattr(encoder, "dim", 0)), np.float32)
+        if cache_key is not None:
+            self._embedded[(fold, cache_key)] = out
+        return out
 
 
 # Fitted ensembles shared between strategies that train identical per-input models on identical rows
@@ -122,8 +158,9 @@ class _PerInputModels(FusionStrategy):
 
     def _input_config(self) -> TrainConfig:
         """The training settings of the per-input models: the strategy's, without the joint-row options
-        (mixup, recombination), which have no meaning for a single input and would split the cache."""
-        return dataclasses.replace(self.config, mixup_alpha=0.0, recombine_ratio=0.0)
+        (mixup, recombination, modality dropout), which have no meaning for a single input and would
+        split the cache."""
+        return dataclasses.replace(self.config, mixup_alpha=0.0, recombine_ratio=0.0, modality_dropout=0.0)
 
     def _key(self, name: str, data: Data, y: np.ndarray, groups: np.ndarray | None) -> str:
         """Content hash of everything the input's ensemble depends on: arrays, labels, groups, settings."""
@@ -137,7 +174,17 @@ class _PerInputModels(FusionStrategy):
                              self.options.get("inner_folds", 3)], sort_keys=True, default=str).encode())
         return h.hexdigest()
 
-    def _fit_input(self, name: str, data: Data, y: np.ndarray, groups: np.ndarray | None) -> _Ensemble:
+    def _splits(self, y: np.ndarray, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The inner folds, over *all* training rows, so one fold's held-out rows are unseen by every
+        input's network for that fold (joint heads train on them). One split of every row, holding out
+        none, when ``inner_folds < 2``."""
+        k = min(int(self.options.get("inner_folds", 3)), len(y))
+        if k < 2:
+            return [(np.arange(len(y)), np.zeros(0, np.int64))]
+        return inner_splits(y, groups, k, self.config.seed)
+
+    def _fit_input(self, name: str, data: Data, y: np.ndarray, groups: np.ndarray | None,
+                   splits: list[tuple[np.ndarray, np.ndarray]]) -> _Ensemble:
         key = self._key(name, data, y, groups)
         if key in _SHARED:
             _SHARED.move_to_end(key)
@@ -147,29 +194,27 @@ class _PerInputModels(FusionStrategy):
         base = self._input_config()
         x, mask = data[name]
         rows = np.flatnonzero(mask)
-        sub = {name: (x[rows], mask[rows])}
-        ys = y[rows]
-        k = min(int(self.options.get("inner_folds", 3)), len(rows))
         oof = np.full((len(y), self.n_classes), np.nan)
-        nets = []
-        if k < 2:  # a single present row: one network, no out-of-fold prediction (treated as missing)
-            splits = [(np.arange(len(rows)), np.zeros(0, np.int64))]
-        else:
-            splits = inner_splits(ys, None if groups is None else groups[rows], k, base.seed)
-        for i, (tr, va) in enumerate(splits):
-            cfg = dataclasses.replace(base, seed=base.seed + 1000 * i)
+        # (fold, training rows, held-out rows), restricted to the rows where the input is present; a fold
+        # with no such training row gets no network (the input counts as missing for it)
+        plan = [(i, tr[mask[tr]], va[mask[va]]) for i, (tr, va) in enumerate(splits)]
+        plan = [(i, tr, va) for i, tr, va in plan if len(tr)]
+        if len(rows) < 2 or not any(len(va) for _, _, va in plan):
+            plan = [(-1, rows, np.zeros(0, np.int64))]  # cannot be cross-fitted: one network, no OOF
+        nets, folds = [], []
+        for i, tr, va in plan:
+            cfg = dataclasses.replace(base, seed=base.seed + 1000 * max(i, 0))
             net = seeded(cfg.seed, lambda: self._input_net(name))
             if self.inputs[name].spec.trainable:
-                train_network(net, {name: (sub[name][0][tr], sub[name][1][tr])}, ys[tr], cfg,
+                train_network(net, {name: (x[tr], mask[tr])}, y[tr], cfg,
                               augment={name: self.inputs[name].spec.augment})
             else:
-                fit_linear(net, sub[name][0][tr], ys[tr], self.n_classes)
+                fit_linear(net, x[tr], y[tr], self.n_classes)
             if len(va):
-                logits = predict_logits(net, {name: (sub[name][0][va], sub[name][1][va])},
-                                        device=base.device)
-                oof[rows[va]] = softmax(logits, axis=1)
+                oof[va] = softmax(predict_logits(net, {name: (x[va], mask[va])}, device=base.device), axis=1)
             nets.append(net)
-        ens = _Ensemble(nets, oof, rows, seconds=time.perf_counter() - start)
+            folds.append(i)
+        ens = _Ensemble(nets, oof, rows, seconds=time.perf_counter() - start, folds=folds)
         _SHARED[key] = ens
         while len(_SHARED) > _SHARED_MAX:
             _SHARED.popitem(last=False)
@@ -181,14 +226,45 @@ class _PerInputModels(FusionStrategy):
         self.reused_fit_seconds_ = 0.0
         self.prior_ = np.bincount(y, minlength=self.n_classes) / len(y)
         self.state["prior"] = self.prior_.tolist()
-        self.models_ = {n: self._fit_input(n, data, y, groups) for n in self._used_inputs() if data[n][1].any()}
+        #: The inner folds (training rows, held-out rows) over every training row.
+        self.splits_ = self._splits(y, groups)
+        self.models_ = {n: self._fit_input(n, data, y, groups, self.splits_)
+                        for n in self._used_inputs() if data[n][1].any()}
         self.state["fitted_inputs"] = list(self.models_)
-        self.state["n_nets"] = {n: len(e.nets) for n, e in self.models_.items()}
+        self.state["net_folds"] = {n: e.folds for n, e in self.models_.items()}
         self._fit_combiner(y)
         return self
 
     def _fit_combiner(self, y: np.ndarray) -> None:
         """Hook for late fusion."""
+
+    def embeddings(self, data: Data, fold: int, rows: np.ndarray | None = None, *, cache: bool = False,
+                   inputs: Sequence[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Each input's embedding by its network for inner fold ``fold`` (see :meth:`_Ensemble.net_for`),
+        as ``{input: (E, mask)}`` over ``rows`` of ``data`` (default: all); zeros and a False mask where the
+        input is missing or has no network for that fold. ``inputs`` (default: every fitted input) limits
+        the inputs; ``cache`` keeps the embeddings on the shared ensembles."""
+        out = {}
+        for n, ens in self.models_.items():
+            if inputs is not None and n not in inputs:
+                continue
+            x, m = data[n]
+            if rows is not None:
+                x, m = x[rows], m[rows]
+            m = np.asarray(m, bool)
+            dim = next(iter(ens.nets[0].encoders.values())).dim
+            E = np.zeros((len(m), dim), np.float32)
+            key = None
+            if cache:
+                key = hashlib.blake2b(np.ascontiguousarray(rows if rows is not None else []).tobytes(),
+                                      digest_size=12).hexdigest()
+            z = ens.embed(fold, x[m], device=self.config.device, cache_key=key)
+            if z is None:
+                m = np.zeros_like(m)
+            else:
+                E[m] = z
+            out[n] = (E, m)
+        return out
 
     def _per_input(self, data: Data) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         probs, masks = {}, {}
@@ -212,13 +288,14 @@ class _PerInputModels(FusionStrategy):
         self.prior_ = np.asarray(self.state["prior"])
         self.models_ = {}
         for n in self.state["fitted_inputs"]:
+            folds = self.state["net_folds"][n]
             nets = []
-            for i in range(self.state["n_nets"][n]):
+            for i in range(len(folds)):
                 net = self._input_net(n)
                 prefix = f"{n}.{i}."
                 net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
                 nets.append(net.eval())
-            self.models_[n] = _Ensemble(nets, np.zeros((0, self.n_classes)), np.zeros(0, np.int64))
+            self.models_[n] = _Ensemble(nets, np.zeros((0, self.n_classes)), np.zeros(0, np.int64), folds=folds)
         self._restore_combiner()
 
     def _restore_combiner(self) -> None:

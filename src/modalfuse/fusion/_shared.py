@@ -1,6 +1,7 @@
 """A shared representation space: per-input projection heads aligned by a contrastive loss, and CCA.
 
-``shared`` trains every input's encoder and a small projection head into one L2-normalised space, with
+``shared`` trains a small projection head per input (on the shared per-input encoders, or with its own
+encoders end to end) into one L2-normalised space, with
 a classification loss on the pooled embedding of the inputs present in a row plus a symmetric InfoNCE
 (CLIP-style) loss that pulls the embeddings of one row's inputs together and pushes other rows' apart. The
 same space gives cross-modal retrieval (:meth:`SharedFusion.retrieve`, :func:`retrieval_recall`) and
@@ -28,7 +29,7 @@ from torch import nn
 from modalfuse._errors import ModalfuseError, SchemaError
 from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
 from modalfuse.fusion._early import NeuralFusion
-from modalfuse.fusion._train import FusionNet, seeded, train_network
+from modalfuse.fusion._train import FusionNet
 
 __all__ = ["CCAFusion", "SharedFusion", "SharedSpaceNet", "info_nce", "retrieval_recall"]
 
@@ -212,8 +213,10 @@ def _check_input(strategy: FusionStrategy, name: str) -> None:
 class SharedFusion(NeuralFusion):
     """Shared representation space: projection heads aligned by InfoNCE, classified on the pooled embedding.
 
-    Every input gets its encoder and a projection head (Linear -> ReLU -> Linear) into one L2-normalised
-    space of width ``shared_dim``. Training minimises the classification loss of the pooled embedding
+    Every input's embedding goes through a projection head (Linear -> ReLU -> Linear) into one
+    L2-normalised space of width ``shared_dim``. The embeddings come from the per-input encoders shared
+    with late fusion, one space per inner fold (see :class:`NeuralFusion`), or, with ``end_to_end=True``,
+    from encoders trained with the heads (one space). Training minimises the classification loss of the pooled embedding
     (normalised mean of the embeddings of the inputs present; modality dropout hides inputs here) plus
     ``contrastive_weight`` x the symmetric InfoNCE loss averaged over every pair of inputs, on the rows
     where both inputs are really present (learnable logit scale, initially 1/0.07, at most 100).
@@ -229,7 +232,8 @@ class SharedFusion(NeuralFusion):
     contrastive term then aligns same-class rather than same-row pairs for those rows.
 
     Options: ``shared_dim`` (default 64), ``contrastive_weight`` (default 1.0; ``"shared:0"`` trains the
-    task loss only, an ablation), ``hidden`` (projection width, default 128). Cross-modal retrieval:
+    task loss only, an ablation), ``hidden`` (projection width, default 128), ``end_to_end``. Cross-modal
+    retrieval:
     :meth:`retrieve` and :func:`retrieval_recall`.
     """
 
@@ -253,26 +257,26 @@ class SharedFusion(NeuralFusion):
             raise ValueError(f"shared: contrastive_weight must be a number >= 0, got {raw!r}")
         return weight
 
-    def _net(self) -> FusionNet:
-        weight = self.contrastive_weight
+    def build(self, encoders: Mapping[str, nn.Module]) -> FusionNet:
+        """A :class:`SharedSpaceNet` over ``encoders``."""
+        return SharedSpaceNet(encoders, self.n_classes, shared_dim=self.shared_dim,
+                              hidden=int(self.options.get("hidden", 128)),
+                              contrastive_weight=self.contrastive_weight)
 
-        def build() -> FusionNet:
-            encoders = {n: info.build() for n, info in self.inputs.items()}
-            return SharedSpaceNet(encoders, self.n_classes, shared_dim=self.shared_dim,
-                                  hidden=int(self.options.get("hidden", 128)), contrastive_weight=weight)
-
-        return seeded(self.config.seed, build)
-
-    def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
-        """Train encoders, projection heads and classifier end to end (see the class docstring)."""
-        self.net_ = train_network(self._net(), data, y, self.config,
-                                  augment={n: info.spec.augment for n, info in self.inputs.items()})
-        return self
+    @property
+    def n_spaces(self) -> int:
+        """Number of shared spaces: one per head (one per inner fold with shared encoders, else one)."""
+        return 1 if self.state.get("end_to_end", True) else len(self.heads_)
 
     @torch.no_grad()
     def embed(self, data: Data, inputs: Sequence[str] | None = None, *,
               batch_size: int = 256) -> dict[str, np.ndarray]:
         """Each input's normalised shared embedding.
+
+        With shared encoders there is one space per inner fold (each head's): the embedding is the
+        concatenation of the row's unit vector in every space, divided by the square root of their number,
+        so it has unit norm and the cosine similarity of two embeddings is the mean of their similarities
+        in the separate spaces.
 
         Parameters
         ----------
@@ -283,40 +287,59 @@ class SharedFusion(NeuralFusion):
 
         Returns
         -------
-        dict of str to ndarray of shape (N, shared_dim)
+        dict of str to ndarray of shape (N, shared_dim * n_spaces)
             NaN in the rows where the input is missing.
         """
-        net = self.net_.to(self.config.device).eval()
-        out = {}
-        for name in (list(self.inputs) if inputs is None else inputs):
+        names = list(self.inputs) if inputs is None else list(inputs)
+        for name in names:
             _check_input(self, name)
-            x, mask = data[name]
-            z = np.full((len(mask), self.shared_dim), np.nan, dtype=np.float32)
-            rows = np.flatnonzero(mask)
-            for s in range(0, len(rows), batch_size):
-                r = rows[s:s + batch_size]
-                xt = torch.from_numpy(np.ascontiguousarray(x[r])).to(self.config.device)
-                z[r] = net.project({name: net.encoders[name](xt)})[name].cpu().numpy()
-            out[name] = z
+        if self.state.get("end_to_end", True):
+            net = self.net_.to(self.config.device).eval()
+            spaces = [{n: (net, data[n][0], np.asarray(data[n][1], bool)) for n in names}]
+        else:
+            spaces = []
+            for fold, head in enumerate(self.heads_):
+                emb = self.encoders_.embeddings({n: data[n] for n in names}, fold, inputs=names)
+                spaces.append({n: (head.to(self.config.device).eval(), *emb[n]) if n in emb else
+                               (head, data[n][0], np.zeros(len(data[n][1]), bool)) for n in names})
+        out = {}
+        for name in names:
+            n_rows = len(data[name][1])
+            blocks = np.zeros((n_rows, len(spaces), self.shared_dim), np.float32)
+            present = np.zeros((n_rows, len(spaces)), bool)
+            for s, space in enumerate(spaces):
+                net, x, mask = space[name]
+                rows = np.flatnonzero(mask)
+                for start in range(0, len(rows), batch_size):
+                    r = rows[start:start + batch_size]
+                    xt = torch.from_numpy(np.ascontiguousarray(x[r])).to(self.config.device)
+                    blocks[r, s] = net.project({name: net.encoders[name](xt)})[name].cpu().numpy()
+                present[:, s] = mask
+            count = present.sum(1)
+            z = blocks.reshape(n_rows, -1) / np.sqrt(np.maximum(count, 1))[:, None]
+            z[count == 0] = np.nan
+            out[name] = z.astype(np.float32)
         return out
 
     def impute(self, data: Data) -> dict[str, np.ndarray]:
         """Every input's shared embedding, a missing one imputed from the inputs present in the row.
 
-        A missing input's embedding is the normalised mean of the present inputs' embeddings. Rows with no
-        input present stay NaN.
+        A missing input's embedding is the normalised mean of the present inputs' embeddings (in each
+        space, with shared encoders). Rows with no input present stay NaN.
 
         Returns
         -------
-        dict of str to ndarray of shape (N, shared_dim)
+        dict of str to ndarray of shape (N, shared_dim * n_spaces)
         """
         z = self.embed(data)
-        stack = np.stack([z[n] for n in self.inputs], axis=1)  # (N, M, D)
+        stack = np.stack([z[n] for n in self.inputs], axis=1)  # (N, M, S * D)
+        n_rows = len(stack)
         present = ~np.isnan(stack).any(axis=2)
-        count = present.sum(1, keepdims=True)
-        mean = np.where(present[:, :, None], stack, 0.0).sum(1) / np.maximum(count, 1)
-        norm = np.linalg.norm(mean, axis=1, keepdims=True)
-        filler = np.where(count > 0, mean / np.maximum(norm, 1e-12), np.nan).astype(np.float32)
+        count = present.sum(1)
+        mean = np.where(present[:, :, None], stack, 0.0).sum(1).reshape(n_rows, self.n_spaces, self.shared_dim)
+        norm = np.linalg.norm(mean, axis=2, keepdims=True)
+        unit = (mean / np.maximum(norm, 1e-12)).reshape(n_rows, -1) / np.sqrt(self.n_spaces)
+        filler = np.where(count[:, None] > 0, unit, np.nan).astype(np.float32)
         return {n: np.where(np.isnan(z[n]).any(1, keepdims=True), filler, z[n]) for n in self.inputs}
 
     def retrieve(self, query_data: Data, gallery_data: Data, *, from_input: str, to_input: str,
@@ -580,8 +603,11 @@ class CCAFusion(FusionStrategy):
                 warnings.simplefilter("ignore")  # NIPALS convergence notes on tiny or collinear data
                 cca = CCA(n_components=n_comp, max_iter=1000).fit(pa, po)
             self.sklearn_cca_[partner] = cca
-            for side, mean, std, rot in (("x", cca._x_mean, cca._x_std, cca.x_rotations_),
-                                         ("y", cca._y_mean, cca._y_std, cca.y_rotations_)):
+            # scikit-learn centres and scales each side by its mean and std (ddof=1, exactly 0 -> 1) before
+            # rotating; recomputed here rather than read from the estimator's private attributes
+            for side, scores, rot in (("x", pa, cca.x_rotations_), ("y", po, cca.y_rotations_)):
+                mean, std = scores.mean(axis=0), scores.std(axis=0, ddof=1)
+                std[std == 0.0] = 1.0
                 self.arrays_[f"cca.{partner}.{side}_mean"] = np.asarray(mean, np.float64)
                 self.arrays_[f"cca.{partner}.{side}_std"] = np.asarray(std, np.float64)
                 self.arrays_[f"cca.{partner}.{side}_rotations"] = np.asarray(rot, np.float64)

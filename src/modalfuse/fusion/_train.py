@@ -21,6 +21,7 @@ class TrainConfig:
     """Hyperparameters of one training run (see ``MultimodalClassifier`` for their meaning)."""
 
     epochs: int = 20
+    min_steps: int = 0
     batch_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
@@ -163,7 +164,8 @@ def train_network(
 ) -> FusionNet:
     """Train ``net`` on ``data`` (input -> (X, mask), one row per label in ``y``, ints 0..K-1).
 
-    AdamW with a one-cycle learning-rate schedule; seeded shuffling, dropout and augmentation, so the
+    AdamW with a one-cycle learning-rate schedule over ``epochs`` passes, or more when that gives fewer
+    than ``config.min_steps`` updates; seeded shuffling, dropout and augmentation, so the
     same config gives the same weights. Returns the network in eval mode.
 
     Per batch, in this order: with ``config.recombine_ratio > 0`` and more than one input, that share of
@@ -193,7 +195,9 @@ def _train(
     bs = max(1, min(config.batch_size, n))
     steps_per_epoch = math.ceil(n / bs)
     opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    total_steps = max(1, config.epochs * steps_per_epoch)
+    # small tables get more epochs, so a network is never left with a handful of updates
+    total_steps = max(1, config.epochs * steps_per_epoch, config.min_steps)
+    epochs = math.ceil(total_steps / steps_per_epoch)
     # OneCycleLR divides by (pct_start * total_steps - 1): a warm-up of exactly one step is degenerate
     pct_start = 0.25 if total_steps != 4 else 0.3
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.learning_rate, total_steps=total_steps,
@@ -208,9 +212,12 @@ def _train(
     recombining = config.recombine_ratio > 0 and len(names) > 1
     mixing = config.mixup_alpha > 0
     beta_rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen))) if mixing else None
-    for _ in range(config.epochs):
+    step = 0
+    for _ in range(epochs):
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, bs):
+            if step == total_steps:
+                break
             idx = order[start:start + bs]
             if len(idx) < 2 and n >= 2:
                 continue  # BatchNorm needs two rows
@@ -234,6 +241,7 @@ def _train(
             loss.backward()
             opt.step()
             sched.step()
+            step += 1
     return net.eval()
 
 
