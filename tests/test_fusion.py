@@ -197,7 +197,7 @@ def test_combiners_are_fitted_on_out_of_fold_predictions(noisy_table) -> None:
 
 
 # ------------------------------------------------------------------------------------------- early fusion
-def test_early_fusion_end_to_end_trains_every_encoder(table) -> None:
+def test_early_fusion_end_to_end_trains_every_encoder(table, tmp_path) -> None:
     clf = mf.MultimodalClassifier(fusion="early", seed=0, fusion_options={"end_to_end": True}, **FAST).fit(table)
     strategy = clf.fusion_
     assert strategy.state["end_to_end"] is True and not hasattr(strategy, "heads_")
@@ -211,6 +211,11 @@ def test_early_fusion_end_to_end_trains_every_encoder(table) -> None:
     head_before = dict(initial.head.named_parameters())
     assert any(not torch.equal(p.detach(), head_before[k].detach()) for k, p in trained.head.named_parameters())
     assert clf.score(table) > 0.8
+    loaded = mf.MultimodalClassifier.load(clf.save(tmp_path / "e2e"))
+    assert loaded.fusion_.state["end_to_end"] is True
+    np.testing.assert_allclose(loaded.predict_proba(table), clf.predict_proba(table), atol=1e-6)
+    with pytest.raises(ValueError, match="'end_to_end' must be true or false"):
+        mf.MultimodalClassifier(fusion="early", fusion_options={"end_to_end": "maybe"}, **FAST).fit(table)
 
 
 def test_joint_heads_train_on_held_out_embeddings_of_the_shared_encoders(table, monkeypatch) -> None:

@@ -272,6 +272,28 @@ def test_generation_runs_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> Non
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
+def test_small_tables_get_min_steps_updates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """24 rows in batches of 8 for 2 epochs make 6 updates; min_steps=10 runs 10: more passes, then stops."""
+    steps: list[int] = []
+    real = torch.optim.AdamW.step
+
+    def counting_step(self, *args, **kwargs):
+        steps.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", counting_step)
+    data, y = _small_problem()
+    assert len(y) == 24
+    train_network(_small_net(data), data, y, TrainConfig(epochs=2, batch_size=8))
+    assert len(steps) == 6
+    steps.clear()
+    train_network(_small_net(data), data, y, TrainConfig(epochs=2, batch_size=8, min_steps=10))
+    assert len(steps) == 10
+    steps.clear()
+    train_network(_small_net(data), data, y, TrainConfig(epochs=5, batch_size=8, min_steps=10))
+    assert len(steps) == 15  # already more than min_steps: unchanged
+
+
 def test_mix_embeddings_interpolates_present_inputs_and_ors_masks() -> None:
     e = {"a": _rand(4, 3, seed=1)}
     m = {"a": torch.tensor([True, True, False, False])}

@@ -325,10 +325,11 @@ def demo(
     epochs: Annotated[int, typer.Option(help="Training epochs of every network.")] = 20,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
 ) -> None:
-    """The whole journey on AV-Digits (hard): leave-one-speaker-out, unimodal vs late vs early fusion."""
+    """The whole journey on AV-Digits (hard): leave-one-speaker-out, every fusion strategy against the
+    unimodal baselines, and a recommendation."""
     typer.echo("AV-Digits (hard): 3,000 spoken digits (FSDD) paired with degraded MNIST digits; "
-               "6 folds, each holding out one speaker.")
-    evaluate("av-digits-hard", label=None, groups=None, cv="loso", fusion="unimodal,late,early",
+               "6 folds, each holding out one speaker; every strategy on the same folds.")
+    evaluate("av-digits-hard", label=None, groups=None, cv="loso", fusion="all",
              json_path=json_path, modality=None, encoder=None, epochs=epochs, min_steps=200, seed=0,
              data_root=data_root, encoding=None)
 
