@@ -221,8 +221,9 @@ def format_compact(title: str, strategies: Mapping[str, Any]) -> str:
     return "\n".join([title, render(header), "-" * (sum(widths) + 2 * (len(widths) - 1)), *map(render, rows)])
 
 
-FIT_SECONDS_NOTE = ("fit s: summed over the 5 folds. modalfuse fits each input's model once per fold and shares "
-                    "it: the unimodal:* rows carry that cost, the late:* rows only their combiner's.")
+FIT_SECONDS_NOTE = ("fit s: summed over the 5 folds. modalfuse fits each input's models once per fold and shares "
+                    "them: the unimodal:* rows carry that cost, the late:* rows only their combiner's and the "
+                    "joint rows (early, tensor, lowrank, attention, shared) only their heads'.")
 
 
 def forget_fitted_models() -> None:

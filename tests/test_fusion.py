@@ -411,3 +411,17 @@ def test_modality_dropout_training(table) -> None:
     only_text = X[["text"]]
     # trained with inputs hidden, text alone still carries the prediction
     assert np.mean(clf.predict(only_text) == table.y) > 0.7
+
+
+def test_late_models_saved_with_network_counts_still_load(fitted, table, tmp_path) -> None:
+    """Models saved before the inner folds were recorded per network ("n_nets": network i is fold i's)."""
+    import json
+
+    clf = fitted["late:stacking"]
+    path = clf.save(tmp_path / "m")
+    doc = json.loads((path / "model.json").read_text())
+    state = doc["fusion"]["state"]
+    state["n_nets"] = {n: len(folds) for n, folds in state.pop("net_folds").items()}
+    (path / "model.json").write_text(json.dumps(doc))
+    loaded = mf.MultimodalClassifier.load(path)
+    np.testing.assert_allclose(loaded.predict_proba(table), clf.predict_proba(table), atol=1e-6)

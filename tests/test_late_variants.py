@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import softmax
 
 import modalfuse as mf
 from conftest import assert_explanation_covers_inputs
@@ -90,17 +91,19 @@ def test_a_confident_input_weighs_more_than_an_uncertain_one() -> None:
     fused = strategy._combine_rows(probs, masks, W)
     assert fused[0].argmax() == 0 and fused[1].argmax() == 1  # the confident input decides
     conf = LateFusion.confidence
-    w0 = conf(probs["image"][:1])[0], conf(probs["audio"][:1])[0]
-    np.testing.assert_allclose(fused[0], (w0[0] * probs["image"][0] + w0[1] * probs["audio"][0]) / sum(w0))
-    np.testing.assert_allclose(fused[2], probs["audio"][2])  # only audio present
-    np.testing.assert_allclose(fused[3], prior)  # nothing present: the prior
-    # gamma = 0 is the plain mean of the present inputs; zero confidence everywhere falls back to it too
-    mean = _unfitted_confidence(0.0, prior)
-    np.testing.assert_allclose(mean._combine_rows(probs, masks, mean._row_weights(probs, masks))[0],
-                               (probs["image"][0] + probs["audio"][0]) / 2)
+    w0 = np.array([conf(probs["image"][:1])[0], conf(probs["audio"][:1])[0]])
+    w0 = w0 * 2 / w0.sum()  # rescaled to average 1 over the two present inputs
+    want = softmax(w0[0] * np.log(probs["image"][0]) + w0[1] * np.log(probs["audio"][0]))
+    np.testing.assert_allclose(fused[0], want, atol=1e-5)
+    np.testing.assert_allclose(fused[2], probs["audio"][2], atol=1e-5)  # only audio present
+    np.testing.assert_allclose(fused[3], prior, atol=1e-5)  # nothing present: the prior
+    # gamma = 0 is the plain product of the present inputs; zero confidence everywhere falls back to it too
+    product = _unfitted_confidence(0.0, prior)
+    np.testing.assert_allclose(product._combine_rows(probs, masks, product._row_weights(probs, masks))[0],
+                               softmax(np.log(probs["image"][0]) + np.log(probs["audio"][0])), atol=1e-5)
     flat = {n: np.full((4, 3), 1 / 3) for n in probs}
     np.testing.assert_allclose(strategy._combine_rows(flat, masks, strategy._row_weights(flat, masks))[:3],
-                               1 / 3)
+                               1 / 3, atol=1e-6)
     # the contributions' weights average 1 over the present inputs of a row
     cw = strategy._contribution_weights(probs, masks)
     assert cw["image"][0] + cw["audio"][0] == pytest.approx(2.0) and cw["image"][0] > cw["audio"][0]
@@ -109,7 +112,7 @@ def test_a_confident_input_weighs_more_than_an_uncertain_one() -> None:
 
 def test_the_sharpening_exponent_is_fitted_on_out_of_fold_log_loss() -> None:
     """Each input is sure and right on half the rows and unsure (leaning wrong) on the others: weighting
-    by confidence beats the plain mean, so gamma > 0; with equally confident inputs gamma stays 0."""
+    by confidence beats the plain product, so gamma > 0; with equally confident inputs gamma stays 0."""
     n = 40
     y = np.arange(n) % 2
     sure = np.where(y[:, None] == np.arange(2), 0.95, 0.05)
@@ -138,10 +141,11 @@ def test_confidence_end_to_end(fitted, table, tmp_path) -> None:
         w = np.array([conf[n][i] for n in probs])
         if w.sum() == 0:
             w = np.array([float(masks[n][i]) for n in probs])
-        expected.append(sum(w[j] * probs[n][i] for j, n in enumerate(probs)) / w.sum())
+        w = w * sum(masks[n][i] for n in probs) / w.sum()  # average 1 over the present inputs
+        expected.append(softmax(sum(w[j] * np.log(probs[n][i] + 1e-6) for j, n in enumerate(probs))))
     np.testing.assert_allclose(clf.predict_proba(table), np.stack(expected), atol=1e-10)
     assert clf.score(table) > 0.8
-    # missing inputs: the mean over those present; none present: the prior
+    # missing inputs: the product over those present; none present: the prior
     X = table.frame.copy()
     X["audio"] = None
     p = clf.predict_proba(X)

@@ -102,12 +102,14 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         Multimodal mixup for neural strategies: when > 0, rows are interpolated with a Beta(alpha, alpha)
         weight, all inputs' embeddings and the labels alike.
     inner_folds : int, default=3
-        Folds for the cross-fitted per-input models of late fusion and unimodal baselines.
+        Folds for the cross-fitted per-input models shared by the unimodal baselines, late fusion and (unless
+        ``fusion_options={"end_to_end": True}``) the joint strategies, which train one head per fold.
     hidden : int, default=128
         Width of the fused head.
     fusion_options : dict, optional
         Further options of the strategy, e.g. ``{"shared_dim": 32}`` for ``shared``, ``{"rank": 8}`` for
-        ``lowrank`` (see each strategy's docstring).
+        ``lowrank``, ``{"end_to_end": True}`` for a joint strategy that trains its own encoders (see each
+        strategy's docstring).
     seed : int, default=0
         Seeds every random choice: the same data and parameters give the same model.
     device : str, default="cpu"

@@ -287,8 +287,11 @@ class _PerInputModels(FusionStrategy):
     def load_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
         self.prior_ = np.asarray(self.state["prior"])
         self.models_ = {}
+        # models saved before "net_folds" recorded "n_nets": network i was then fold i's
+        net_folds = (self.state["net_folds"] if "net_folds" in self.state
+                     else {n: list(range(k)) for n, k in self.state["n_nets"].items()})
         for n in self.state["fitted_inputs"]:
-            folds = self.state["net_folds"][n]
+            folds = net_folds[n]
             nets = []
             for i in range(len(folds)):
                 net = self._input_net(n)
@@ -364,12 +367,14 @@ class LateFusion(_PerInputModels):
       (the class prior where an input is missing) and the inputs' presence indicators.
     - ``product``: product of experts: the unweighted sum of the log-probabilities of the inputs present,
       renormalised (``weighted`` with every weight 1; nothing is fitted).
-    - ``confidence``: per-row weighted mean of the probabilities of the inputs present, an input's weight on
-      a row being its model's confidence there, ``c ** gamma`` with ``c = 1 - H(p) / log K`` (``H`` the
-      entropy of the input's probability vector ``p``, ``K`` the number of classes: 1 for a one-hot ``p``,
-      0 for a uniform one). The exponent ``gamma`` in [0, 8] is fitted by minimising the log loss of the
-      out-of-fold probabilities (``gamma = 0`` is ``mean``). The per-row weights come from
-      :meth:`_row_weights`, the extension point of quality-aware weighting.
+    - ``confidence``: a product of experts with per-row weights: the weighted sum of the log-probabilities
+      of the inputs present, renormalised, an input's weight on a row growing with its model's confidence
+      there, ``c ** gamma`` with ``c = 1 - H(p) / log K`` (``H`` the entropy of the input's probability
+      vector ``p``, ``K`` the number of classes: 1 for a one-hot ``p``, 0 for a uniform one), rescaled so
+      the present inputs' weights average 1 on the row. The exponent ``gamma`` in [0, 8] is fitted by
+      minimising the log loss of the out-of-fold probabilities (``gamma = 0`` is ``product``; a larger one
+      moves weight, row by row, to the surer input). The per-row weights come from :meth:`_row_weights`,
+      the extension point of quality-aware weighting.
 
     Rows with no input present get the training class prior, whatever the method.
     """
@@ -427,8 +432,8 @@ class LateFusion(_PerInputModels):
         Extension point: a quality-aware variant (per-row weights from a modality quality score, say the
         signal-to-noise ratio of an audio clip or the sharpness of an image, alone or times the
         confidence) overrides this method, and :meth:`_fit_row_weights` when it has parameters to fit on
-        the out-of-fold probabilities. Everything else is inherited: the weighted mean
-        (:meth:`_combine_rows`), the prior for rows with no input present, the plain mean for rows where
+        the out-of-fold probabilities. Everything else is inherited: the per-row weighted product
+        (:meth:`_combine_rows`), the prior for rows with no input present, the plain product for rows where
         every present input has weight 0, the per-row contributions in ``explain`` and saving (put
         fitted parameters in ``self.state``). Weights need not sum to 1 per row.
         """
@@ -438,7 +443,7 @@ class LateFusion(_PerInputModels):
                          y: np.ndarray) -> None:
         """Fit the parameters of :meth:`_row_weights` on out-of-fold probabilities: here the exponent
         ``gamma`` >= 0 minimising the log loss (a grid over [0, 8], refined around its best point; the
-        smallest gamma wins ties, so it falls back to the plain mean when confidence does not help)."""
+        smallest gamma wins ties, so it falls back to the plain product when confidence does not help)."""
         rows = np.arange(len(y))
 
         def loss(gamma: float) -> float:
@@ -462,13 +467,25 @@ class LateFusion(_PerInputModels):
         W = np.where(present, np.maximum(np.asarray(weights, dtype=np.float64), 0.0), 0.0)
         return np.where(W.sum(1, keepdims=True) > 0, W, present.astype(np.float64))
 
+    def _rescaled_row_weights(self, masks: dict[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
+        """:meth:`_effective_row_weights` rescaled to average 1 over each row's present inputs (0 where none
+        is present), so only the inputs' relative weights matter, not their scale."""
+        W = self._effective_row_weights(masks, weights)
+        n_present = np.stack([masks[n] for n in masks], axis=1).sum(1, keepdims=True)
+        total = W.sum(1, keepdims=True)
+        return W * np.where(total > 0, n_present / np.where(total > 0, total, 1.0), 0.0)
+
     def _combine_rows(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray],
                       weights: np.ndarray) -> np.ndarray:
-        """Per-row weighted mean of the present inputs' probabilities; the prior where none is present."""
-        W = self._effective_row_weights(masks, weights)
-        total = W.sum(1, keepdims=True)
-        P = np.einsum("nm,nmk->nk", W, np.stack([probs[n] for n in probs], axis=1))
-        return np.where(total > 0, P / np.where(total > 0, total, 1.0), self.prior_)
+        """Per-row weighted product of the present inputs' probabilities (weights rescaled to average 1 over
+        the present inputs, see :meth:`_rescaled_row_weights`), renormalised; the prior where none is
+        present."""
+        W = self._rescaled_row_weights(masks, weights)
+        logp = np.log(np.stack([probs[n] for n in probs], axis=1) + _EPS)  # (N, M, K)
+        logits = np.einsum("nm,nmk->nk", W, logp)
+        none = W.sum(1) == 0
+        logits[none] = np.log(self.prior_ + _EPS)
+        return softmax(logits, axis=1)
 
     # ---------------------------------------------------------------------------------------------- stacking
     def _stack_features(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> np.ndarray:
@@ -534,12 +551,9 @@ class LateFusion(_PerInputModels):
 
     def _contribution_weights(self, probs: dict[str, np.ndarray],
                               masks: dict[str, np.ndarray]) -> dict[str, float | np.ndarray]:
-        """For ``confidence``, an input's per-row weight rescaled so the present inputs' weights average 1
-        on each row (as in ``mean``, and independent of the weights' scale); the fixed weights otherwise."""
+        """For ``confidence``, an input's per-row weight in the product, rescaled so the present inputs'
+        weights average 1 on each row (as in ``product``); the fixed weights otherwise."""
         if self.method != "confidence" or not probs:
             return super()._contribution_weights(probs, masks)
-        W = self._effective_row_weights(masks, self._row_weights(probs, masks))
-        n_present = np.stack([masks[n] for n in probs], axis=1).sum(1)
-        total = W.sum(1)
-        scale = np.where(total > 0, n_present / np.where(total > 0, total, 1.0), 0.0)
-        return {n: W[:, i] * scale for i, n in enumerate(probs)}
+        W = self._rescaled_row_weights(masks, self._row_weights(probs, masks))
+        return {n: W[:, i] for i, n in enumerate(probs)}
