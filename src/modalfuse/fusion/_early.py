@@ -1,4 +1,5 @@
-"""Neural fusion trained end to end: the ``NeuralFusion`` extension point and early fusion."""
+"""Neural fusion heads: the ``NeuralFusion`` extension point (heads on shared encoders, or trained end to
+end with their own) and early fusion."""
 
 from __future__ import annotations
 
@@ -167,7 +168,7 @@ class NeuralFusion(FusionStrategy):
 @register_fusion
 class EarlyFusion(NeuralFusion):
     """Early fusion: the inputs' embeddings (zeros for a missing input) concatenated with presence
-    indicators, classified by an MLP; encoders and head trained together."""
+    indicators, classified by an MLP (on the shared encoders by default; see :class:`NeuralFusion`)."""
 
     name = "early"
 

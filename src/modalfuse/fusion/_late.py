@@ -4,11 +4,14 @@ Each input's model is a *cross-fitted ensemble*: the training rows are split int
 (grouped when groups are known, so a speaker's rows never inform their own out-of-fold prediction); one
 network is trained per fold on the other folds. Their predictions on held-out folds are the out-of-fold
 (OOF) probabilities on which the combiners are fitted, and at test time the input's probability is the mean
-of its networks. Unimodal baselines use exactly these per-input models, so comparisons are like for like.
+of its networks. Unimodal baselines use exactly these per-input models, so comparisons are like for like,
+and the joint strategies (:class:`~modalfuse.fusion.NeuralFusion`, unless ``end_to_end``) train their heads
+on these networks' embeddings of each fold's held-out rows. The folds are drawn over all training rows, so
+fold ``k``'s held-out rows are unseen by every input's network ``k``.
 
-The per-input models are always trained plainly: ``TrainConfig.mixup_alpha`` and ``recombine_ratio`` (which
-make *joint* training rows) are set to 0 for them, so a unimodal baseline never depends on those options and
-the cached per-input models are shared by strategies that differ only in them.
+The per-input models are always trained plainly: ``TrainConfig.mixup_alpha``, ``recombine_ratio`` (which
+make *joint* training rows) and ``modality_dropout`` are set to 0 for them, so a unimodal baseline never
+depends on those options and the cached per-input models are shared by strategies that differ only in them.
 """
 
 from __future__ import annotations
