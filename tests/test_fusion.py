@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from typing import Any
 
@@ -214,6 +215,12 @@ def test_early_fusion_end_to_end_trains_every_encoder(table, tmp_path) -> None:
     loaded = mf.MultimodalClassifier.load(clf.save(tmp_path / "e2e"))
     assert loaded.fusion_.state["end_to_end"] is True
     np.testing.assert_allclose(loaded.predict_proba(table), clf.predict_proba(table), atol=1e-6)
+    # saved before "end_to_end" was recorded (every joint model was then trained end to end): loads as such
+    doc = json.loads((tmp_path / "e2e" / "model.json").read_text())
+    del doc["fusion"]["state"]["end_to_end"], doc["fusion"]["options"]["end_to_end"]
+    (tmp_path / "e2e" / "model.json").write_text(json.dumps(doc))
+    old = mf.MultimodalClassifier.load(tmp_path / "e2e")
+    np.testing.assert_allclose(old.predict_proba(table), clf.predict_proba(table), atol=1e-6)
     with pytest.raises(ValueError, match="'end_to_end' must be true or false"):
         mf.MultimodalClassifier(fusion="early", fusion_options={"end_to_end": "maybe"}, **FAST).fit(table)
 
@@ -415,8 +422,6 @@ def test_modality_dropout_training(table) -> None:
 
 def test_late_models_saved_with_network_counts_still_load(fitted, table, tmp_path) -> None:
     """Models saved before the inner folds were recorded per network ("n_nets": network i is fold i's)."""
-    import json
-
     clf = fitted["late:stacking"]
     path = clf.save(tmp_path / "m")
     doc = json.loads((path / "model.json").read_text())

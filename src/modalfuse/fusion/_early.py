@@ -76,7 +76,10 @@ class NeuralFusion(FusionStrategy):
         Strategies whose network is more than a head on the embeddings (``shared``) override this.
         """
         head = self.make_head({n: e.dim for n, e in encoders.items()}, self.n_classes)
-        aux = self.end_to_end and bool_option(self.options.get("aux_heads", True), "aux_heads", self.name)
+        # auxiliary heads only where encoders are trained; a model saved before "end_to_end" was recorded
+        # was trained end to end
+        trains_encoders = self.state.get("end_to_end", True)
+        aux = trains_encoders and bool_option(self.options.get("aux_heads", True), "aux_heads", self.name)
         return FusionNet(encoders, self.n_classes, head=head, aux_heads=aux)
 
     def _net(self) -> FusionNet:
