@@ -119,6 +119,13 @@ def shared_datasets() -> Path:
     return SHARED_DATASETS
 
 
+def assert_probabilities(proba: np.ndarray, n_rows: int, n_classes: int) -> None:
+    """``proba`` is an (n_rows, n_classes) array of probabilities: non-negative rows summing to 1."""
+    assert proba.shape == (n_rows, n_classes)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
+    assert (proba >= 0).all()
+
+
 def assert_explanation_covers_inputs(out: pd.DataFrame, table, inputs: list[str]) -> None:
     """``clf.explain`` output: prediction, probability and one finite column per input, 0 where it is missing."""
     assert list(out.columns) == ["prediction", "probability", *inputs]

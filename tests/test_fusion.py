@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import modalfuse as mf
+from conftest import assert_probabilities
 from modalfuse.fusion import _base, _late
 from modalfuse.fusion._train import TrainConfig, seeded
 
@@ -66,10 +67,7 @@ def test_make_strategies_expands_families_and_adds_baselines(table) -> None:
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_strategy_learns_and_gives_probabilities(fitted, table, name: str) -> None:
     clf = fitted[name]
-    proba = clf.predict_proba(table)
-    assert proba.shape == (len(table), 3)
-    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
-    assert (proba >= 0).all()
+    assert_probabilities(clf.predict_proba(table), len(table), 3)
     assert list(clf.classes_) == ["a", "b", "c"]
     # strong signal: far above chance (1/3) on the training rows
     assert np.mean(clf.predict(table) == table.y) > 0.8

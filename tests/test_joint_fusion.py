@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import modalfuse as mf
-from conftest import assert_explanation_covers_inputs
+from conftest import assert_explanation_covers_inputs, assert_probabilities
 from modalfuse.encoders import FeatureMLP
 from modalfuse.fusion import _train
 from modalfuse.fusion._joint import AttentionHead, LowRankHead, TensorHead, tensor_width
@@ -50,10 +50,7 @@ def test_joint_strategies_are_registered_with_their_shorthand() -> None:
 @pytest.mark.parametrize("name", JOINT)
 def test_joint_strategy_learns_and_gives_probabilities(fitted, table, name: str) -> None:
     clf = fitted[name]
-    proba = clf.predict_proba(table)
-    assert proba.shape == (len(table), 3)
-    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
-    assert (proba >= 0).all()
+    assert_probabilities(clf.predict_proba(table), len(table), 3)
     assert np.mean(clf.predict(table) == table.y) > 0.8  # chance is 1/3
 
 
