@@ -62,8 +62,11 @@ def sklearn_reference(table: mf.MultimodalTable, splits: list) -> dict:
 
     for train, test in splits:
         probs = {}
-        for name, X in (("sklearn:audio", spec), ("sklearn:image", pixels),
-                        ("sklearn:concat", np.hstack([spec, pixels]))):
+        for name, X in (
+            ("sklearn:audio", spec),
+            ("sklearn:image", pixels),
+            ("sklearn:concat", np.hstack([spec, pixels])),
+        ):
             t0 = time.perf_counter()
             m = model().fit(X[train], y[train])
             probs[name] = m.predict_proba(X[test])
@@ -74,9 +77,14 @@ def sklearn_reference(table: mf.MultimodalTable, splits: list) -> dict:
         seconds["sklearn:sum-logprob"] = seconds["sklearn:audio"] + seconds["sklearn:image"]
         for name in names:
             folds[name].append(classification_metrics(y[test], probs[name], classes))
-    return {n: {"accuracy": summarize([f["accuracy"] for f in folds[n]]),
-                "f1_macro": summarize([f["f1_macro"] for f in folds[n]]),
-                "fit_seconds": seconds[n]} for n in names}
+    return {
+        n: {
+            "accuracy": summarize([f["accuracy"] for f in folds[n]]),
+            "f1_macro": summarize([f["f1_macro"] for f in folds[n]]),
+            "fit_seconds": seconds[n],
+        }
+        for n in names
+    }
 
 
 def retrieval_metrics(name: str, clf: mf.MultimodalClassifier, test: mf.MultimodalTable) -> dict | None:
@@ -95,7 +103,9 @@ def _progress(event: str, **info: object) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--fusion", default="all")
@@ -106,8 +116,15 @@ def main() -> None:
     splits = make_splits(table.y, table.groups, cv="loso", seed=0)
 
     t0 = time.perf_counter()
-    result = mf.compare(table, fusion=args.fusion, cv="loso", seed=0, epochs=args.epochs, progress=_progress,
-                        fold_metrics=retrieval_metrics)
+    result = mf.compare(
+        table,
+        fusion=args.fusion,
+        cv="loso",
+        seed=0,
+        epochs=args.epochs,
+        progress=_progress,
+        fold_metrics=retrieval_metrics,
+    )
     result["wall_seconds"] = time.perf_counter() - t0
     print(format_table(result), flush=True)
 
@@ -115,14 +132,22 @@ def main() -> None:
     reference = sklearn_reference(table, splits)
     reference_seconds = time.perf_counter() - t0
     for name, r in reference.items():
-        print(f"{name:22s} accuracy {r['accuracy']['mean']:.3f} ± {r['accuracy']['std']:.3f}  "
-              f"macro-F1 {r['f1_macro']['mean']:.3f}")
-    print(f"modalfuse wall time {result['wall_seconds']:.0f}s, scikit-learn reference {reference_seconds:.0f}s")
+        print(
+            f"{name:22s} accuracy {r['accuracy']['mean']:.3f} ± {r['accuracy']['std']:.3f}  "
+            f"macro-F1 {r['f1_macro']['mean']:.3f}"
+        )
+    print(
+        f"modalfuse wall time {result['wall_seconds']:.0f}s, scikit-learn reference {reference_seconds:.0f}s"
+    )
 
     doc = {
         "benchmark": "av-digits-hard, leave-one-speaker-out",
         "command": f"python benchmarks/avdigits.py --epochs {args.epochs} --fusion {args.fusion}",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "modalfuse": result,
         "reference": {"strategies": reference, "wall_seconds": reference_seconds},
     }

@@ -58,8 +58,12 @@ MODALITIES: dict[str, str] = {
     "Positive Feedback Count": "numeric",
 }
 #: Metrics reported, in column order: (result key, table header).
-REPORTED = (("f1_positive", "F1+"), ("pr_auc_positive", "PR-AUC+"), ("f1_macro", "macro-F1"),
-            ("accuracy", "accuracy"))
+REPORTED = (
+    ("f1_positive", "F1+"),
+    ("pr_auc_positive", "PR-AUC+"),
+    ("f1_macro", "macro-F1"),
+    ("accuracy", "accuracy"),
+)
 #: BLAS/OpenMP threads of the scikit-learn reference fits.
 REFERENCE_THREADS = 1
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -72,8 +76,12 @@ def load(csv: Path, *, rating: bool) -> mf.MultimodalTable:
         modalities["Rating"] = "ignore"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notes (none expected) are kept in table.notes
-        return mf.read_table(csv, label=LABEL, modalities=modalities,
-                             name="clothing_reviews" + ("" if rating else " (no Rating)"))
+        return mf.read_table(
+            csv,
+            label=LABEL,
+            modalities=modalities,
+            name="clothing_reviews" + ("" if rating else " (no Rating)"),
+        )
 
 
 def _reference_models(table: mf.MultimodalTable) -> dict[str, Any]:
@@ -95,13 +103,23 @@ def _reference_models(table: mf.MultimodalTable) -> dict[str, Any]:
         if use_text:
             parts.append(("text", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2), "text"))
         if categorical:
-            parts.append(("categorical", make_pipeline(
-                SimpleImputer(strategy="constant", fill_value="<missing>"),
-                OneHotEncoder(handle_unknown="ignore")), categorical))
+            parts.append(
+                (
+                    "categorical",
+                    make_pipeline(
+                        SimpleImputer(strategy="constant", fill_value="<missing>"),
+                        OneHotEncoder(handle_unknown="ignore"),
+                    ),
+                    categorical,
+                )
+            )
         if numeric:
-            parts.append(("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric))
-        return Pipeline([("features", ColumnTransformer(parts)),
-                         ("model", LogisticRegression(C=1.0, max_iter=2000))])
+            parts.append(
+                ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric)
+            )
+        return Pipeline(
+            [("features", ColumnTransformer(parts)), ("model", LogisticRegression(C=1.0, max_iter=2000))]
+        )
 
     models: dict[str, Any] = {}
     if text:
@@ -125,13 +143,17 @@ def reference_frame(table: mf.MultimodalTable) -> Any:
         frame[col] = frame[col].where(table.present[col], np.nan).astype(object)
     for col in numeric:
         frame[col] = frame[col].astype(np.float64)
-    joined = [" ".join(str(v) for v, c in zip(row, text, strict=True) if table.present[c][i])
-              for i, row in enumerate(table.frame[text].itertuples(index=False, name=None))]
+    joined = [
+        " ".join(str(v) for v, c in zip(row, text, strict=True) if table.present[c][i])
+        for i, row in enumerate(table.frame[text].itertuples(index=False, name=None))
+    ]
     frame["text"] = joined
     return frame
 
 
-def sklearn_reference(table: mf.MultimodalTable, splits: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+def sklearn_reference(
+    table: mf.MultimodalTable, splits: list[tuple[np.ndarray, np.ndarray]]
+) -> dict[str, Any]:
     """Fit each reference pipeline in every training fold and score it on the fold's test rows."""
     from sklearn.base import clone
     from threadpoolctl import threadpool_limits
@@ -174,16 +196,21 @@ def _progress(label: str) -> Any:
         if event == "start":
             state["per_fold"] = max(1, len(info.get("strategies") or [None]))
             state["t0"] = time.perf_counter()
-            print(f"  [{label}] {len(info.get('strategies') or [])} strategies x {info.get('n_folds')} folds: "
-                  f"{', '.join(info.get('strategies') or [])}", flush=True)
+            print(
+                f"  [{label}] {len(info.get('strategies') or [])} strategies x {info.get('n_folds')} folds: "
+                f"{', '.join(info.get('strategies') or [])}",
+                flush=True,
+            )
         elif event == "step":
             state["done"] += 1
             if not info.get("ok", True) and info.get("strategy") not in state["failed"]:
                 state["failed"].add(info.get("strategy"))
                 print(f"  [{label}] {info.get('strategy')} FAILED in fold {info.get('fold')}", flush=True)
             if state["done"] % state["per_fold"] == 0:
-                print(f"  [{label}] fold {info.get('fold')} done, {time.perf_counter() - state['t0']:.0f}s elapsed",
-                      flush=True)
+                print(
+                    f"  [{label}] fold {info.get('fold')} done, {time.perf_counter() - state['t0']:.0f}s elapsed",
+                    flush=True,
+                )
 
     return progress
 
@@ -198,10 +225,17 @@ def rows_of(strategies: Mapping[str, Any]) -> list[tuple[str, ...]]:
     """One row of table cells per strategy (failed strategies say so), best F1+ first."""
     ok = [(n, e) for n, e in strategies.items() if "error" not in e]
     ok.sort(key=lambda item: -((item[1].get("f1_positive") or {}).get("mean") or -math.inf))
-    rows = [(n, *(_cell(e.get(key)) for key, _ in REPORTED),
-             f"{e['fit_seconds']:.1f}" if isinstance(e.get("fit_seconds"), int | float) else "n/a")
-            for n, e in ok]
-    rows += [(n, f"failed in fold {e.get('fold')}: {e['error']}") for n, e in strategies.items() if "error" in e]
+    rows = [
+        (
+            n,
+            *(_cell(e.get(key)) for key, _ in REPORTED),
+            f"{e['fit_seconds']:.1f}" if isinstance(e.get("fit_seconds"), int | float) else "n/a",
+        )
+        for n, e in ok
+    ]
+    rows += [
+        (n, f"failed in fold {e.get('fold')}: {e['error']}") for n, e in strategies.items() if "error" in e
+    ]
     return rows
 
 
@@ -209,21 +243,27 @@ def format_compact(title: str, strategies: Mapping[str, Any]) -> str:
     header = ("strategy", *(h for _, h in REPORTED), "fit s")
     rows = rows_of(strategies)
     full = [r for r in rows if len(r) == len(header)]
-    widths = [max(len(header[i]), *(len(r[i]) for r in full)) if full else len(header[i])
-              for i in range(len(header))]
+    widths = [
+        max(len(header[i]), *(len(r[i]) for r in full)) if full else len(header[i])
+        for i in range(len(header))
+    ]
     widths[0] = max([widths[0], *(len(r[0]) for r in rows)])
 
     def render(row: tuple[str, ...]) -> str:
         if len(row) != len(header):
             return f"{row[0]:<{widths[0]}}  {row[1]}"
-        return "  ".join([f"{row[0]:<{widths[0]}}", *(f"{c:>{w}}" for c, w in zip(row[1:], widths[1:], strict=True))])
+        return "  ".join(
+            [f"{row[0]:<{widths[0]}}", *(f"{c:>{w}}" for c, w in zip(row[1:], widths[1:], strict=True))]
+        )
 
     return "\n".join([title, render(header), "-" * (sum(widths) + 2 * (len(widths) - 1)), *map(render, rows)])
 
 
-FIT_SECONDS_NOTE = ("fit s: summed over the 5 folds. modalfuse fits each input's models once per fold and shares "
-                    "them: the unimodal:* rows carry that cost, the late:* rows only their combiner's and the "
-                    "joint rows (early, tensor, lowrank, attention, shared) only their heads'.")
+FIT_SECONDS_NOTE = (
+    "fit s: summed over the 5 folds. modalfuse fits each input's models once per fold and shares "
+    "them: the unimodal:* rows carry that cost, the late:* rows only their combiner's and the "
+    "joint rows (early, tensor, lowrank, attention, shared) only their heads'."
+)
 
 
 def forget_fitted_models() -> None:
@@ -247,8 +287,11 @@ def run(csv: Path, *, rating: bool, fusion: str, epochs: int) -> dict[str, Any]:
     forget_fitted_models()
     table = load(csv, rating=rating)
     splits = make_splits(table.y, None, cv=5, seed=0)
-    print(f"== {label}: {len(table)} rows, inputs "
-          + ", ".join(f"{n} ({m}: {', '.join(c)})" for n, (m, c) in table.inputs.items()), flush=True)
+    print(
+        f"== {label}: {len(table)} rows, inputs "
+        + ", ".join(f"{n} ({m}: {', '.join(c)})" for n, (m, c) in table.inputs.items()),
+        flush=True,
+    )
 
     print(f"  modalfuse: mf.compare(fusion={fusion!r}, cv=5, seed=0, epochs={epochs}) ...", flush=True)
     t0 = time.perf_counter()
@@ -278,9 +321,14 @@ def run(csv: Path, *, rating: bool, fusion: str, epochs: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=os.environ.get("MODALFUSE_DATA") or str(DEFAULT_ROOT),
-                        help="folder holding clothing_reviews/val.csv (default: ../shared/datasets)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-root",
+        default=os.environ.get("MODALFUSE_DATA") or str(DEFAULT_ROOT),
+        help="folder holding clothing_reviews/val.csv (default: ../shared/datasets)",
+    )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--fusion", default="all", help="as modalfuse evaluate --fusion (default: all)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "clothing.json"))
@@ -288,22 +336,29 @@ def main(argv: list[str] | None = None) -> int:
 
     csv = Path(args.data_root).expanduser() / "clothing_reviews" / "val.csv"
     if not csv.is_file():
-        print(f"clothing_reviews data not found: {csv} is missing; pass --data-root (a folder holding "
-              "clothing_reviews/val.csv)", file=sys.stderr)
+        print(
+            f"clothing_reviews data not found: {csv} is missing; pass --data-root (a folder holding "
+            "clothing_reviews/val.csv)",
+            file=sys.stderr,
+        )
         return 2
 
     t_all = time.perf_counter()
-    runs = {"with_rating": run(csv, rating=True, fusion=args.fusion, epochs=args.epochs),
-            "without_rating": run(csv, rating=False, fusion=args.fusion, epochs=args.epochs)}
+    runs = {
+        "with_rating": run(csv, rating=True, fusion=args.fusion, epochs=args.epochs),
+        "without_rating": run(csv, rating=False, fusion=args.fusion, epochs=args.epochs),
+    }
     total = time.perf_counter() - t_all
 
     print()
     for r in runs.values():
         strategies = {**r["modalfuse"]["strategies"], **r["reference"]["strategies"]}
-        title = (f"clothing_reviews, {'with' if r['rating'] else 'without'} Rating | "
-                 f"{r['modalfuse']['n_rows']} rows, stratified 5-fold CV (seed 0), epochs {args.epochs} | "
-                 f"wall: modalfuse {r['wall_seconds']['modalfuse']:.0f}s, "
-                 f"scikit-learn {r['wall_seconds']['reference']:.1f}s")
+        title = (
+            f"clothing_reviews, {'with' if r['rating'] else 'without'} Rating | "
+            f"{r['modalfuse']['n_rows']} rows, stratified 5-fold CV (seed 0), epochs {args.epochs} | "
+            f"wall: modalfuse {r['wall_seconds']['modalfuse']:.0f}s, "
+            f"scikit-learn {r['wall_seconds']['reference']:.1f}s"
+        )
         print(format_compact(title, strategies))
         best = r["modalfuse"].get("best") or {}
         print(f"best by accuracy: {best.get('strategy')} (best single input: {best.get('unimodal')})")
@@ -315,11 +370,23 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "clothing_reviews val.csv, stratified 5-fold CV (seed 0), with and without Rating",
         "command": command,
         "data": {"path": str(csv), "label": LABEL, "positive_class": 1, "ignored_columns": list(IGNORED)},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "settings": {"fusion": args.fusion, "epochs": args.epochs, "cv": 5, "seed": 0,
-                     "reference_threads": REFERENCE_THREADS},
-        "notes": [FIT_SECONDS_NOTE, "Each run starts with modalfuse's shared per-input model cache empty.",
-                  f"scikit-learn reference fits use {REFERENCE_THREADS} BLAS/OpenMP thread(s)."],
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "settings": {
+            "fusion": args.fusion,
+            "epochs": args.epochs,
+            "cv": 5,
+            "seed": 0,
+            "reference_threads": REFERENCE_THREADS,
+        },
+        "notes": [
+            FIT_SECONDS_NOTE,
+            "Each run starts with modalfuse's shared per-input model cache empty.",
+            f"scikit-learn reference fits use {REFERENCE_THREADS} BLAS/OpenMP thread(s).",
+        ],
         "runs": runs,
         "wall_seconds": total,
     }

@@ -56,7 +56,9 @@ def step_ms(encoder: nn.Module, shape: tuple[int, ...], steps: int, batch: int =
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--threads", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "encoder_speed.json"))
@@ -70,15 +72,28 @@ def main() -> None:
         for _ in range(3):
             default.append(step_ms(_Contiguous(cls(shape[0])), shape, args.steps))
             channels_last.append(step_ms(cls(shape[0]), shape, args.steps))
-        results[name] = {"default_ms": min(default), "channels_last_ms": min(channels_last),
-                         "speedup": min(default) / min(channels_last)}
-        print(f"{name}: {min(default):.1f} ms -> {min(channels_last):.1f} ms per step "
-              f"({results[name]['speedup']:.2f}x)", flush=True)
-    doc = {"benchmark": "CNN encoder training step, channels-last vs default layout, batch 64",
-           "command": f"python benchmarks/encoder_speed.py --steps {args.steps} --threads {args.threads}",
-           "machine": {"cpus": os.cpu_count(), "threads": args.threads, "python": platform.python_version(),
-                       "torch": torch.__version__, "platform": platform.platform()},
-           "encoders": results}
+        results[name] = {
+            "default_ms": min(default),
+            "channels_last_ms": min(channels_last),
+            "speedup": min(default) / min(channels_last),
+        }
+        print(
+            f"{name}: {min(default):.1f} ms -> {min(channels_last):.1f} ms per step "
+            f"({results[name]['speedup']:.2f}x)",
+            flush=True,
+        )
+    doc = {
+        "benchmark": "CNN encoder training step, channels-last vs default layout, batch 64",
+        "command": f"python benchmarks/encoder_speed.py --steps {args.steps} --threads {args.threads}",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "threads": args.threads,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+        },
+        "encoders": results,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2))

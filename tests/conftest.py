@@ -60,15 +60,17 @@ def make_frame(folder: Path, n: int = 72, seed: int = 0, missing: bool = True) -
         sf.write(wav_path, _wave(label, rng), 8000)
         words = list(rng.choice(CLASS_WORDS[label], size=4)) + list(rng.choice(NOISE_WORDS, size=2))
         rng.shuffle(words)
-        rows.append({
-            "image": img_path.name,
-            "audio": wav_path.name,
-            "text": " ".join(words),
-            "num": {"a": -2.0, "b": 0.0, "c": 2.0}[label] + 0.3 * rng.standard_normal(),
-            "colour": str(rng.choice(["red", "green", "blue"])),
-            "speaker": f"s{i % 6}",
-            "y": label,
-        })
+        rows.append(
+            {
+                "image": img_path.name,
+                "audio": wav_path.name,
+                "text": " ".join(words),
+                "num": {"a": -2.0, "b": 0.0, "c": 2.0}[label] + 0.3 * rng.standard_normal(),
+                "colour": str(rng.choice(["red", "green", "blue"])),
+                "speaker": f"s{i % 6}",
+                "y": label,
+            }
+        )
     frame = pd.DataFrame(rows)
     if missing:
         # a few missing cells in every modality, never all of a row

@@ -19,7 +19,9 @@ def av_small(shared_datasets: Path) -> mf.MultimodalTable:
     return table.take(np.asarray(keep))
 
 
-def test_late_fusion_on_real_recordings_beats_chance_on_a_held_out_speaker(av_small: mf.MultimodalTable) -> None:
+def test_late_fusion_on_real_recordings_beats_chance_on_a_held_out_speaker(
+    av_small: mf.MultimodalTable,
+) -> None:
     test = av_small.groups == "jackson"
     train, held_out = av_small.take(np.flatnonzero(~test)), av_small.take(np.flatnonzero(test))
     assert set(train.groups).isdisjoint(held_out.groups)

@@ -22,8 +22,9 @@ def run(*args: str) -> tuple[int, str]:
 
 
 def test_help_runs_as_a_real_process() -> None:
-    out = subprocess.run([sys.executable, "-m", "modalfuse.cli", "--help"], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "modalfuse.cli", "--help"], capture_output=True, text=True, check=True
+    )
     for command in ("inspect", "evaluate", "fit", "predict", "retrieve", "demo"):
         assert command in out.stdout
 
@@ -33,8 +34,14 @@ def test_inspect_json_reports_schema_missing_counts_and_problems(csv_path: Path)
     assert code == 0, out
     doc = json.loads(out)
     assert doc["rows"] == 72
-    assert doc["schema"] == {"image": "image", "audio": "audio", "text": "text", "num": "numeric",
-                             "colour": "categorical", "speaker": "categorical"}
+    assert doc["schema"] == {
+        "image": "image",
+        "audio": "audio",
+        "text": "text",
+        "num": "numeric",
+        "colour": "categorical",
+        "speaker": "categorical",
+    }
     assert doc["inputs"]["image"]["missing"] == 2 and doc["inputs"]["audio"]["missing"] == 2
     assert doc["classes"] == {"a": 24, "b": 24, "c": 24}
     assert {(p["row"], p["column"]) for p in doc["problems"]} >= {(1, "image"), (2, "audio"), (3, "text")}
@@ -49,13 +56,36 @@ def test_inspect_table_output(csv_path: Path) -> None:
 
 def test_evaluate_writes_the_documented_json(csv_path: Path, tmp_path: Path) -> None:
     out_json = tmp_path / "res.json"
-    code, out = run("evaluate", str(csv_path), "--label", "y", "--groups", "speaker", "--cv", "3",
-                    "--fusion", "late:mean,early", "--epochs", "2", "--min-steps", "20", "--json", str(out_json))
+    code, out = run(
+        "evaluate",
+        str(csv_path),
+        "--label",
+        "y",
+        "--groups",
+        "speaker",
+        "--cv",
+        "3",
+        "--fusion",
+        "late:mean,early",
+        "--epochs",
+        "2",
+        "--min-steps",
+        "20",
+        "--json",
+        str(out_json),
+    )
     assert code == 0, out
     doc = json.loads(out_json.read_text())
     assert doc["cv"]["n_folds"] == 3 and doc["cv"]["groups"] == "speaker"
     names = set(doc["strategies"])
-    assert names == {"unimodal:image", "unimodal:audio", "unimodal:text", "unimodal:tabular", "late:mean", "early"}
+    assert names == {
+        "unimodal:image",
+        "unimodal:audio",
+        "unimodal:text",
+        "unimodal:tabular",
+        "late:mean",
+        "early",
+    }
     for entry in doc["strategies"].values():
         assert len(entry["accuracy"]["folds"]) == 3
         assert 0.0 <= entry["accuracy"]["mean"] <= 1.0 and entry["fit_seconds"] > 0
@@ -65,8 +95,20 @@ def test_evaluate_writes_the_documented_json(csv_path: Path, tmp_path: Path) -> 
 
 def test_fit_then_predict_round_trip(csv_path: Path, tmp_path: Path) -> None:
     model = tmp_path / "model"
-    code, out = run("fit", str(csv_path), "--label", "y", "--fusion", "late:stacking", "--epochs", "2", "--min-steps", "20",
-                    "--out", str(model))
+    code, out = run(
+        "fit",
+        str(csv_path),
+        "--label",
+        "y",
+        "--fusion",
+        "late:stacking",
+        "--epochs",
+        "2",
+        "--min-steps",
+        "20",
+        "--out",
+        str(model),
+    )
     assert code == 0, out
     assert sorted(p.name for p in model.iterdir()) == ["model.json", "weights.safetensors"]
     # predict on a copy of the table without its label column, in another folder (paths stay relative)
@@ -89,8 +131,23 @@ def test_fit_then_predict_round_trip(csv_path: Path, tmp_path: Path) -> None:
 
 def test_predict_with_a_modality_column_absent(csv_path: Path, tmp_path: Path) -> None:
     model = tmp_path / "m"
-    assert run("fit", str(csv_path), "--label", "y", "--fusion", "late:mean", "--epochs", "1", "--min-steps", "20",
-               "--out", str(model))[0] == 0
+    assert (
+        run(
+            "fit",
+            str(csv_path),
+            "--label",
+            "y",
+            "--fusion",
+            "late:mean",
+            "--epochs",
+            "1",
+            "--min-steps",
+            "20",
+            "--out",
+            str(model),
+        )[0]
+        == 0
+    )
     frame = pd.read_csv(csv_path).drop(columns=["audio", "y"])
     new = csv_path.parent / "no_audio.csv"
     frame.to_csv(new, index=False)

@@ -21,7 +21,8 @@ CATEGORICAL = ("Division Name", "Department Name", "Class Name")
 NUMERIC = ("Age", "Rating", "Positive Feedback Count")
 
 pytestmark = pytest.mark.skipif(
-    not CSV.is_file(), reason=f"clothing_reviews data not found at {CSV} (needs ../shared/datasets/clothing_reviews)"
+    not CSV.is_file(),
+    reason=f"clothing_reviews data not found at {CSV} (needs ../shared/datasets/clothing_reviews)",
 )
 
 
@@ -83,15 +84,26 @@ def test_empty_cells_are_masked_with_exact_counts(raw: pd.DataFrame, table) -> N
     # measured with pandas on this file: 395 empty titles, 78 empty reviews (every one of those rows also
     # lacks its title), one row (339) without division, department and class; no empty numeric cell
     counts = {c: int(m.sum()) for c, m in empty.items()}
-    assert counts == {"Title": 395, "Review Text": 78, "Division Name": 1, "Department Name": 1,
-                      "Class Name": 1, "Age": 0, "Rating": 0, "Positive Feedback Count": 0}
+    assert counts == {
+        "Title": 395,
+        "Review Text": 78,
+        "Division Name": 1,
+        "Department Name": 1,
+        "Class Name": 1,
+        "Age": 0,
+        "Rating": 0,
+        "Positive Feedback Count": 0,
+    }
     assert int((empty["Title"] & empty["Review Text"]).sum()) == 78
 
     for col, m in empty.items():
         assert np.array_equal(~table.present[col], m), col
     problems = Counter((p.column, p.reason) for p in table.problems)
     assert problems == {(c, "empty cell"): n for c, n in counts.items() if n}
-    assert sorted(p.row for p in table.problems if p.column == "Title") == np.flatnonzero(empty["Title"]).tolist()
+    assert (
+        sorted(p.row for p in table.problems if p.column == "Title")
+        == np.flatnonzero(empty["Title"]).tolist()
+    )
 
     # per input: a text input is missing where its cell is; the tabular input is never wholly missing
     summary = table.missing_summary()
@@ -108,12 +120,15 @@ def test_late_weighted_without_rating_beats_majority(table) -> None:
     from modalfuse.evaluate import classification_metrics
 
     no_rating = _read(Rating="ignore")
-    train, held_out = train_test_split(np.arange(len(no_rating)), train_size=600, stratify=no_rating.y,
-                                       random_state=0)
+    train, held_out = train_test_split(
+        np.arange(len(no_rating)), train_size=600, stratify=no_rating.y, random_state=0
+    )
     clf = mf.MultimodalClassifier(
         fusion="late:weighted",
         encoders={"Title": "tfidf", "Review Text": "tfidf", "tabular": "tabular-scaled"},
-        n_threads=1, inner_folds=2, seed=0,  # classical encoders: exact logistic regressions, no epochs
+        n_threads=1,
+        inner_folds=2,
+        seed=0,  # classical encoders: exact logistic regressions, no epochs
     )
     with threadpool_limits(1):  # tiny BLAS work; spinning threads only slow it down on a loaded machine
         clf.fit(no_rating.take(train))

@@ -88,8 +88,16 @@ def test_text_bag_handles_an_all_padding_row() -> None:
 def test_preprocessor_masks_missing_rows_and_survives_json(table, kind: str) -> None:
     import json
 
-    name = {"image": "image", "pixels": "image", "hog": "image", "audio": "audio", "mfcc": "audio",
-            "text": "text", "tfidf": "text", "tabular": "tabular"}[kind]
+    name = {
+        "image": "image",
+        "pixels": "image",
+        "hog": "image",
+        "audio": "audio",
+        "mfcc": "audio",
+        "text": "text",
+        "tfidf": "text",
+        "tabular": "tabular",
+    }[kind]
     cols = table.inputs[name][1]
     prep = make_preprocessor(kind, name, cols).fit(table)
     X, mask = prep.transform(table)
@@ -192,16 +200,28 @@ def test_image_and_audio_settings_come_from_training_rows_only(tmp_path: Path) -
 
 def test_classical_encoders_through_the_estimator(table) -> None:
     clf = mf.MultimodalClassifier(
-        fusion="late:mean", epochs=10, min_steps=20, batch_size=16, inner_folds=2, learning_rate=0.03, n_threads=1,
+        fusion="late:mean",
+        epochs=10,
+        min_steps=20,
+        batch_size=16,
+        inner_folds=2,
+        learning_rate=0.03,
+        n_threads=1,
         encoders={"image": "pixels", "audio": "mfcc", "text": "tfidf", "tabular": "tabular-scaled"},
     ).fit(table)
     assert {n: i.encoder for n, i in clf.inputs_.items()} == {
-        "image": "pixels", "audio": "mfcc", "text": "tfidf", "tabular": "tabular-scaled"}
+        "image": "pixels",
+        "audio": "mfcc",
+        "text": "tfidf",
+        "tabular": "tabular-scaled",
+    }
     assert clf.preprocessors_["audio"].name == "mfcc"
     assert clf.score(table) > 0.9
 
 
 def test_encoder_for_another_modality_is_refused(table) -> None:
-    clf = mf.MultimodalClassifier(fusion="early", epochs=1, min_steps=20, encoders={"image": "mfcc"}, n_threads=1)
+    clf = mf.MultimodalClassifier(
+        fusion="early", epochs=1, min_steps=20, encoders={"image": "mfcc"}, n_threads=1
+    )
     with pytest.raises(mf.SchemaError, match="encoder 'mfcc' is for audio"):
         clf.fit(table)

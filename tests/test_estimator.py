@@ -45,9 +45,23 @@ def test_hyperparameters_are_keyword_only_and_stored_unchanged() -> None:
         mf.MultimodalClassifier("early")  # type: ignore[misc]
     params = clf.get_params()
     assert params["encoders"] is encoders and params["fusion"] == "early"
-    assert set(params) >= {"fusion", "encoders", "modalities", "preprocess", "epochs", "batch_size",
-                           "learning_rate", "weight_decay", "modality_dropout", "augment", "inner_folds",
-                           "hidden", "seed", "device", "n_threads"}
+    assert set(params) >= {
+        "fusion",
+        "encoders",
+        "modalities",
+        "preprocess",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "weight_decay",
+        "modality_dropout",
+        "augment",
+        "inner_folds",
+        "hidden",
+        "seed",
+        "device",
+        "n_threads",
+    }
     assert clf.set_params(epochs=2, fusion="late:mean") is clf
     assert (clf.epochs, clf.fusion) == (2, "late:mean")
     with pytest.raises(ValueError):
@@ -83,7 +97,9 @@ def test_fit_on_a_dataframe_with_y(table) -> None:
     assert clf.schema_.columns == table.schema.columns
     np.testing.assert_allclose(
         clf.predict_proba(X),
-        mf.MultimodalClassifier(fusion="early", seed=0, **FAST).fit(table).predict_proba(table), atol=1e-6)
+        mf.MultimodalClassifier(fusion="early", seed=0, **FAST).fit(table).predict_proba(table),
+        atol=1e-6,
+    )
     with pytest.raises(mf.SchemaError, match="no labels"):
         mf.MultimodalClassifier(fusion="early").fit(X)
     with pytest.raises(TypeError, match="DataFrame"):
@@ -101,8 +117,12 @@ def test_works_inside_sklearn_cross_validate(table) -> None:
 def test_works_inside_grid_search(table) -> None:
     X, y = _xy(table)
     X = X[["text", "num", "colour"]]
-    grid = GridSearchCV(mf.MultimodalClassifier(fusion="early", seed=0, **FAST),
-                        {"hidden": [8, 32], "learning_rate": [3e-3]}, cv=2, error_score="raise").fit(X, y)
+    grid = GridSearchCV(
+        mf.MultimodalClassifier(fusion="early", seed=0, **FAST),
+        {"hidden": [8, 32], "learning_rate": [3e-3]},
+        cv=2,
+        error_score="raise",
+    ).fit(X, y)
     assert grid.best_params_["hidden"] in (8, 32)
     assert set(grid.best_estimator_.inputs_) == {"text", "tabular"}
     assert grid.score(X, y) > 0.7
@@ -143,7 +163,7 @@ def test_save_load_roundtrip_without_pickle(request, table, tmp_path: Path, whic
     doc = json.loads((path / "model.json").read_text())
     assert doc["format"] == "modalfuse-model" and doc["params"]["fusion"] == clf.fusion
     header_len = int.from_bytes((path / "weights.safetensors").read_bytes()[:8], "little")
-    header = json.loads((path / "weights.safetensors").read_bytes()[8:8 + header_len])
+    header = json.loads((path / "weights.safetensors").read_bytes()[8 : 8 + header_len])
     assert len(header) > 1  # tensors, in safetensors format (no pickle opcodes anywhere)
     loaded = mf.MultimodalClassifier.load(path)
     assert loaded.get_params() == clf.get_params()
@@ -183,8 +203,9 @@ def test_integer_labels_survive_save_and_load(table, tmp_path: Path) -> None:
     assert loaded.score(X, y_int) == clf.score(X, y_int)
 
 
-def test_a_failed_save_leaves_the_previous_model_intact(late, early, table, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_save_leaves_the_previous_model_intact(
+    late, early, table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import safetensors.torch
 
     path = tmp_path / "model"
@@ -200,8 +221,9 @@ def test_a_failed_save_leaves_the_previous_model_intact(late, early, table, tmp_
     assert sorted(os.listdir(tmp_path)) == ["model"]  # no temporary folder left behind
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
     X, _ = _xy(table)
-    np.testing.assert_allclose(mf.MultimodalClassifier.load(path).predict_proba(X), late.predict_proba(X),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        mf.MultimodalClassifier.load(path).predict_proba(X), late.predict_proba(X), atol=1e-6
+    )
     monkeypatch.undo()
     early.save(path)  # overwriting a saved model works
     assert mf.MultimodalClassifier.load(path).fusion == "early"
@@ -225,8 +247,21 @@ def test_save_before_fit_is_an_error(tmp_path: Path) -> None:
         mf.MultimodalClassifier().save(tmp_path / "m")
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "not-an-object", "wrong-format", "missing-key",
-                                    "bad-fusion", "no-json", "bad-weights", "no-weights", "binary"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "garbage",
+        "truncated",
+        "not-an-object",
+        "wrong-format",
+        "missing-key",
+        "bad-fusion",
+        "no-json",
+        "bad-weights",
+        "no-weights",
+        "binary",
+    ],
+)
 def test_a_damaged_model_gives_a_clear_error(late, tmp_path: Path, damage: str) -> None:
     path = late.save(tmp_path / "m")
     mj, wt = path / "model.json", path / "weights.safetensors"
@@ -266,7 +301,9 @@ def test_weights_that_do_not_fit_the_description_are_an_error(late, early, tmp_p
 
 # ----------------------------------------------------------------------------------------------- seeds
 @pytest.mark.parametrize("fusion", ["early", "late:weighted"])
-def test_same_seed_same_model_other_seed_other_model(table, fusion: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_seed_same_model_other_seed_other_model(
+    table, fusion: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def run(seed: int) -> np.ndarray:
         monkeypatch.setattr(_late, "_SHARED", OrderedDict())  # no shared per-input models: train afresh
         return mf.MultimodalClassifier(fusion=fusion, seed=seed, **FAST).fit(table).predict_proba(table)
@@ -297,7 +334,9 @@ def test_preprocessing_is_learned_from_the_training_rows_only(table) -> None:
     frame["y"] = y
     full = mf.read_table(frame, label="y")
     train = full.take(np.arange(54))
-    clf = mf.MultimodalClassifier(fusion="early", epochs=1, min_steps=20, batch_size=16, n_threads=1).fit(train)
+    clf = mf.MultimodalClassifier(fusion="early", epochs=1, min_steps=20, batch_size=16, n_threads=1).fit(
+        train
+    )
     vocab = clf.preprocessors_["text"].state["vocabulary"]["tokens"]
     assert "apple" in vocab and "zebra" not in vocab and "giraffe" not in vocab
     tab = clf.preprocessors_["tabular"].state["preprocessor"]
@@ -306,7 +345,9 @@ def test_preprocessing_is_learned_from_the_training_rows_only(table) -> None:
     assert tab["means"]["num"] == pytest.approx(filled.mean())
     assert tab["means"]["num"] < 5  # the test rows' 100s are not in it
     image_rows = train.mask("image")
-    pixels = np.stack([np.asarray(Image.open(p), dtype=np.float64) / 255 for p in train.frame["image"][image_rows]])
+    pixels = np.stack(
+        [np.asarray(Image.open(p), dtype=np.float64) / 255 for p in train.frame["image"][image_rows]]
+    )
     assert clf.preprocessors_["image"].state["mean"][0] == pytest.approx(pixels.mean(), abs=1e-4)
 
 
@@ -321,14 +362,16 @@ def test_cross_validation_fits_preprocessing_inside_each_fold(table, monkeypatch
         return original(self, tbl)
 
     monkeypatch.setattr(Preprocessor, "fit", spy)
-    clf = mf.MultimodalClassifier(fusion="unimodal:tabular", epochs=1, min_steps=20, batch_size=16, n_threads=1)
+    clf = mf.MultimodalClassifier(
+        fusion="unimodal:tabular", epochs=1, min_steps=20, batch_size=16, n_threads=1
+    )
     result = mf.cross_validate(clf, table, cv=3, return_predictions=True)
     pred = result["predictions"]
     per_fold = len(seen) // 3
     assert per_fold >= 1 and len(seen) == 3 * per_fold
     for fold in range(3):
         test_ids = set(table.row_ids[pred["index"][pred["fold"] == fold]].tolist())
-        for rows in seen[fold * per_fold:(fold + 1) * per_fold]:
+        for rows in seen[fold * per_fold : (fold + 1) * per_fold]:
             assert test_ids.isdisjoint(rows.tolist())
             assert len(rows) == len(table) - len(test_ids)
 
@@ -339,8 +382,14 @@ def test_predicting_no_rows(request, table, which: str) -> None:
     X, _ = _xy(table)
     assert clf.predict_proba(X.iloc[:0]).shape == (0, 3)
     assert clf.predict(X.iloc[:0]).shape == (0,)
-    assert list(clf.explain(X.iloc[:0]).columns) == ["prediction", "probability", "image", "audio", "text",
-                                                     "tabular"]
+    assert list(clf.explain(X.iloc[:0]).columns) == [
+        "prediction",
+        "probability",
+        "image",
+        "audio",
+        "text",
+        "tabular",
+    ]
 
 
 def test_a_failed_refit_leaves_the_fitted_model_usable(table) -> None:

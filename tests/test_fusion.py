@@ -55,7 +55,10 @@ def test_make_strategies_expands_families_and_adds_baselines(table) -> None:
     assert names == [f"unimodal:{n}" for n in INPUTS] + late
     assert FAMILIES["late"] == late
     allnames = list(mf.make_strategies(table, "all", epochs=2, min_steps=20))
-    assert allnames == [*names, *(n for family, members in FAMILIES.items() if family != "late" for n in members)]
+    assert allnames == [
+        *names,
+        *(n for family, members in FAMILIES.items() if family != "late" for n in members),
+    ]
     assert "early" in allnames
     clf = mf.make_strategies(table, "early", epochs=2, seed=3)["early"]
     assert (clf.fusion, clf.epochs, clf.seed) == ("early", 2, 3)
@@ -108,9 +111,9 @@ def test_late_fusion_uses_only_the_inputs_present(fitted, table) -> None:
     strategy = clf.fusion_
     data = clf._transform(table)
     probs, masks = strategy._per_input(data)
-    expected = np.stack([
-        np.mean([probs[n][i] for n in probs if masks[n][i]], axis=0) for i in range(len(table))
-    ])
+    expected = np.stack(
+        [np.mean([probs[n][i] for n in probs if masks[n][i]], axis=0) for i in range(len(table))]
+    )
     np.testing.assert_allclose(strategy.predict_proba(data), expected, atol=1e-12)
 
 
@@ -120,8 +123,9 @@ def _hide_at_fit(table, name: str, rows: np.ndarray) -> mf.MultimodalTable:
         m = present[col].copy()
         m[rows] = False
         present[col] = m
-    return mf.MultimodalTable(table.frame, schema=table.schema, y=table.y, label=table.label,
-                              present=present, name=table.name)
+    return mf.MultimodalTable(
+        table.frame, schema=table.schema, y=table.y, label=table.label, present=present, name=table.name
+    )
 
 
 @pytest.mark.parametrize("name", ["late:weighted", "late:stacking", "early", "unimodal:audio"])
@@ -143,7 +147,9 @@ def test_a_modality_missing_in_every_training_row(table, name: str, tmp_path) ->
 def test_a_modality_missing_in_most_training_rows(table) -> None:
     """An input present in a single training row cannot be cross-fitted, but must not break the fit."""
     hide = np.arange(1, len(table))
-    clf = mf.MultimodalClassifier(fusion="late:stacking", seed=0, **FAST).fit(_hide_at_fit(table, "image", hide))
+    clf = mf.MultimodalClassifier(fusion="late:stacking", seed=0, **FAST).fit(
+        _hide_at_fit(table, "image", hide)
+    )
     assert clf.fusion_.state["net_folds"]["image"] == [-1]  # one network, on every row that has it
     assert np.isnan(clf.fusion_.models_["image"].oof).all()
     assert clf.score(table) > 0.8
@@ -172,9 +178,16 @@ def noisy_table() -> mf.MultimodalTable:
 
 
 def test_combiners_are_fitted_on_out_of_fold_predictions(noisy_table) -> None:
-    params: dict[str, Any] = {"epochs": 30, "min_steps": 20, "batch_size": 16, "inner_folds": 3,
-                              "learning_rate": 0.02, "encoders": {"tabular": "tabular-scaled"}, "seed": 0,
-                              "n_threads": 1}
+    params: dict[str, Any] = {
+        "epochs": 30,
+        "min_steps": 20,
+        "batch_size": 16,
+        "inner_folds": 3,
+        "learning_rate": 0.02,
+        "encoders": {"tabular": "tabular-scaled"},
+        "seed": 0,
+        "n_threads": 1,
+    }
     weighted = mf.MultimodalClassifier(fusion="late:weighted", **params).fit(noisy_table)
     strategy = weighted.fusion_
     # in sample the noise model looks good, out of fold it is at chance
@@ -197,18 +210,25 @@ def test_combiners_are_fitted_on_out_of_fold_predictions(noisy_table) -> None:
 
 # ------------------------------------------------------------------------------------------- early fusion
 def test_early_fusion_end_to_end_trains_every_encoder(table, tmp_path) -> None:
-    clf = mf.MultimodalClassifier(fusion="early", seed=0, fusion_options={"end_to_end": True}, **FAST).fit(table)
+    clf = mf.MultimodalClassifier(fusion="early", seed=0, fusion_options={"end_to_end": True}, **FAST).fit(
+        table
+    )
     strategy = clf.fusion_
     assert strategy.state["end_to_end"] is True and not hasattr(strategy, "heads_")
     initial = strategy._net()
     trained = strategy.net_
     for name in INPUTS:
         before = dict(initial.encoders[name].named_parameters())
-        changed = [k for k, p in trained.encoders[name].named_parameters()
-                   if not torch.equal(p.detach(), before[k].detach())]
+        changed = [
+            k
+            for k, p in trained.encoders[name].named_parameters()
+            if not torch.equal(p.detach(), before[k].detach())
+        ]
         assert changed, f"encoder {name!r} was not trained"
     head_before = dict(initial.head.named_parameters())
-    assert any(not torch.equal(p.detach(), head_before[k].detach()) for k, p in trained.head.named_parameters())
+    assert any(
+        not torch.equal(p.detach(), head_before[k].detach()) for k, p in trained.head.named_parameters()
+    )
     assert clf.score(table) > 0.8
     loaded = mf.MultimodalClassifier.load(clf.save(tmp_path / "e2e"))
     assert loaded.fusion_.state["end_to_end"] is True
@@ -278,8 +298,9 @@ def test_training_runs_for_any_number_of_steps() -> None:
     for n, bs, epochs in [(8, 4, 2), (4, 4, 4), (3, 16, 1), (1, 1, 1)]:  # 4 steps used to crash OneCycleLR
         x = rng.standard_normal((n, 3)).astype(np.float32)
         net = FusionNet({"x": FeatureMLP(3, dim=4)}, 2, hidden=1)
-        train_network(net, {"x": (x, np.ones(n, bool))}, np.arange(n) % 2,
-                      TrainConfig(epochs=epochs, batch_size=bs))
+        train_network(
+            net, {"x": (x, np.ones(n, bool))}, np.arange(n) % 2, TrainConfig(epochs=epochs, batch_size=bs)
+        )
 
 
 # ------------------------------------------------------------------------------------------------ explain
@@ -372,7 +393,14 @@ def test_compare_all_reports_every_strategy(table) -> None:
 def test_shared_per_input_models_do_not_change_results(noisy_table, monkeypatch: pytest.MonkeyPatch) -> None:
     """The per-input ensembles cached between strategies give the same result as a fresh fit."""
     monkeypatch.setattr(_late, "_SHARED", OrderedDict())
-    params: dict[str, Any] = {"epochs": 3, "min_steps": 20, "batch_size": 16, "inner_folds": 2, "seed": 4, "n_threads": 1}
+    params: dict[str, Any] = {
+        "epochs": 3,
+        "min_steps": 20,
+        "batch_size": 16,
+        "inner_folds": 2,
+        "seed": 4,
+        "n_threads": 1,
+    }
     first = mf.MultimodalClassifier(fusion="late:weighted", **params).fit(noisy_table)
     again = mf.MultimodalClassifier(fusion="late:stacking", **params).fit(noisy_table)
     assert again.fusion_.models_["text"] is first.fusion_.models_["text"]  # shared, not retrained

@@ -65,8 +65,9 @@ def test_joint_strategy_handles_missing_inputs(fitted, table, name: str) -> None
     np.testing.assert_allclose(p_only.sum(1), 1.0, atol=1e-6)
     # a predict frame without the columns is the same as the inputs missing in every row
     np.testing.assert_allclose(clf.predict_proba(X[["text"]]), p_only, atol=1e-6)
-    np.testing.assert_allclose(clf.predict_proba(X.drop(columns=["image"])),
-                               clf.predict_proba(X.assign(image=None)), atol=1e-6)
+    np.testing.assert_allclose(
+        clf.predict_proba(X.drop(columns=["image"])), clf.predict_proba(X.assign(image=None)), atol=1e-6
+    )
     # a single row holding one input only
     one = clf.predict_proba(only_text.iloc[[5]])
     assert one.shape == (1, 3) and np.isfinite(one).all()
@@ -143,8 +144,11 @@ def test_low_rank_fusion_with_a_missing_input_is_the_formula() -> None:
     dims = {"a": 3, "b": 4, "c": 2}
     head = LowRankHead(dims, 3, rank=3, width=5).eval()
     emb = {n: _rand(4, d, seed=i) for i, (n, d) in enumerate(dims.items())}
-    masks = {"a": torch.ones(4, dtype=torch.bool), "b": torch.tensor([False, True, False, True]),
-             "c": torch.ones(4, dtype=torch.bool)}
+    masks = {
+        "a": torch.ones(4, dtype=torch.bool),
+        "b": torch.tensor([False, True, False, True]),
+        "c": torch.ones(4, dtype=torch.bool),
+    }
     out = head(emb, masks).detach().numpy()
     W = {n: p.detach().numpy() for n, p in head.factors.items()}
     V, bias = head.out.weight.detach().numpy(), head.out.bias.detach().numpy()
@@ -165,8 +169,11 @@ def test_attention_masks_out_a_missing_input() -> None:
     dims = {"a": 6, "b": 5, "c": 4}
     head = AttentionHead(dims, 3).eval()
     emb = {n: _rand(3, d, seed=i) for i, (n, d) in enumerate(dims.items())}
-    masks = {"a": torch.ones(3, dtype=torch.bool), "b": torch.tensor([False, True, True]),
-             "c": torch.ones(3, dtype=torch.bool)}
+    masks = {
+        "a": torch.ones(3, dtype=torch.bool),
+        "b": torch.tensor([False, True, True]),
+        "c": torch.ones(3, dtype=torch.bool),
+    }
     with torch.no_grad():
         base = head(emb, masks)
         changed = head(dict(emb, b=emb["b"] * 50 + 3), masks)
@@ -180,7 +187,9 @@ def test_attention_masks_out_a_missing_input() -> None:
 
 
 # ------------------------------------------------------------------------------------------ generation
-def _batch(n: int = 30, seed: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+def _batch(
+    n: int = 30, seed: int = 0
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
     """Two inputs whose values name their row (float features and int token ids), ~1/3 missing."""
     g = torch.Generator().manual_seed(seed)
     rows = torch.arange(n)
@@ -234,9 +243,15 @@ def _small_problem(n: int = 24, n_inputs: int = 2) -> tuple[dict, np.ndarray]:
 
 
 def _small_net(data: dict) -> FusionNet:
-    return _train.seeded(0, lambda: FusionNet({k: FeatureMLP(4, dim=8) for k in data}, 3,
-                                              head=LowRankHead(dict.fromkeys(data, 8), 3, width=8),
-                                              aux_heads=True))
+    return _train.seeded(
+        0,
+        lambda: FusionNet(
+            {k: FeatureMLP(4, dim=8) for k in data},
+            3,
+            head=LowRankHead(dict.fromkeys(data, 8), 3, width=8),
+            aux_heads=True,
+        ),
+    )
 
 
 def test_generation_runs_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -261,12 +276,15 @@ def test_generation_runs_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> Non
     assert calls == ["recombine"] * 6
     calls.clear()
     one = {"x0": data["x0"]}
-    train_network(_small_net(one), one, y, TrainConfig(epochs=2, batch_size=8, recombine_ratio=0.5,
-                                                       mixup_alpha=0.4))
+    train_network(
+        _small_net(one), one, y, TrainConfig(epochs=2, batch_size=8, recombine_ratio=0.5, mixup_alpha=0.4)
+    )
     assert calls == ["mix"] * 6  # nothing to recombine with one input; mixup still applies
     a = train_network(_small_net(data), data, y, TrainConfig(epochs=2, batch_size=8, mixup_alpha=0.4, seed=3))
     b = train_network(_small_net(data), data, y, TrainConfig(epochs=2, batch_size=8, mixup_alpha=0.4, seed=3))
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
 
 
 def test_small_tables_get_min_steps_updates(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -320,8 +338,9 @@ def test_mixup_loss_reduces_to_the_plain_loss() -> None:
 
 @pytest.mark.parametrize("name", JOINT)
 def test_generated_rows_and_modality_dropout_still_learn(fitted, table, name: str) -> None:
-    clf = mf.MultimodalClassifier(fusion=name, seed=0, recombine_ratio=0.5, mixup_alpha=0.4,
-                                  modality_dropout=0.3, **FAST).fit(table)
+    clf = mf.MultimodalClassifier(
+        fusion=name, seed=0, recombine_ratio=0.5, mixup_alpha=0.4, modality_dropout=0.3, **FAST
+    ).fit(table)
     assert clf.score(table) > 0.8
     assert not np.array_equal(clf.predict_proba(table), fitted[name].predict_proba(table))
 

@@ -18,8 +18,10 @@ INPUTS = ["image", "audio", "text", "tabular"]
 @pytest.fixture(scope="module")
 def fitted(table) -> dict[str, mf.MultimodalClassifier]:
     """late:product and late:confidence on the synthetic table (they share their per-input models)."""
-    return {name: mf.MultimodalClassifier(fusion=name, **FAST).fit(table)
-            for name in ("late:product", "late:confidence")}
+    return {
+        name: mf.MultimodalClassifier(fusion=name, **FAST).fit(table)
+        for name in ("late:product", "late:confidence")
+    }
 
 
 def _product(probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], prior: np.ndarray) -> np.ndarray:
@@ -63,8 +65,11 @@ def test_product_with_missing_inputs(fitted, table) -> None:
     X = table.frame.copy()
     X["image"] = None
     X["text"] = None
-    expected = _product({n: probs[n] for n in ("audio", "tabular")},
-                        {n: masks[n] for n in ("audio", "tabular")}, strategy.prior_)
+    expected = _product(
+        {n: probs[n] for n in ("audio", "tabular")},
+        {n: masks[n] for n in ("audio", "tabular")},
+        strategy.prior_,
+    )
     np.testing.assert_allclose(clf.predict_proba(X), expected, atol=1e-4)
     nothing = clf.predict_proba(pd.DataFrame({"unrelated": [1, 2]}))
     np.testing.assert_allclose(nothing, np.tile(strategy.prior_, (2, 1)), atol=1e-6)
@@ -99,11 +104,15 @@ def test_a_confident_input_weighs_more_than_an_uncertain_one() -> None:
     np.testing.assert_allclose(fused[3], prior, atol=1e-5)  # nothing present: the prior
     # gamma = 0 is the plain product of the present inputs; zero confidence everywhere falls back to it too
     product = _unfitted_confidence(0.0, prior)
-    np.testing.assert_allclose(product._combine_rows(probs, masks, product._row_weights(probs, masks))[0],
-                               softmax(np.log(probs["image"][0]) + np.log(probs["audio"][0])), atol=1e-5)
+    np.testing.assert_allclose(
+        product._combine_rows(probs, masks, product._row_weights(probs, masks))[0],
+        softmax(np.log(probs["image"][0]) + np.log(probs["audio"][0])),
+        atol=1e-5,
+    )
     flat = {n: np.full((4, 3), 1 / 3) for n in probs}
-    np.testing.assert_allclose(strategy._combine_rows(flat, masks, strategy._row_weights(flat, masks))[:3],
-                               1 / 3, atol=1e-6)
+    np.testing.assert_allclose(
+        strategy._combine_rows(flat, masks, strategy._row_weights(flat, masks))[:3], 1 / 3, atol=1e-6
+    )
     # the contributions' weights average 1 over the present inputs of a row
     cw = strategy._contribution_weights(probs, masks)
     assert cw["image"][0] + cw["audio"][0] == pytest.approx(2.0) and cw["image"][0] > cw["audio"][0]

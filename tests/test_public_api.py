@@ -37,7 +37,16 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
 def test_registries_list_the_builtins() -> None:
     assert {"unimodal", "late", "early"} <= set(mf.list_fusions())
-    assert {"image-cnn", "audio-cnn", "text-bag", "tabular-mlp", "pixels", "hog", "mfcc", "tfidf",
-            "tabular-scaled"} <= set(mf.list_encoders())
+    assert {
+        "image-cnn",
+        "audio-cnn",
+        "text-bag",
+        "tabular-mlp",
+        "pixels",
+        "hog",
+        "mfcc",
+        "tfidf",
+        "tabular-scaled",
+    } <= set(mf.list_encoders())
     assert mf.get_encoder("mfcc").modality == "audio"
     assert set(mf.list_datasets()) == {"av-digits", "av-digits-hard"}

@@ -37,8 +37,9 @@ def shared(table) -> mf.MultimodalClassifier:
 @pytest.fixture(scope="module")
 def shared_e2e(table) -> mf.MultimodalClassifier:
     """Encoders, projection heads and classifier trained together: one space."""
-    return mf.MultimodalClassifier(fusion="shared", seed=0, fusion_options={"end_to_end": True},
-                                   **SHARED).fit(table)
+    return mf.MultimodalClassifier(
+        fusion="shared", seed=0, fusion_options={"end_to_end": True}, **SHARED
+    ).fit(table)
 
 
 @pytest.fixture(scope="module")
@@ -89,23 +90,33 @@ def test_training_loss_classifies_under_dropout_masks_and_aligns_under_real_mask
     net = _tiny_net(contrastive_weight=0.5)
     gen = torch.Generator().manual_seed(1)
     xs = {n: torch.randn(6, 3, generator=gen) for n in ("a", "b", "c")}
-    masks = {"a": torch.ones(6, dtype=torch.bool), "b": torch.tensor([1, 1, 1, 1, 0, 0], dtype=torch.bool),
-             "c": torch.tensor([1, 0, 0, 0, 0, 1], dtype=torch.bool)}
+    masks = {
+        "a": torch.ones(6, dtype=torch.bool),
+        "b": torch.tensor([1, 1, 1, 1, 0, 0], dtype=torch.bool),
+        "c": torch.tensor([1, 0, 0, 0, 0, 1], dtype=torch.bool),
+    }
     dropped = {"a": masks["a"], "b": torch.zeros(6, dtype=torch.bool), "c": masks["c"]}
     y = torch.tensor([0, 1, 0, 1, 0, 1])
     loss_fn = torch.nn.CrossEntropyLoss()
     loss = net.training_loss(xs, masks, dropped, y, loss_fn)
     z = net.project(net.encode(xs))
     both_ab, both_ac = masks["a"] & masks["b"], masks["a"] & masks["c"]
-    contrastive = torch.stack([info_nce(z["a"][both_ab], z["b"][both_ab], net.logit_scale),
-                               info_nce(z["a"][both_ac], z["c"][both_ac], net.logit_scale)]).mean()
+    contrastive = torch.stack(
+        [
+            info_nce(z["a"][both_ab], z["b"][both_ab], net.logit_scale),
+            info_nce(z["a"][both_ac], z["c"][both_ac], net.logit_scale),
+        ]
+    ).mean()
     # pair (b, c) shares no row and is skipped; (a, c) shares two rows and counts
     expected = loss_fn(net.classify(net.pool(z, dropped)), y) + 0.5 * contrastive
     assert torch.isclose(loss, expected, atol=1e-6)
     assert torch.isclose(net.contrastive_loss(z, masks), contrastive, atol=1e-6)
     # a pair sharing a single row has no negative: no usable pair -> 0
-    single = {"a": masks["a"], "b": torch.tensor([1, 0, 0, 0, 0, 0], dtype=torch.bool),
-              "c": torch.zeros(6, dtype=torch.bool)}
+    single = {
+        "a": masks["a"],
+        "b": torch.tensor([1, 0, 0, 0, 0, 0], dtype=torch.bool),
+        "c": torch.zeros(6, dtype=torch.bool),
+    }
     assert float(net.contrastive_loss(z, single)) == 0.0
     # the logit scale starts at 1/0.07 and is clamped at 100
     with torch.no_grad():
@@ -162,8 +173,9 @@ def test_shared_seeds_are_repeatable(table) -> None:
 
 
 def test_shared_trains_with_modality_dropout_and_mixup(table) -> None:
-    clf = mf.MultimodalClassifier(fusion="shared", seed=0, modality_dropout=0.5, mixup_alpha=0.4,
-                                  **{**FAST, "epochs": 6}).fit(table)
+    clf = mf.MultimodalClassifier(
+        fusion="shared", seed=0, modality_dropout=0.5, mixup_alpha=0.4, **{**FAST, "epochs": 6}
+    ).fit(table)
     assert clf.score(table) > 0.8
 
 
@@ -194,8 +206,13 @@ def test_imputed_embedding_is_the_normalised_mean_of_the_present_ones(fixture: s
     pooled /= np.linalg.norm(pooled, axis=2, keepdims=True)
     nets = [strategy.net_] if fixture == "shared_e2e" else strategy.heads_
     with torch.no_grad():
-        proba = np.mean([softmax(net.classify(torch.from_numpy(pooled[:, s].astype(np.float32))).numpy(), axis=1)
-                         for s, net in enumerate(nets)], axis=0)
+        proba = np.mean(
+            [
+                softmax(net.classify(torch.from_numpy(pooled[:, s].astype(np.float32))).numpy(), axis=1)
+                for s, net in enumerate(nets)
+            ],
+            axis=0,
+        )
     np.testing.assert_allclose(proba, strategy.predict_proba(data), atol=1e-5)
 
 
@@ -215,7 +232,9 @@ def test_retrieval_shapes_and_missing_rows(shared, table) -> None:
     assert (idx[~no_audio, :usable] >= 0).all() and (idx[:, usable:] == -1).all()
     assert np.isnan(scores[:, usable:]).all()
     # a separate gallery: positions are its own
-    idx, _ = shared.retrieve(table, from_modality="audio", to_modality="image", k=2, gallery=table.frame.iloc[:10])
+    idx, _ = shared.retrieve(
+        table, from_modality="audio", to_modality="image", k=2, gallery=table.frame.iloc[:10]
+    )
     assert idx[~no_audio].max() < 10
     with pytest.raises(mf.SchemaError, match="unknown input"):
         shared.retrieve(table, from_modality="video", to_modality="image")
@@ -223,7 +242,9 @@ def test_retrieval_shapes_and_missing_rows(shared, table) -> None:
 
 @pytest.mark.parametrize("fixture", ["shared", "shared_e2e"])
 def test_cross_modal_retrieval_finds_the_same_label(fixture: str, table, request) -> None:
-    rec = retrieval_recall(request.getfixturevalue(fixture), table, from_modality="audio", to_modality="image")
+    rec = retrieval_recall(
+        request.getfixturevalue(fixture), table, from_modality="audio", to_modality="image"
+    )
     q = np.asarray(table.y)[table.mask("audio")]
     g = np.asarray(table.y)[table.mask("image")]
     chance = sum(np.mean(q == c) * np.mean(g == c) for c in "abc")
@@ -240,17 +261,23 @@ def test_contrastive_term_aligns_encoders_learning_from_scratch(shared_e2e, tabl
     not aligned (measured 0.33-0.34, chance). (On the shared encoders, trained on the labels, the
     classification loss alone already aligns this table's classes: 1.0 without the term.)"""
     rec = retrieval_recall(shared_e2e, table, from_modality="audio", to_modality="image", ks=(1,))
-    ablation = mf.MultimodalClassifier(fusion="shared:0", seed=0, fusion_options={"end_to_end": True},
-                                       **SHARED).fit(table)
-    assert retrieval_recall(ablation, table, from_modality="audio", to_modality="image",
-                            ks=(1,))["recall@1_label"] < rec["recall@1_label"] - 0.3
+    ablation = mf.MultimodalClassifier(
+        fusion="shared:0", seed=0, fusion_options={"end_to_end": True}, **SHARED
+    ).fit(table)
+    assert (
+        retrieval_recall(ablation, table, from_modality="audio", to_modality="image", ks=(1,))[
+            "recall@1_label"
+        ]
+        < rec["recall@1_label"] - 0.3
+    )
 
 
 def test_retrieval_recall_same_row(shared, table) -> None:
     itself = retrieval_recall(shared, table, from_modality="image", to_modality="image", ks=(1, 3))
     assert itself["recall@1_row"] == 1.0  # a row's own image is its nearest image
-    others = retrieval_recall(shared, table, from_modality="image", to_modality="image", ks=(1, 3),
-                              same_row=False)
+    others = retrieval_recall(
+        shared, table, from_modality="image", to_modality="image", ks=(1, 3), same_row=False
+    )
     assert "recall@1_row" not in others and others["recall@1_label"] > 0.9
     with pytest.raises(mf.SchemaError, match="labels"):
         retrieval_recall(shared, table.frame, from_modality="image", to_modality="audio")
@@ -278,8 +305,9 @@ def test_cca_numpy_transform_matches_sklearn(cca, table) -> None:
     anchor = strategy.state["anchor"]
     for partner in strategy.state["pairs"]:
         both = table.mask(anchor) & table.mask(partner)
-        sk_u, sk_v = strategy.sklearn_cca_[partner].transform(strategy.pca_scores(data, anchor)[both],
-                                                              strategy.pca_scores(data, partner)[both])
+        sk_u, sk_v = strategy.sklearn_cca_[partner].transform(
+            strategy.pca_scores(data, anchor)[both], strategy.pca_scores(data, partner)[both]
+        )
         u, v = strategy.canonical_variates(data, partner, standardize=False)
         np.testing.assert_allclose(u[both], sk_u, atol=1e-5)
         np.testing.assert_allclose(v[both], sk_v, atol=1e-5)
@@ -321,30 +349,59 @@ def test_cca_retrieves_between_the_anchor_and_a_partner(cca, table) -> None:
 def test_cli_retrieve_writes_k_matches_per_query(shared, table, csv_path: Path, tmp_path: Path) -> None:
     model = shared.save(tmp_path / "model")
     out = tmp_path / "res" / "matches.csv"
-    result = CliRunner().invoke(app, ["retrieve", str(model), str(csv_path), "--from", "audio", "--to", "image",
-                                      "-k", "5", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "retrieve",
+            str(model),
+            str(csv_path),
+            "--from",
+            "audio",
+            "--to",
+            "image",
+            "-k",
+            "5",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     res = pd.read_csv(out)
     assert list(res.columns) == ["query_row", "rank", "match_row", "score"]
     queries = np.flatnonzero(table.mask("audio"))
     assert sorted(res["query_row"].unique()) == list(queries)
     assert (res.groupby("query_row").size() == 5).all()
-    assert (res.groupby("query_row")["rank"].apply(list) == pd.Series([[1, 2, 3, 4, 5]] * len(queries),
-                                                                      index=queries)).all()
+    assert (
+        res.groupby("query_row")["rank"].apply(list)
+        == pd.Series([[1, 2, 3, 4, 5]] * len(queries), index=queries)
+    ).all()
     assert not res["match_row"].isin(np.flatnonzero(~table.mask("image"))).any()
     idx, _ = shared.retrieve(table, from_modality="audio", to_modality="image", k=5)
     np.testing.assert_array_equal(res["match_row"].to_numpy().reshape(-1, 5), idx[queries])
     assert "2 query row(s) without 'audio' skipped" in result.output
 
-    bad = CliRunner().invoke(app, ["retrieve", str(model), str(csv_path), "--from", "video", "--to", "image",
-                                   "--out", str(out)])
+    bad = CliRunner().invoke(
+        app, ["retrieve", str(model), str(csv_path), "--from", "video", "--to", "image", "--out", str(out)]
+    )
     assert bad.exit_code == 2 and "unknown input 'video'" in bad.output
 
 
 def test_cli_retrieve_needs_a_shared_space(table, csv_path: Path, tmp_path: Path) -> None:
     model = mf.MultimodalClassifier(fusion="unimodal:tabular", epochs=1, inner_folds=2, **FAST).fit(table)
     path = model.save(tmp_path / "uni")
-    result = CliRunner().invoke(app, ["retrieve", str(path), str(csv_path), "--from", "tabular", "--to",
-                                      "tabular", "--out", str(tmp_path / "x.csv")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "retrieve",
+            str(path),
+            str(csv_path),
+            "--from",
+            "tabular",
+            "--to",
+            "tabular",
+            "--out",
+            str(tmp_path / "x.csv"),
+        ],
+    )
     assert result.exit_code == 2 and "no shared space" in result.output
     assert not (tmp_path / "x.csv").exists()

@@ -52,7 +52,9 @@ def with_groups(table: MultimodalTable, groups: str | Sequence[Any] | np.ndarray
         if groups == table.group_column:
             return table
         if groups not in frame.columns:
-            raise SchemaError(f"groups column {groups!r} is not in the table; columns are {list(frame.columns)}")
+            raise SchemaError(
+                f"groups column {groups!r} is not in the table; columns are {list(frame.columns)}"
+            )
         values = frame[groups].astype(str).to_numpy()
         frame = frame.drop(columns=groups)
         schema.pop(groups, None)
@@ -63,14 +65,31 @@ def with_groups(table: MultimodalTable, groups: str | Sequence[Any] | np.ndarray
         if len(values) != len(table):
             raise SchemaError(f"groups has {len(values)} values for a table of {len(table)} rows")
         column = table.group_column
-    return MultimodalTable(frame, schema=Schema(schema), y=table.y, label=table.label, groups=values,
-                           group_column=column, present=present, problems=table.problems, notes=table.notes,
-                           row_ids=table.row_ids, name=table.name)
+    return MultimodalTable(
+        frame,
+        schema=Schema(schema),
+        y=table.y,
+        label=table.label,
+        groups=values,
+        group_column=column,
+        present=present,
+        problems=table.problems,
+        notes=table.notes,
+        row_ids=table.row_ids,
+        name=table.name,
+    )
 
 
-def cross_validate(estimator: Any, table: MultimodalTable, *, cv: int | str | Any = 5,
-                   groups: str | Sequence[Any] | None = None, seed: int = 0, return_predictions: bool = False,
-                   progress: Callable[..., None] | None = None) -> dict[str, Any]:
+def cross_validate(
+    estimator: Any,
+    table: MultimodalTable,
+    *,
+    cv: int | str | Any = 5,
+    groups: str | Sequence[Any] | None = None,
+    seed: int = 0,
+    return_predictions: bool = False,
+    progress: Callable[..., None] | None = None,
+) -> dict[str, Any]:
     """Cross-validate ``estimator`` on ``table``: stratified folds, grouped when groups are known.
 
     Parameters
@@ -87,11 +106,19 @@ def cross_validate(estimator: Any, table: MultimodalTable, *, cv: int | str | An
     """
     from modalfuse.evaluate import cross_validate as _cv
 
-    return _cv(estimator, with_groups(table, groups), cv=cv, seed=seed, return_predictions=return_predictions,
-               progress=progress)
+    return _cv(
+        estimator,
+        with_groups(table, groups),
+        cv=cv,
+        seed=seed,
+        return_predictions=return_predictions,
+        progress=progress,
+    )
 
 
-def make_strategies(table: MultimodalTable, fusion: str | Sequence[str] = "all", **params: Any) -> dict[str, Any]:
+def make_strategies(
+    table: MultimodalTable, fusion: str | Sequence[str] = "all", **params: Any
+) -> dict[str, Any]:
     """Name -> unfitted :class:`MultimodalClassifier` for a ``--fusion`` list.
 
     ``fusion`` is a comma-separated list (or sequence) of ``unimodal``, ``late``, ``early``, ``all`` or exact
@@ -115,18 +142,27 @@ def make_strategies(table: MultimodalTable, fusion: str | Sequence[str] = "all",
         elif item.partition(":")[0] in list_fusions():
             names.append(item)
         else:
-            raise SchemaError(f"unknown fusion {item!r}; use unimodal, {', '.join(FAMILIES)}, all, "
-                              f"or one of {list_fusions()}")
+            raise SchemaError(
+                f"unknown fusion {item!r}; use unimodal, {', '.join(FAMILIES)}, all, "
+                f"or one of {list_fusions()}"
+            )
     if any(not n.startswith("unimodal:") for n in names) and len(unimodal) > 1:
         names = [*unimodal, *names]
     names = list(dict.fromkeys(names))
     return {n: MultimodalClassifier(fusion=n, **params) for n in names}
 
 
-def compare(table: MultimodalTable, *, fusion: str | Sequence[str] = "all", cv: int | str | Any = 5,
-             groups: str | Sequence[Any] | None = None, seed: int = 0,
-             progress: Callable[..., None] | None = None,
-             fold_metrics: Callable[[str, Any, Any], Any] | None = None, **params: Any) -> dict[str, Any]:
+def compare(
+    table: MultimodalTable,
+    *,
+    fusion: str | Sequence[str] = "all",
+    cv: int | str | Any = 5,
+    groups: str | Sequence[Any] | None = None,
+    seed: int = 0,
+    progress: Callable[..., None] | None = None,
+    fold_metrics: Callable[[str, Any, Any], Any] | None = None,
+    **params: Any,
+) -> dict[str, Any]:
     """Run every strategy of ``fusion`` and the unimodal baselines on the same folds.
 
     ``params`` are :class:`MultimodalClassifier` settings shared by every strategy (``epochs=``, ...);
@@ -137,5 +173,12 @@ def compare(table: MultimodalTable, *, fusion: str | Sequence[str] = "all", cv: 
 
     table = with_groups(table, groups)
     strategies = make_strategies(table, fusion, seed=seed, **params)
-    return compare_estimators(strategies, table, cv=cv, seed=seed, progress=progress, dataset_name=table.name,
-                              fold_metrics=fold_metrics)
+    return compare_estimators(
+        strategies,
+        table,
+        cv=cv,
+        seed=seed,
+        progress=progress,
+        dataset_name=table.name,
+        fold_metrics=fold_metrics,
+    )

@@ -10,16 +10,39 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Learn from multimodal tables: inspect, evaluate, fit, predict.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Learn from multimodal tables: inspect, evaluate, fit, predict.",
+)
 
-LabelOpt = Annotated[str | None, typer.Option("--label", "-l", help="Label column (known for built-in datasets).")]
-GroupsOpt = Annotated[str | None, typer.Option("--groups", "-g", help="Group column: a group never sits on both sides of a split.")]
-ModalitiesOpt = Annotated[list[str] | None, typer.Option("--modality", "-m", help="Override a column's modality: COLUMN=MODALITY (repeatable).")]
-EncodersOpt = Annotated[list[str] | None, typer.Option("--encoder", "-e", help="Encoder for an input/column/modality: NAME=ENCODER (repeatable).")]
-DataRootOpt = Annotated[Path | None, typer.Option("--data-root", help="Folder holding built-in datasets' sources (fsdd/, mnist/).")]
-EncodingOpt = Annotated[str | None, typer.Option("--encoding", help="Text encoding of a CSV/JSON table (default UTF-8).")]
-MinStepsOpt = Annotated[int, typer.Option("--min-steps", help="Fewest optimiser updates of a network (small tables get more epochs).")]
+LabelOpt = Annotated[
+    str | None, typer.Option("--label", "-l", help="Label column (known for built-in datasets).")
+]
+GroupsOpt = Annotated[
+    str | None,
+    typer.Option("--groups", "-g", help="Group column: a group never sits on both sides of a split."),
+]
+ModalitiesOpt = Annotated[
+    list[str] | None,
+    typer.Option("--modality", "-m", help="Override a column's modality: COLUMN=MODALITY (repeatable)."),
+]
+EncodersOpt = Annotated[
+    list[str] | None,
+    typer.Option("--encoder", "-e", help="Encoder for an input/column/modality: NAME=ENCODER (repeatable)."),
+]
+DataRootOpt = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="Folder holding built-in datasets' sources (fsdd/, mnist/)."),
+]
+EncodingOpt = Annotated[
+    str | None, typer.Option("--encoding", help="Text encoding of a CSV/JSON table (default UTF-8).")
+]
+MinStepsOpt = Annotated[
+    int,
+    typer.Option("--min-steps", help="Fewest optimiser updates of a network (small tables get more epochs)."),
+]
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -37,8 +60,15 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _load(source: str, label: str | None, groups: str | None, modalities: list[str] | None,
-          data_root: Path | None, encoding: str | None, strict: bool = False) -> Any:
+def _load(
+    source: str,
+    label: str | None,
+    groups: str | None,
+    modalities: list[str] | None,
+    data_root: Path | None,
+    encoding: str | None,
+    strict: bool = False,
+) -> Any:
     import modalfuse as mf
 
     try:
@@ -51,14 +81,26 @@ def _load(source: str, label: str | None, groups: str | None, modalities: list[s
             return table
         if not Path(source).exists():
             _fail(f"{source}: no such file, and not a built-in dataset ({', '.join(mf.list_datasets())})")
-        return mf.read_table(source, label=label, groups=groups, modalities=_pairs(modalities, "--modality"),
-                             encoding=encoding, strict=strict)
+        return mf.read_table(
+            source,
+            label=label,
+            groups=groups,
+            modalities=_pairs(modalities, "--modality"),
+            encoding=encoding,
+            strict=strict,
+        )
     except mf.ModalfuseError as exc:
         _fail(str(exc))
 
 
-def _load_labelled(source: str, label: str | None, groups: str | None, modalities: list[str] | None,
-                   data_root: Path | None, encoding: str | None) -> Any:
+def _load_labelled(
+    source: str,
+    label: str | None,
+    groups: str | None,
+    modalities: list[str] | None,
+    data_root: Path | None,
+    encoding: str | None,
+) -> Any:
     """``_load`` for training: the table must have labels; its problem cells are reported."""
     t = _load(source, label, groups, modalities, data_root, encoding)
     if t.y is None:
@@ -78,7 +120,9 @@ def _report_problems(table: Any, limit: int = 10) -> None:
         for p in table.problems[:limit]:
             console.print(f"  {p}")
         if len(table.problems) > limit:
-            console.print(f"  ... and {len(table.problems) - limit} more (modalfuse inspect --problems shows all)")
+            console.print(
+                f"  ... and {len(table.problems) - limit} more (modalfuse inspect --problems shows all)"
+            )
 
 
 class _Progress:
@@ -89,8 +133,14 @@ class _Progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.interactive = sys.stderr.isatty()
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TimeElapsedColumn(), TextColumn("{task.fields[last]}"), disable=not self.interactive)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[last]}"),
+            disable=not self.interactive,
+        )
         self.description = description
         self.task: Any = None
         self.done = 0
@@ -120,16 +170,25 @@ def inspect(
     modality: ModalitiesOpt = None,
     data_root: DataRootOpt = None,
     encoding: EncodingOpt = None,
-    problems: Annotated[bool, typer.Option("--problems", help="List every missing or unusable cell.")] = False,
+    problems: Annotated[
+        bool, typer.Option("--problems", help="List every missing or unusable cell.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show the inferred schema, missing counts per modality and problem cells."""
     t = _load(table, label, groups, modality, data_root, encoding)
     summary = t.missing_summary()
     if as_json:
-        doc = {"table": t.name, "rows": len(t), "label": t.label, "groups": t.group_column,
-               "schema": t.schema.to_dict(), "inputs": summary, "notes": t.notes,
-               "problems": [{"row": p.row, "column": p.column, "reason": p.reason} for p in t.problems]}
+        doc = {
+            "table": t.name,
+            "rows": len(t),
+            "label": t.label,
+            "groups": t.group_column,
+            "schema": t.schema.to_dict(),
+            "inputs": summary,
+            "notes": t.notes,
+            "problems": [{"row": p.row, "column": p.column, "reason": p.reason} for p in t.problems],
+        }
         if t.y is not None:
             import pandas as pd
 
@@ -143,8 +202,14 @@ def inspect(
     console.print(f"[bold]{t.name}[/]: {len(t)} rows, label {t.label!r}, groups {t.group_column!r}")
     tab = Table("input", "modality", "columns", "present", "missing", "missing %")
     for name, s in summary.items():
-        tab.add_row(name, s["modality"], ", ".join(s["columns"]), str(s["present"]), str(s["missing"]),
-                    f"{100 * s['missing_rate']:.1f}")
+        tab.add_row(
+            name,
+            s["modality"],
+            ", ".join(s["columns"]),
+            str(s["present"]),
+            str(s["missing"]),
+            f"{100 * s['missing_rate']:.1f}",
+        )
     console.print(tab)
     if t.y is not None:
         import pandas as pd
@@ -159,9 +224,15 @@ def evaluate(
     table: Annotated[str, typer.Argument(help="Table file or built-in dataset (av-digits, av-digits-hard).")],
     label: LabelOpt = None,
     groups: GroupsOpt = None,
-    cv: Annotated[str, typer.Option(help="Folds: K (stratified, grouped with --groups), loso, or kfold:K.")] = "5",
-    fusion: Annotated[str, typer.Option(help="Comma list of unimodal, late, early, all, or exact names (late:stacking).")] = "all",
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write the full results as JSON here.")] = None,
+    cv: Annotated[
+        str, typer.Option(help="Folds: K (stratified, grouped with --groups), loso, or kfold:K.")
+    ] = "5",
+    fusion: Annotated[
+        str, typer.Option(help="Comma list of unimodal, late, early, all, or exact names (late:stacking).")
+    ] = "all",
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the full results as JSON here.")
+    ] = None,
     modality: ModalitiesOpt = None,
     encoder: EncodersOpt = None,
     epochs: Annotated[int, typer.Option(help="Training epochs of every network.")] = 20,
@@ -180,9 +251,16 @@ def evaluate(
         _fail("--cv loso needs groups: pass --groups COLUMN")
     start = time.perf_counter()
     try:
-        result = mf.compare(t, fusion=fusion, cv=cv_arg, seed=seed, epochs=epochs, min_steps=min_steps,
-                             encoders=_pairs(encoder, "--encoder") or None,
-                             progress=_Progress(f"evaluating {t.name}"))
+        result = mf.compare(
+            t,
+            fusion=fusion,
+            cv=cv_arg,
+            seed=seed,
+            epochs=epochs,
+            min_steps=min_steps,
+            encoders=_pairs(encoder, "--encoder") or None,
+            progress=_Progress(f"evaluating {t.name}"),
+        )
     except mf.ModalfuseError as exc:
         _fail(str(exc))
     result["wall_seconds"] = time.perf_counter() - start
@@ -224,8 +302,13 @@ def fit(
     t = _load_labelled(table, label, groups, modality, data_root, encoding)
     start = time.perf_counter()
     try:
-        clf = mf.MultimodalClassifier(fusion=fusion, epochs=epochs, min_steps=min_steps, seed=seed,
-                                      encoders=_pairs(encoder, "--encoder") or None).fit(t)
+        clf = mf.MultimodalClassifier(
+            fusion=fusion,
+            epochs=epochs,
+            min_steps=min_steps,
+            seed=seed,
+            encoders=_pairs(encoder, "--encoder") or None,
+        ).fit(t)
     except (mf.ModalfuseError, KeyError) as exc:
         _fail(str(exc))
     clf.save(out)
@@ -273,19 +356,29 @@ def _read_for_model(clf: Any, source: str, encoding: str | None) -> Any:
     known = {c: m for c, m in clf.schema_.columns.items() if c in frame.columns}
     if not known:
         _fail(f"{source} has none of the model's columns ({', '.join(clf.schema_.columns)})")
-    return mf.read_table(frame, root=Path(source).resolve().parent, name=Path(source).name,
-                         modalities={**{c: "ignore" for c in frame.columns}, **known})
+    return mf.read_table(
+        frame,
+        root=Path(source).resolve().parent,
+        name=Path(source).name,
+        modalities={**{c: "ignore" for c in frame.columns}, **known},
+    )
 
 
 @app.command()
 def retrieve(
-    model: Annotated[Path, typer.Argument(help="A folder written by `modalfuse fit --fusion shared` (or cca).")],
+    model: Annotated[
+        Path, typer.Argument(help="A folder written by `modalfuse fit --fusion shared` (or cca).")
+    ],
     table: Annotated[str, typer.Argument(help="Table file whose rows are the queries (and the gallery).")],
     from_input: Annotated[str, typer.Option("--from", help="Input embedded for the queries, e.g. audio.")],
     to_input: Annotated[str, typer.Option("--to", help="Input searched in the gallery, e.g. image.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write query_row, rank, match_row, score to.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="CSV to write query_row, rank, match_row, score to.")
+    ],
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Matches per query.")] = 5,
-    gallery: Annotated[str | None, typer.Option("--gallery", help="Table to search (default: TABLE itself).")] = None,
+    gallery: Annotated[
+        str | None, typer.Option("--gallery", help="Table to search (default: TABLE itself).")
+    ] = None,
     encoding: EncodingOpt = None,
 ) -> None:
     """Cross-modal retrieval in a model's shared space: for each row's --from input, the k nearest --to inputs.
@@ -301,17 +394,30 @@ def retrieve(
     try:
         clf = mf.MultimodalClassifier.load(model)
         if getattr(clf.fusion_, "retrieve", None) is None:
-            _fail(f"{model}: fusion {clf.fusion!r} has no shared space to retrieve from; "
-                  "fit a model with --fusion shared (or cca)")
+            _fail(
+                f"{model}: fusion {clf.fusion!r} has no shared space to retrieve from; "
+                "fit a model with --fusion shared (or cca)"
+            )
         queries = _read_for_model(clf, table, encoding)
         pool = queries if gallery is None else _read_for_model(clf, gallery, encoding)
-        idx, scores = clf.retrieve(queries, from_modality=from_input, to_modality=to_input, k=k,
-                                   gallery=None if gallery is None else pool)
+        idx, scores = clf.retrieve(
+            queries,
+            from_modality=from_input,
+            to_modality=to_input,
+            k=k,
+            gallery=None if gallery is None else pool,
+        )
     except (mf.ModalfuseError, KeyError) as exc:
         _fail(str(exc))
     q, r = np.nonzero(idx >= 0)
-    frame = pd.DataFrame({"query_row": queries.row_ids[q], "rank": r + 1, "match_row": pool.row_ids[idx[q, r]],
-                          "score": scores[q, r]})
+    frame = pd.DataFrame(
+        {
+            "query_row": queries.row_ids[q],
+            "rank": r + 1,
+            "match_row": pool.row_ids[idx[q, r]],
+            "score": scores[q, r],
+        }
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
     no_query = int((idx < 0).all(axis=1).sum())
@@ -327,11 +433,25 @@ def demo(
 ) -> None:
     """The whole journey on AV-Digits (hard): leave-one-speaker-out, every fusion strategy against the
     unimodal baselines, and a recommendation."""
-    typer.echo("AV-Digits (hard): 3,000 spoken digits (FSDD) paired with degraded MNIST digits; "
-               "6 folds, each holding out one speaker; every strategy on the same folds.")
-    evaluate("av-digits-hard", label=None, groups=None, cv="loso", fusion="all",
-             json_path=json_path, modality=None, encoder=None, epochs=epochs, min_steps=200, seed=0,
-             data_root=data_root, encoding=None)
+    typer.echo(
+        "AV-Digits (hard): 3,000 spoken digits (FSDD) paired with degraded MNIST digits; "
+        "6 folds, each holding out one speaker; every strategy on the same folds."
+    )
+    evaluate(
+        "av-digits-hard",
+        label=None,
+        groups=None,
+        cv="loso",
+        fusion="all",
+        json_path=json_path,
+        modality=None,
+        encoder=None,
+        epochs=epochs,
+        min_steps=200,
+        seed=0,
+        data_root=data_root,
+        encoding=None,
+    )
 
 
 @app.command("datasets")

@@ -26,8 +26,12 @@ _FORMAT = "modalfuse-model"
 _FORMAT_VERSION = 1
 
 
-def _as_table(X: Any, y: Any = None, groups: Any = None, modalities: Mapping[str, str] | None = None,
-              ) -> MultimodalTable:
+def _as_table(
+    X: Any,
+    y: Any = None,
+    groups: Any = None,
+    modalities: Mapping[str, str] | None = None,
+) -> MultimodalTable:
     if isinstance(X, MultimodalTable):
         table = X
     elif isinstance(X, pd.DataFrame):
@@ -36,11 +40,17 @@ def _as_table(X: Any, y: Any = None, groups: Any = None, modalities: Mapping[str
         raise TypeError(f"expected a MultimodalTable or a pandas DataFrame, got {type(X).__name__}")
     if y is not None or groups is not None:
         table = MultimodalTable(
-            table.frame, schema=table.schema,
-            y=table.y if y is None else np.asarray(y), label=table.label,
+            table.frame,
+            schema=table.schema,
+            y=table.y if y is None else np.asarray(y),
+            label=table.label,
             groups=table.groups if groups is None else np.asarray(groups).astype(str),
-            group_column=table.group_column, present=table.present, problems=table.problems,
-            notes=table.notes, row_ids=table.row_ids, name=table.name,
+            group_column=table.group_column,
+            present=table.present,
+            problems=table.problems,
+            notes=table.notes,
+            row_ids=table.row_ids,
+            name=table.name,
         )
     return table
 
@@ -130,13 +140,29 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     >>> clf.predict_proba(new_rows)  # doctest: +SKIP
     """
 
-    def __init__(self, *, fusion: str = "late", encoders: Mapping[str, str] | None = None,
-                 modalities: Mapping[str, str] | None = None, preprocess: Mapping[str, dict] | None = None,
-                 epochs: int = 20, min_steps: int = 200, batch_size: int = 64, learning_rate: float = 3e-3,
-                 weight_decay: float = 1e-4, modality_dropout: float = 0.0, augment: bool = True,
-                 recombine_ratio: float = 0.0, mixup_alpha: float = 0.0, inner_folds: int = 3,
-                 hidden: int = 128, fusion_options: Mapping[str, Any] | None = None, seed: int = 0,
-                 device: str = "cpu", n_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        fusion: str = "late",
+        encoders: Mapping[str, str] | None = None,
+        modalities: Mapping[str, str] | None = None,
+        preprocess: Mapping[str, dict] | None = None,
+        epochs: int = 20,
+        min_steps: int = 200,
+        batch_size: int = 64,
+        learning_rate: float = 3e-3,
+        weight_decay: float = 1e-4,
+        modality_dropout: float = 0.0,
+        augment: bool = True,
+        recombine_ratio: float = 0.0,
+        mixup_alpha: float = 0.0,
+        inner_folds: int = 3,
+        hidden: int = 128,
+        fusion_options: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        n_threads: int | None = None,
+    ) -> None:
         self.fusion = fusion
         self.encoders = encoders
         self.modalities = modalities
@@ -169,11 +195,19 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     def _train_config(self) -> Any:
         from modalfuse.fusion._train import TrainConfig
 
-        return TrainConfig(epochs=self.epochs, min_steps=self.min_steps, batch_size=self.batch_size,
-                           learning_rate=self.learning_rate,
-                           weight_decay=self.weight_decay, modality_dropout=self.modality_dropout,
-                           augment=self.augment, recombine_ratio=self.recombine_ratio,
-                           mixup_alpha=self.mixup_alpha, seed=self.seed, device=self.device)
+        return TrainConfig(
+            epochs=self.epochs,
+            min_steps=self.min_steps,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            modality_dropout=self.modality_dropout,
+            augment=self.augment,
+            recombine_ratio=self.recombine_ratio,
+            mixup_alpha=self.mixup_alpha,
+            seed=self.seed,
+            device=self.device,
+        )
 
     def _set_threads(self) -> None:
         import torch
@@ -202,8 +236,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                     warnings.simplefilter("ignore")
                     table = read_table(frame[usable], modalities={c: fitted[c] for c in usable}, decode=False)
             else:
-                table = MultimodalTable(pd.DataFrame(index=frame.index), schema=Schema({}), present={},
-                                        name="dataframe")
+                table = MultimodalTable(
+                    pd.DataFrame(index=frame.index), schema=Schema({}), present={}, name="dataframe"
+                )
         else:
             raise TypeError(f"expected a MultimodalTable or a pandas DataFrame, got {type(X).__name__}")
         if table.schema.columns == fitted and list(table.frame.columns) == list(fitted):
@@ -220,9 +255,19 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             else:  # read with another modality: judge presence again under the fitted one
                 frame[col] = table.frame[col]
                 present[col] = np.array([_usable(v, modality) for v in table.frame[col]], dtype=bool)
-        return MultimodalTable(frame, schema=Schema(fitted), y=table.y, label=table.label, groups=table.groups,
-                               group_column=table.group_column, present=present, problems=table.problems,
-                               notes=table.notes, row_ids=table.row_ids, name=table.name)
+        return MultimodalTable(
+            frame,
+            schema=Schema(fitted),
+            y=table.y,
+            label=table.label,
+            groups=table.groups,
+            group_column=table.group_column,
+            present=present,
+            problems=table.problems,
+            notes=table.notes,
+            row_ids=table.row_ids,
+            name=table.name,
+        )
 
     def _transform(self, table: MultimodalTable) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {name: prep.transform(table) for name, prep in self.preprocessors_.items()}
@@ -247,8 +292,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             raise SchemaError(f"{table.name}: the training rows hold a single class ({classes[0]!r})")
         base, _, only = self.fusion.partition(":")
         if base == "unimodal" and only not in table.inputs:
-            raise SchemaError(f"fusion {self.fusion!r}: {table.name} has no input {only!r}; "
-                              f"its inputs are {list(table.inputs)}")
+            raise SchemaError(
+                f"fusion {self.fusion!r}: {table.name} has no input {only!r}; "
+                f"its inputs are {list(table.inputs)}"
+            )
         # everything is built in locals and set at the end, so a failed (re)fit leaves no mixed state
         preprocessors: dict[str, Any] = {}
         encoder_names: dict[str, str] = {}
@@ -260,18 +307,28 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             enc_name = self._lookup(self.encoders, name, modality, cols)
             spec = get_encoder(enc_name) if enc_name else default_encoder(modality)
             if spec.modality != modality:
-                raise SchemaError(f"input {name!r} is {modality}, but encoder {spec.name!r} is for {spec.modality}")
-            options = {**spec.preprocess_options, **(self._lookup(self.preprocess, name, modality, cols) or {})}
+                raise SchemaError(
+                    f"input {name!r} is {modality}, but encoder {spec.name!r} is for {spec.modality}"
+                )
+            options = {
+                **spec.preprocess_options,
+                **(self._lookup(self.preprocess, name, modality, cols) or {}),
+            }
             preprocessors[name] = make_preprocessor(spec.preprocessor, name, cols, **options).fit(table)
             encoder_names[name] = spec.name
         if not preprocessors and base != "unimodal":
             raise SchemaError(f"{table.name}: no input is present in any training row")
         data = {name: prep.transform(table) for name, prep in preprocessors.items()}
-        inputs = {name: InputInfo(name, encoder_names[name], tuple(data[name][0].shape[1:]),
-                                  getattr(prep, "vocab_size", None))
-                  for name, prep in preprocessors.items()}
-        strategy = get_fusion(self.fusion, **{"inner_folds": self.inner_folds, "hidden": self.hidden,
-                                              **(self.fusion_options or {})})
+        inputs = {
+            name: InputInfo(
+                name, encoder_names[name], tuple(data[name][0].shape[1:]), getattr(prep, "vocab_size", None)
+            )
+            for name, prep in preprocessors.items()
+        }
+        strategy = get_fusion(
+            self.fusion,
+            **{"inner_folds": self.inner_folds, "hidden": self.hidden, **(self.fusion_options or {})},
+        )
         strategy.setup(inputs, len(classes), self._train_config())
         strategy.fit(data, y_int.astype(np.int64), table.groups)
         self.classes_ = classes
@@ -290,8 +347,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self._set_threads()
         if len(table) == 0:
             empty = np.zeros(0, bool)
-            return ({n: (np.zeros(0), empty) for n in self.preprocessors_},
-                    np.zeros((0, len(self.classes_))))
+            return ({n: (np.zeros(0), empty) for n in self.preprocessors_}, np.zeros((0, len(self.classes_))))
         data = self._transform(table)
         if not data:  # a baseline whose input no training row had: the training class prior
             return data, np.tile(np.asarray(self.fusion_.prior_, dtype=float), (len(table), 1))
@@ -316,8 +372,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         return int(self.fusion_.n_parameters())
 
-    def retrieve(self, X: Any, *, from_modality: str, to_modality: str, k: int = 5,
-                 gallery: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def retrieve(
+        self, X: Any, *, from_modality: str, to_modality: str, k: int = 5, gallery: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Cross-modal retrieval in a fitted shared space.
 
         For each row of ``X``, embed its ``from_modality`` input and return the ``k`` rows of ``gallery``
@@ -333,8 +390,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         retrieve = getattr(self.fusion_, "retrieve", None)
         if retrieve is None:
-            raise ModalfuseError(f"fusion {self.fusion!r} has no shared space to retrieve from; "
-                                 "fit with fusion='shared' or 'cca'")
+            raise ModalfuseError(
+                f"fusion {self.fusion!r} has no shared space to retrieve from; "
+                "fit with fusion='shared' or 'cca'"
+            )
         for name in (from_modality, to_modality):
             if name not in self.inputs_:
                 raise SchemaError(f"unknown input {name!r}; inputs are {list(self.inputs_)}")
@@ -384,8 +443,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             "fusion": {"name": self.fusion, "options": self.fusion_.options, "state": self.fusion_.state},
         }
         if path.exists() and not _replaceable(path):
-            raise ModalfuseError(f"{path}: exists and is not a saved modalfuse model; refusing to overwrite it "
-                                 "(choose a new or empty folder)")
+            raise ModalfuseError(
+                f"{path}: exists and is not a saved modalfuse model; refusing to overwrite it "
+                "(choose a new or empty folder)"
+            )
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
         try:
             (tmp / "model.json").write_text(json.dumps(doc, indent=1, default=_jsonable))
@@ -427,8 +488,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
             raise ModalfuseError(f"{path / 'model.json'}: not a modalfuse model file")
         if doc.get("format_version") != _FORMAT_VERSION:
-            raise ModalfuseError(f"{path}: unsupported model format version {doc.get('format_version')!r} "
-                                 f"(this modalfuse reads version {_FORMAT_VERSION})")
+            raise ModalfuseError(
+                f"{path}: unsupported model format version {doc.get('format_version')!r} "
+                f"(this modalfuse reads version {_FORMAT_VERSION})"
+            )
         try:
             clf = cls(**doc["params"])
             clf.classes_ = np.asarray(doc["classes"])
@@ -439,8 +502,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             strategy.state = doc["fusion"]["state"]
             strategy.setup(clf.inputs_, len(clf.classes_), clf._train_config())
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            raise ModalfuseError(f"{path / 'model.json'}: corrupt or incompatible model file "
-                                 f"({type(exc).__name__}: {exc})") from None
+            raise ModalfuseError(
+                f"{path / 'model.json'}: corrupt or incompatible model file ({type(exc).__name__}: {exc})"
+            ) from None
         try:
             tensors = load_file(str(path / "weights.safetensors"))
         except FileNotFoundError:
@@ -450,7 +514,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         try:
             strategy.load_tensors(tensors)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ModalfuseError(f"{path}: the weights do not fit the model description "
-                                 f"({type(exc).__name__}: {exc})") from None
+            raise ModalfuseError(
+                f"{path}: the weights do not fit the model description ({type(exc).__name__}: {exc})"
+            ) from None
         clf.fusion_ = strategy
         return clf

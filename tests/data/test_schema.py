@@ -114,7 +114,9 @@ def test_in_memory_arrays_and_wave_tuples() -> None:
         {
             "grey": pd.Series([np.zeros((3, 3)), np.ones((3, 3))], dtype=object),
             "rgb": pd.Series([np.zeros((3, 3, 3)), None], dtype=object),
-            "wave": pd.Series([(np.zeros(10, np.float32), 8000), (np.ones(10, np.float32), 8000)], dtype=object),
+            "wave": pd.Series(
+                [(np.zeros(10, np.float32), 8000), (np.ones(10, np.float32), 8000)], dtype=object
+            ),
         }
     )
     assert infer_schema(frame, exclude=[], root=Path.cwd()).columns == {
@@ -179,7 +181,9 @@ def test_overrides_ignore_exclude_and_unnamed(tmp_path: Path) -> None:
         "t": "categorical"
     }
     # a declared unnamed column is used; "skip" is an alias of "ignore"
-    declared = infer_schema(frame, exclude=["y"], modalities={"Unnamed: 0": "numeric", "zip": "skip"}, root=tmp_path)
+    declared = infer_schema(
+        frame, exclude=["y"], modalities={"Unnamed: 0": "numeric", "zip": "skip"}, root=tmp_path
+    )
     assert declared.columns == {"Unnamed: 0": "numeric", "score": "numeric", "colour": "categorical"}
 
 

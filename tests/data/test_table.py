@@ -194,7 +194,9 @@ def test_root_overrides_the_tables_folder(tmp_path: Path) -> None:
     df = pd.DataFrame({"photo": ["a.png", "b.png"], "y": [0, 1]})
     df.to_csv(tmp_path / "tables" / "t.csv", index=False)
     table = read_table(tmp_path / "tables" / "t.csv", label="y", root=tmp_path / "media")
-    assert table.frame["photo"].tolist() == [str((tmp_path / "media" / n).resolve()) for n in ("a.png", "b.png")]
+    assert table.frame["photo"].tolist() == [
+        str((tmp_path / "media" / n).resolve()) for n in ("a.png", "b.png")
+    ]
     assert table.present["photo"].tolist() == [True, True]
     # a DataFrame with root=
     table = read_table(df, label="y", root=tmp_path / "media")
@@ -212,8 +214,12 @@ def test_confine_refuses_escaping_paths(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match=r"row 1, column 'photo'.*'\.\./outside\.png'.*escapes"):
         read_table(tmp_path / "data" / "t.csv", label="y", confine=True)
     with pytest.raises(SchemaError, match="escapes"):  # absolute paths too
-        read_table(df.assign(photo=["in.png", str(tmp_path / "outside.png")]), label="y", root=tmp_path / "data",
-                   confine=True)
+        read_table(
+            df.assign(photo=["in.png", str(tmp_path / "outside.png")]),
+            label="y",
+            root=tmp_path / "data",
+            confine=True,
+        )
     # without confine the file is used
     assert read_table(tmp_path / "data" / "t.csv", label="y").present["photo"].tolist() == [True, True]
 
@@ -263,7 +269,14 @@ def test_bad_cells_are_masked_and_reported(tmp_path: Path) -> None:
     assert table.mask("tabular").tolist() == table.present["age"].tolist()
     by_cell = {(p.row, p.column): p.reason for p in table.problems}
     assert sorted(by_cell) == [
-        (1, "photo"), (2, "photo"), (3, "voice"), (4, "voice"), (5, "note"), (6, "age"), (7, "photo"), (7, "voice")
+        (1, "photo"),
+        (2, "photo"),
+        (3, "voice"),
+        (4, "voice"),
+        (5, "note"),
+        (6, "age"),
+        (7, "photo"),
+        (7, "voice"),
     ]
     assert "PNG" in by_cell[(1, "photo")] and "not a valid" in by_cell[(1, "photo")]
     assert by_cell[(2, "photo")] == f"file not found: {(tmp_path / 'img' / 'nowhere.png').resolve()}"
@@ -277,10 +290,28 @@ def test_bad_cells_are_masked_and_reported(tmp_path: Path) -> None:
     assert table.frame["note"][5] is None and np.isnan(table.frame["age"][6])
     assert table.notes == []
     assert table.missing_summary() == {
-        "photo": {"modality": "image", "columns": ["photo"], "present": 5, "missing": 3, "missing_rate": 3 / 8},
-        "voice": {"modality": "audio", "columns": ["voice"], "present": 5, "missing": 3, "missing_rate": 3 / 8},
+        "photo": {
+            "modality": "image",
+            "columns": ["photo"],
+            "present": 5,
+            "missing": 3,
+            "missing_rate": 3 / 8,
+        },
+        "voice": {
+            "modality": "audio",
+            "columns": ["voice"],
+            "present": 5,
+            "missing": 3,
+            "missing_rate": 3 / 8,
+        },
         "note": {"modality": "text", "columns": ["note"], "present": 7, "missing": 1, "missing_rate": 1 / 8},
-        "tabular": {"modality": "tabular", "columns": ["age"], "present": 7, "missing": 1, "missing_rate": 1 / 8},
+        "tabular": {
+            "modality": "tabular",
+            "columns": ["age"],
+            "present": 7,
+            "missing": 1,
+            "missing_rate": 1 / 8,
+        },
     }
 
 
@@ -291,8 +322,12 @@ def test_strict_mode_raises_on_the_first_bad_cell(tmp_path: Path) -> None:
     with pytest.raises(MissingValueError, match=r"row 3, column 'voice': truncated WAV"):
         read_table(tmp_path / "t.csv", label="y", strict=True, modalities={"photo": "ignore"})
     with pytest.raises(MissingValueError, match=r"row 6, column 'age': empty cell"):
-        read_table(tmp_path / "t.csv", label="y", strict=True, modalities={"photo": "ignore", "voice": "ignore",
-                                                                          "note": "ignore"})
+        read_table(
+            tmp_path / "t.csv",
+            label="y",
+            strict=True,
+            modalities={"photo": "ignore", "voice": "ignore", "note": "ignore"},
+        )
     # a clean table passes strict mode
     good_table(tmp_path / "good").to_csv(tmp_path / "good" / "t.csv", index=False)
     assert len(read_table(tmp_path / "good" / "t.csv", label="recommended", strict=True)) == 6
@@ -326,8 +361,9 @@ def test_numeric_strings_and_non_numbers(tmp_path: Path) -> None:
     assert np.flatnonzero(~table.present["dose"]).tolist() == [3, 5, 7]
     assert np.isnan(table.frame["dose"][[3, 5, 7]]).all()
     # numbers given as strings in a DataFrame
-    table = read_table(pd.DataFrame({"v": ["3.5", "1", "abc"], "y": [0, 1, 1]}), label="y",
-                       modalities={"v": "numeric"})
+    table = read_table(
+        pd.DataFrame({"v": ["3.5", "1", "abc"], "y": [0, 1, 1]}), label="y", modalities={"v": "numeric"}
+    )
     assert table.frame["v"].tolist()[:2] == [3.5, 1.0]
     assert table.problems == [Problem(2, "v", "not a number: 'abc'")]
 
@@ -443,9 +479,7 @@ def test_no_label_is_a_table_to_predict_on(tmp_path: Path) -> None:
 
 
 def test_groups_column_is_not_a_feature(tmp_path: Path) -> None:
-    df = pd.DataFrame(
-        {"speaker": [3, 3, 7, None], "x": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]}
-    )
+    df = pd.DataFrame({"speaker": [3, 3, 7, None], "x": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]})
     df.to_csv(tmp_path / "t.csv", index=False)
     with pytest.warns(UserWarning, match=r"1 row\(s\) have no group"):
         table = read_table(tmp_path / "t.csv", label="y", groups="speaker")
@@ -509,9 +543,11 @@ def test_dataframe_with_in_memory_images_and_waves() -> None:
 def test_non_path_values_in_a_declared_media_column() -> None:
     df = pd.DataFrame({"photo": [1.5, 2.5, 3.5], "x": [1.0, 2.0, 3.0], "y": [0, 1, 0]})
     table = read_quiet(df, label="y", modalities={"photo": "image"})
-    assert [p.reason for p in table.problems] == ["not a file path or an array: float 1.5",
-                                                 "not a file path or an array: float 2.5",
-                                                 "not a file path or an array: float 3.5"]
+    assert [p.reason for p in table.problems] == [
+        "not a file path or an array: float 1.5",
+        "not a file path or an array: float 2.5",
+        "not a file path or an array: float 3.5",
+    ]
     assert "photo" not in table.schema.columns and table.schema.columns == {"x": "numeric"}
 
 
@@ -538,7 +574,11 @@ def test_take_keeps_everything_aligned(tmp_path: Path) -> None:
     assert sub.frame["note"].tolist() == [table.frame["note"][i] for i in (7, 2, 0)]
     assert {(p.row, p.column) for p in sub.problems} == {(7, "photo"), (7, "voice"), (2, "photo")}
     assert sub.missing_summary()["photo"] == {
-        "modality": "image", "columns": ["photo"], "present": 1, "missing": 2, "missing_rate": 2 / 3,
+        "modality": "image",
+        "columns": ["photo"],
+        "present": 1,
+        "missing": 2,
+        "missing_rate": 2 / 3,
     }
     # take of a take keeps the original row ids
     assert sub.take([1]).row_ids.tolist() == [2]

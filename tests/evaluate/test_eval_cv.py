@@ -368,8 +368,13 @@ def test_compare_summarises_fold_metrics_of_the_strategies_that_report_them() ->
         seen.append((name, len(test_table)))
         return {"test_rows": float(len(test_table))} if name == "rec" else None
 
-    result = compare({"prior": PriorClassifier(), "rec": RecordingClassifier()}, table, cv=3, seed=1,
-                     fold_metrics=fold_metrics)
+    result = compare(
+        {"prior": PriorClassifier(), "rec": RecordingClassifier()},
+        table,
+        cv=3,
+        seed=1,
+        fold_metrics=fold_metrics,
+    )
     assert result["strategies"]["rec"]["test_rows"]["folds"] == [float(n) for n in result["cv"]["fold_sizes"]]
     assert "test_rows" not in result["strategies"]["prior"]
     assert [n for n, _ in seen] == ["prior", "rec"] * 3

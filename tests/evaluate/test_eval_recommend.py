@@ -14,8 +14,11 @@ from modalfuse.evaluate import compare, format_table, paired_difference, recomme
 
 def _entry(folds: list[float], fit: float, **extra: Any) -> dict[str, Any]:
     """A compare() strategy entry with the given per-fold accuracies and total fit seconds."""
-    return {"accuracy": {"mean": float(np.mean(folds)), "std": float(np.std(folds)), "folds": folds},
-            "fit_seconds": fit, **extra}
+    return {
+        "accuracy": {"mean": float(np.mean(folds)), "std": float(np.std(folds)), "folds": folds},
+        "fit_seconds": fit,
+        **extra,
+    }
 
 
 UNI_A = [0.70, 0.72, 0.68, 0.71, 0.69]
@@ -34,7 +37,9 @@ def test_a_clear_winner_is_recommended() -> None:
     assert rec["strategy"] == "late:weighted" == rec["candidate"]
     assert rec["runner_up"] == "early" and rec["best_unimodal"] == "unimodal:a"
     assert rec["confident_gain_over_unimodal"] is True
-    vs = paired_difference(results["late:weighted"]["accuracy"]["folds"], results["early"]["accuracy"]["folds"])
+    vs = paired_difference(
+        results["late:weighted"]["accuracy"]["folds"], results["early"]["accuracy"]["folds"]
+    )
     assert rec["vs_runner_up"] == vs
     reason = rec["reason"]
     assert reason.startswith("late:weighted has the best accuracy, 0.922 ± 0.017 over 5 folds")
@@ -77,7 +82,9 @@ def test_the_no_fusion_sentence_is_only_used_when_it_is_true() -> None:
     }
     rec = recommend(results, seed=0)
     assert rec["candidate"] == "late:mean" and rec["strategy"] == "unimodal:a"
-    assert rec["reason"].startswith("late:mean does not beat the best single modality (unimodal:a) with confidence")
+    assert rec["reason"].startswith(
+        "late:mean does not beat the best single modality (unimodal:a) with confidence"
+    )
 
 
 def test_a_tie_is_broken_by_fit_cost() -> None:
@@ -89,8 +96,10 @@ def test_a_tie_is_broken_by_fit_cost() -> None:
     }
     rec = recommend(results, seed=0)
     assert rec["candidate"] == rec["strategy"] == "late:mean" and rec["runner_up"] == "early"
-    assert rec["reason"].startswith("late:mean has the best accuracy, 0.850 ± 0.041 over 3 folds, +0.000, "
-                                    "95% CI +0.000 to +0.000 against the runner-up early")
+    assert rec["reason"].startswith(
+        "late:mean has the best accuracy, 0.850 ± 0.041 over 3 folds, +0.000, "
+        "95% CI +0.000 to +0.000 against the runner-up early"
+    )
     # between unimodal strategies the tie sentence is used
     results = {"unimodal:a": _entry(folds, 2.0), "unimodal:b": _entry(folds, 1.0)}
     rec = recommend(results, seed=0)
@@ -106,8 +115,9 @@ def test_a_unimodal_winner_is_reported_as_such_and_fit_cost_counts_reused_models
     }
     rec = recommend(results, seed=0)
     assert rec["strategy"] == "unimodal:a" and rec["confident_gain_over_unimodal"] is None
-    assert rec["reason"].startswith("No fusion beats the best single modality (unimodal:a): unimodal:a has the "
-                                    "best accuracy")
+    assert rec["reason"].startswith(
+        "No fusion beats the best single modality (unimodal:a): unimodal:a has the best accuracy"
+    )
     assert "for a fit cost of 2 s" in rec["reason"]
     # the fusion is not confidently better, and its standalone cost (4.2 s), not its 0.2 s, is compared
     results["late:mean"] = _entry([0.95, 0.8, 0.9], 0.2, fit_cost_seconds=4.2)
@@ -122,8 +132,10 @@ def test_degenerate_inputs() -> None:
     assert failed["strategy"] is None and "nothing to recommend" in failed["reason"]
     one = recommend({"early": _entry([0.5, 0.7], 1.5)})
     assert one["strategy"] == "early" and one["runner_up"] is None
-    assert one["reason"] == ("early is the only strategy that completed: accuracy 0.600 ± 0.100 over 2 folds, "
-                             "fit cost 1.5 s; there is nothing to compare it with.")
+    assert one["reason"] == (
+        "early is the only strategy that completed: accuracy 0.600 ± 0.100 over 2 folds, "
+        "fit cost 1.5 s; there is nothing to compare it with."
+    )
     json.dumps([failed, one], allow_nan=False)
 
 

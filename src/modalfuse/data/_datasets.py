@@ -11,7 +11,7 @@ __all__ = ["list_datasets", "load_dataset"]
 
 _DATASETS = {
     "av-digits": "AV-Digits, clean images: spoken digit (FSDD audio) + handwritten digit (MNIST image); "
-                 "label digit, groups speaker",
+    "label digit, groups speaker",
     "av-digits-hard": "AV-Digits with images degraded to 4 principal components (DESIGN.md section 5)",
 }
 
@@ -21,8 +21,9 @@ def list_datasets() -> dict[str, str]:
     return dict(_DATASETS)
 
 
-def load_dataset(name: str, *, root: str | os.PathLike | None = None, download: bool = False,
-                 **kwargs: Any) -> MultimodalTable:
+def load_dataset(
+    name: str, *, root: str | os.PathLike | None = None, download: bool = False, **kwargs: Any
+) -> MultimodalTable:
     """Load a built-in dataset as a :class:`MultimodalTable` with its label and groups set.
 
     ``root`` is a folder holding the sources (for AV-Digits: ``fsdd/`` and ``mnist/``); see
@@ -33,7 +34,11 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, download: 
 
         variant = "hard" if name.endswith("hard") else "clean"
         ds = build_av_digits(root, variant=variant, download=download, **kwargs)
-        return read_table(ds.to_frame(), label=AV_DIGITS_LABEL, groups=AV_DIGITS_GROUPS,
-                          modalities={"audio": "audio", "image": "image"},
-                          name="av-digits-hard" if variant == "hard" else "av-digits")
+        return read_table(
+            ds.to_frame(),
+            label=AV_DIGITS_LABEL,
+            groups=AV_DIGITS_GROUPS,
+            modalities={"audio": "audio", "image": "image"},
+            name="av-digits-hard" if variant == "hard" else "av-digits",
+        )
     raise KeyError(f"unknown dataset {name!r}; built-in datasets: {sorted(_DATASETS)}")

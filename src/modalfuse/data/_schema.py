@@ -179,7 +179,9 @@ def infer_schema(
                 f"columns are {list(map(str, frame.columns))}"
             )
         if mod not in MODALITIES and mod not in _ALIASES:
-            raise SchemaError(f"column {col!r}: unknown modality {mod!r}; use one of {[*MODALITIES, 'ignore']}")
+            raise SchemaError(
+                f"column {col!r}: unknown modality {mod!r}; use one of {[*MODALITIES, 'ignore']}"
+            )
     columns: dict[str, str] = {}
     for col in frame.columns:
         if col in exclude:

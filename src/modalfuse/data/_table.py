@@ -192,7 +192,7 @@ def _compressed(path: Path) -> bool:
 def _first_bad_byte(path: Path, encoding: str) -> tuple[int, int, bytes] | None:
     """(file offset, line number, byte) of the first byte of ``path`` that ``encoding`` cannot decode."""
     try:
-        with (gzip.open(path, "rb") if _compressed(path) else path.open("rb")) as f:
+        with gzip.open(path, "rb") if _compressed(path) else path.open("rb") as f:
             raw = f.read()
         raw.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -230,7 +230,9 @@ def _read_any(path: Path, encoding: str | None) -> pd.DataFrame:
             "or encoding='cp1252' (CLI: --encoding latin-1)"
         ) from None
     except LookupError:
-        raise SchemaError(f"{path}: unknown text encoding {encoding!r}; e.g. 'utf-8', 'latin-1', 'cp1252'") from None
+        raise SchemaError(
+            f"{path}: unknown text encoding {encoding!r}; e.g. 'utf-8', 'latin-1', 'cp1252'"
+        ) from None
     except (ValueError, OSError) as exc:  # empty file, malformed CSV/JSON, not a Parquet file, ...
         raise SchemaError(f"{path}: cannot read it as a {suffix.lstrip('.')} table: {exc}") from exc
     raise SchemaError(
@@ -382,7 +384,9 @@ def read_table(
     for col, mod in (modalities or {}).items():
         if str(col) in (label, groups) and mod not in ("ignore", "skip"):
             what = "label" if str(col) == label else "groups"
-            raise SchemaError(f"modalities declares column {str(col)!r} as {mod!r}, but it is the {what} column")
+            raise SchemaError(
+                f"modalities declares column {str(col)!r} as {mod!r}, but it is the {what} column"
+            )
     problems: list[Problem] = []
     notes: list[str] = []
 
@@ -416,7 +420,9 @@ def read_table(
         group_values = np.empty(len(frame), dtype=object)
         for i, v in enumerate(frame[groups].tolist()):
             if is_missing(v):
-                problems.append(Problem(int(row_ids[i]), groups, 'empty cell: no group (grouped as "<missing>")'))
+                problems.append(
+                    Problem(int(row_ids[i]), groups, 'empty cell: no group (grouped as "<missing>")')
+                )
                 group_values[i] = "<missing>"
             else:
                 group_values[i] = _as_text(v)
@@ -424,7 +430,9 @@ def read_table(
         if no_group:
             if strict:
                 raise MissingValueError(str(no_group[0]))
-            notes.append(f'{len(no_group)} row(s) have no group in column {groups!r}; they share the group "<missing>"')
+            notes.append(
+                f'{len(no_group)} row(s) have no group in column {groups!r}; they share the group "<missing>"'
+            )
         group_values = group_values.astype(str)
 
     exclude = [c for c in (label, groups) if c is not None]
@@ -433,7 +441,9 @@ def read_table(
     for col in frame.columns:
         if col.startswith("Unnamed:") and col not in declared and col not in exclude:
             if not _looks_like_index(frame[col]):
-                notes.append(f"column {col!r} has no header and is not used; declare it in modalities= to use it")
+                notes.append(
+                    f"column {col!r} has no header and is not used; declare it in modalities= to use it"
+                )
     features = frame[list(schema.columns)].astype(object)
     present: dict[str, np.ndarray] = {}
     for col, mod in schema.columns.items():

@@ -9,7 +9,11 @@ __all__ = ["AudioCNN", "FeatureMLP", "ImageCNN", "TextBag", "build_network"]
 
 
 def _block(cin: int, cout: int, pool: bool) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(),
+    ]
     if pool:
         layers.append(nn.MaxPool2d(2))
     return layers
@@ -37,9 +41,13 @@ class ImageCNN(_ConvNet):
     def __init__(self, in_channels: int, dim: int = 128, width: int = 16, dropout: float = 0.2) -> None:
         super().__init__()
         w = width
-        self.features = nn.Sequential(*_block(in_channels, w, False), *_block(w, w, True),
-                                      *_block(w, 2 * w, False), *_block(2 * w, 2 * w, True),
-                                      *_block(2 * w, 4 * w, False))
+        self.features = nn.Sequential(
+            *_block(in_channels, w, False),
+            *_block(w, w, True),
+            *_block(w, 2 * w, False),
+            *_block(2 * w, 2 * w, True),
+            *_block(2 * w, 4 * w, False),
+        )
         self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(8 * w, dim), nn.ReLU())
         self.dim = dim
         self._channels_last()
@@ -51,8 +59,12 @@ class AudioCNN(_ConvNet):
     def __init__(self, in_channels: int = 1, dim: int = 128, width: int = 16, dropout: float = 0.2) -> None:
         super().__init__()
         w = width
-        self.features = nn.Sequential(*_block(in_channels, w, True), *_block(w, 2 * w, True),
-                                      *_block(2 * w, 4 * w, True), *_block(4 * w, 4 * w, False))
+        self.features = nn.Sequential(
+            *_block(in_channels, w, True),
+            *_block(w, 2 * w, True),
+            *_block(2 * w, 4 * w, True),
+            *_block(4 * w, 4 * w, False),
+        )
         self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(8 * w, dim), nn.ReLU())
         self.dim = dim
         self._channels_last()
@@ -81,8 +93,9 @@ class FeatureMLP(nn.Module):
     def __init__(self, in_features: int, dim: int = 64, hidden: int = 1, dropout: float = 0.2) -> None:
         super().__init__()
         if hidden:
-            self.net: nn.Module = nn.Sequential(nn.Linear(in_features, dim), nn.ReLU(), nn.Dropout(dropout),
-                                                nn.Linear(dim, dim), nn.ReLU())
+            self.net: nn.Module = nn.Sequential(
+                nn.Linear(in_features, dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, dim), nn.ReLU()
+            )
             self.dim = dim
         else:
             self.net = nn.Identity()
@@ -92,7 +105,9 @@ class FeatureMLP(nn.Module):
         return self.net(x)
 
 
-def build_network(kind: str, *, in_shape: tuple[int, ...], vocab_size: int | None, **options: int | float) -> nn.Module:
+def build_network(
+    kind: str, *, in_shape: tuple[int, ...], vocab_size: int | None, **options: int | float
+) -> nn.Module:
     """Build the network ``kind`` for inputs of per-row shape ``in_shape``."""
     if kind == "image-cnn":
         return ImageCNN(in_shape[0], **options)

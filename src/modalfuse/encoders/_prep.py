@@ -47,8 +47,13 @@ class Preprocessor:
         return X, mask
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "input": self.input_name, "columns": self.columns,
-                "options": self.options, "state": self.state}
+        return {
+            "name": self.name,
+            "input": self.input_name,
+            "columns": self.columns,
+            "options": self.options,
+            "state": self.state,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessor:
@@ -201,12 +206,21 @@ class AudioPreprocessor(Preprocessor):
 
         wave = A.fix_length(A.preemphasis(wave), self.state["n_samples"])
         sr = self.state["sample_rate"]
-        return A.log_mel(wave, sr, n_mels=self.state["n_mels"],
-                         hop_length=max(1, round(self.state["hop_seconds"] * sr)))[None]
+        return A.log_mel(
+            wave, sr, n_mels=self.state["n_mels"], hop_length=max(1, round(self.state["hop_seconds"] * sr))
+        )[None]
 
     def _one(self, value: Any) -> np.ndarray:
-        key = ("audio-feat", self.name, content_key(value), *sorted(
-            (k, tuple(v) if isinstance(v, list) else v) for k, v in self.state.items() if not k.startswith("norm_")))
+        key = (
+            "audio-feat",
+            self.name,
+            content_key(value),
+            *sorted(
+                (k, tuple(v) if isinstance(v, list) else v)
+                for k, v in self.state.items()
+                if not k.startswith("norm_")
+            ),
+        )
         return default_cache.get_or_compute(key, lambda: self._features_of(self._wave(value)))
 
     def _stack(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
@@ -236,9 +250,12 @@ class AudioPreprocessor(Preprocessor):
         values = table.frame[self.column][mask].tolist()
         rates = Counter(decode_media(v, "audio")[1] for v in values)
         sr = int(self.options.get("sample_rate") or rates.most_common(1)[0][0])
-        self.state = {"sample_rate": sr, "trim_db": self.options.get("trim_db", 30.0),
-                      "n_mels": int(self.options.get("n_mels", 40)),
-                      "hop_seconds": float(self.options.get("hop_seconds", 0.015))}
+        self.state = {
+            "sample_rate": sr,
+            "trim_db": self.options.get("trim_db", 30.0),
+            "n_mels": int(self.options.get("n_mels", 40)),
+            "hop_seconds": float(self.options.get("hop_seconds", 0.015)),
+        }
         seconds = self.options.get("seconds")
         if seconds is None:
             lengths = [len(self._wave(v)) for v in values]
@@ -278,7 +295,9 @@ class MfccPreprocessor(AudioPreprocessor):
 
     def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
         X = self._stack(table, mask)
-        X = (X - np.asarray(self.state["norm_mean"], np.float32)) / np.asarray(self.state["norm_std"], np.float32)
+        X = (X - np.asarray(self.state["norm_mean"], np.float32)) / np.asarray(
+            self.state["norm_std"], np.float32
+        )
         X[~mask] = 0.0
         return X.astype(np.float32)
 
@@ -297,8 +316,9 @@ class TextPreprocessor(Preprocessor):
         from modalfuse.modalities.text import Vocabulary, tokenize
 
         texts = [t for t, m in zip(self._texts(table, mask), mask, strict=True) if m]
-        self._vocab = Vocabulary(min_freq=int(self.options.get("min_freq", 2)),
-                                 max_size=int(self.options.get("max_size", 20000))).fit(texts)
+        self._vocab = Vocabulary(
+            min_freq=int(self.options.get("min_freq", 2)), max_size=int(self.options.get("max_size", 20000))
+        ).fit(texts)
         lengths = [len(tokenize(t)) for t in texts]
         max_length = self.options.get("max_length") or int(min(max(np.percentile(lengths, 95), 8), 256))
         self.state = {"vocabulary": self._vocab.to_dict(), "max_length": int(max_length)}
@@ -331,9 +351,16 @@ class TfidfPreprocessor(Preprocessor):
 
         from modalfuse.modalities.text import tokenize
 
-        return TfidfVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None, ngram_range=(1, 2),
-                               min_df=2 if vocabulary is None else 1, sublinear_tf=True,
-                               max_features=int(self.options.get("max_features", 5000)), vocabulary=vocabulary)
+        return TfidfVectorizer(
+            tokenizer=tokenize,
+            lowercase=False,
+            token_pattern=None,
+            ngram_range=(1, 2),
+            min_df=2 if vocabulary is None else 1,
+            sublinear_tf=True,
+            max_features=int(self.options.get("max_features", 5000)),
+            vocabulary=vocabulary,
+        )
 
     def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
         texts = [str(v) for v in table.frame[self.column][mask]]
@@ -364,15 +391,20 @@ class TabularPreprocessorAdapter(Preprocessor):
     modality = "tabular"
 
     def _split(self, table: MultimodalTable) -> tuple[list[str], list[str]]:
-        return ([c for c in self.columns if table.schema.columns.get(c) == "numeric"],
-                [c for c in self.columns if table.schema.columns.get(c) == "categorical"])
+        return (
+            [c for c in self.columns if table.schema.columns.get(c) == "numeric"],
+            [c for c in self.columns if table.schema.columns.get(c) == "categorical"],
+        )
 
     def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
         from modalfuse.modalities.tabular import TabularPreprocessor
 
         numeric, categorical = self._split(table)
-        self._tab = TabularPreprocessor(numeric=numeric, categorical=categorical,
-                                        max_categories=int(self.options.get("max_categories", 50)))
+        self._tab = TabularPreprocessor(
+            numeric=numeric,
+            categorical=categorical,
+            max_categories=int(self.options.get("max_categories", 50)),
+        )
         self._tab.fit(table.frame.loc[mask, self.columns])
         self.state = {"preprocessor": self._tab.to_dict()}
 
@@ -389,8 +421,16 @@ class TabularPreprocessorAdapter(Preprocessor):
 
 PREPROCESSORS: dict[str, type[Preprocessor]] = {
     cls.name: cls
-    for cls in (ImagePreprocessor, PixelPreprocessor, HogPreprocessor, AudioPreprocessor, MfccPreprocessor,
-                TextPreprocessor, TfidfPreprocessor, TabularPreprocessorAdapter)
+    for cls in (
+        ImagePreprocessor,
+        PixelPreprocessor,
+        HogPreprocessor,
+        AudioPreprocessor,
+        MfccPreprocessor,
+        TextPreprocessor,
+        TfidfPreprocessor,
+        TabularPreprocessorAdapter,
+    )
 }
 
 

@@ -75,7 +75,9 @@ def default_encoder(modality: str) -> EncoderSpec:
 
 
 for _spec in (
-    EncoderSpec("image-cnn", "image", "image", "image-cnn", "image", "small CNN on resized, normalised images"),
+    EncoderSpec(
+        "image-cnn", "image", "image", "image-cnn", "image", "small CNN on resized, normalised images"
+    ),
     EncoderSpec("audio-cnn", "audio", "audio", "audio-cnn", "spectrogram", "CNN over log-mel spectrograms"),
     EncoderSpec("text-bag", "text", "text", "text-bag", "tokens", "mean+max pooled word embeddings"),
     EncoderSpec("tabular-mlp", "tabular", "tabular", "mlp", None, "MLP on imputed, scaled, one-hot columns"),
@@ -83,6 +85,8 @@ for _spec in (
     EncoderSpec("hog", "image", "hog", "linear", None, "classical: histograms of oriented gradients"),
     EncoderSpec("mfcc", "audio", "mfcc", "linear", None, "classical: MFCC and delta statistics"),
     EncoderSpec("tfidf", "text", "tfidf", "linear", None, "classical: TF-IDF of words and word pairs"),
-    EncoderSpec("tabular-scaled", "tabular", "tabular", "linear", None, "classical: imputed, scaled, one-hot"),
+    EncoderSpec(
+        "tabular-scaled", "tabular", "tabular", "linear", None, "classical: imputed, scaled, one-hot"
+    ),
 ):
     register_encoder(_spec)

@@ -508,9 +508,7 @@ def recommend(
     if confident:
         out["strategy"] = top  # a unimodal strategy exists, so there is a runner-up
         against_uni = (
-            ""
-            if runner == best_uni
-            else f", and {_ci(vs_uni)} against the best single modality {best_uni}"
+            "" if runner == best_uni else f", and {_ci(vs_uni)} against the best single modality {best_uni}"
         )
         out["reason"] = (
             f"{top} has the best accuracy, {_score(entry)} over {n_folds} folds, {_ci(vs_runner)} against "
@@ -528,10 +526,7 @@ def recommend(
         if not others_confident
         else f"{top} does not beat the best single modality ({best_uni}) with confidence: "
     )
-    detail = (
-        f"{top} scores {_score(entry)} against {_score(uni_entry)} over {n_folds} folds, "
-        f"{_ci(vs_uni)}"
-    )
+    detail = f"{top} scores {_score(entry)} against {_score(uni_entry)} over {n_folds} folds, {_ci(vs_uni)}"
     uni_cheaper = cost_uni is not None and (cost_top is None or cost_uni < cost_top)
     if uni_cheaper:
         out["strategy"] = best_uni
@@ -814,5 +809,7 @@ def format_table(result: Mapping[str, Any]) -> str:
             )
     recommendation = result.get("recommendation") or {}
     if recommendation.get("reason"):
-        lines.append(f"Recommendation: {recommendation.get('strategy') or 'none'}. {recommendation['reason']}")
+        lines.append(
+            f"Recommendation: {recommendation.get('strategy') or 'none'}. {recommendation['reason']}"
+        )
     return "\n".join(lines)

@@ -41,8 +41,13 @@ class InputInfo:
         return build_network(self.spec.network, in_shape=self.in_shape, vocab_size=self.vocab_size, **opts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "encoder": self.encoder, "in_shape": list(self.in_shape),
-                "vocab_size": self.vocab_size, "network_options": self.network_options}
+        return {
+            "name": self.name,
+            "encoder": self.encoder,
+            "in_shape": list(self.in_shape),
+            "vocab_size": self.vocab_size,
+            "network_options": self.network_options,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> InputInfo:
@@ -101,8 +106,9 @@ class FusionStrategy:
 _FUSIONS: dict[str, type[FusionStrategy]] = {}
 
 
-def register_fusion(cls: type[FusionStrategy] | None = None, *, name: str | None = None,
-                    overwrite: bool = False) -> Any:
+def register_fusion(
+    cls: type[FusionStrategy] | None = None, *, name: str | None = None, overwrite: bool = False
+) -> Any:
     """Register a :class:`FusionStrategy` subclass; usable as a decorator."""
 
     def deco(c: type[FusionStrategy]) -> type[FusionStrategy]:

@@ -68,7 +68,9 @@ class NeuralFusion(FusionStrategy):
     @property
     def end_to_end(self) -> bool:
         """Whether the encoders are trained with the head (option ``end_to_end``) rather than shared."""
-        return bool_option(self.options.get("end_to_end", False), "end_to_end", self.name or type(self).__name__)
+        return bool_option(
+            self.options.get("end_to_end", False), "end_to_end", self.name or type(self).__name__
+        )
 
     def build(self, encoders: Mapping[str, nn.Module]) -> FusionNet:
         """The network: ``encoders`` (modules with a ``dim`` attribute) and this strategy's head.
@@ -83,12 +85,16 @@ class NeuralFusion(FusionStrategy):
         return FusionNet(encoders, self.n_classes, head=head, aux_heads=aux)
 
     def _net(self) -> FusionNet:
-        return seeded(self.config.seed, lambda: self.build({n: info.build() for n, info in self.inputs.items()}))
+        return seeded(
+            self.config.seed, lambda: self.build({n: info.build() for n, info in self.inputs.items()})
+        )
 
     def _head_net(self, fold: int, dims: Mapping[str, int]) -> FusionNet:
         """Fold ``fold``'s network on precomputed embeddings: identity encoders of widths ``dims``."""
-        return seeded(self.config.seed + 1000 * fold,
-                      lambda: self.build({n: FeatureMLP(d, hidden=0) for n, d in dims.items()}))
+        return seeded(
+            self.config.seed + 1000 * fold,
+            lambda: self.build({n: FeatureMLP(d, hidden=0) for n, d in dims.items()}),
+        )
 
     def _encoders(self) -> _PerInputModels:
         return _PerInputModels(**self.options).setup(self.inputs, self.n_classes, self.config)
@@ -96,8 +102,13 @@ class NeuralFusion(FusionStrategy):
     def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
         self.state["end_to_end"] = self.end_to_end
         if self.end_to_end:
-            self.net_ = train_network(self._net(), data, y, self.config,
-                                      augment={n: info.spec.augment for n, info in self.inputs.items()})
+            self.net_ = train_network(
+                self._net(),
+                data,
+                y,
+                self.config,
+                augment={n: info.spec.augment for n, info in self.inputs.items()},
+            )
             return self
         encoders = self._encoders().fit(data, y, groups)
         self.reused_fit_seconds_ = encoders.reused_fit_seconds_
@@ -144,14 +155,16 @@ class NeuralFusion(FusionStrategy):
             return
         encoders = self._encoders()
         encoders.state = dict(self.state["encoders"])
-        encoders.load_tensors({k[len("encoders."):]: v for k, v in tensors.items() if k.startswith("encoders.")})
+        encoders.load_tensors(
+            {k[len("encoders.") :]: v for k, v in tensors.items() if k.startswith("encoders.")}
+        )
         dims = {n: next(iter(e.nets[0].encoders.values())).dim for n, e in encoders.models_.items()}
         self.encoders_ = encoders
         self.heads_ = []
         for i in range(int(self.state["n_heads"])):
             head = self._head_net(i, dims)
             prefix = f"heads.{i}."
-            head.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            head.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
             self.heads_.append(head.eval())
 
     def contributions(self, data: Data) -> dict[str, np.ndarray]:

@@ -65,7 +65,9 @@ def _int_option(value: Any, option: str, strategy: str, minimum: int = 1) -> int
     ok = ok or (isinstance(value, float) and value.is_integer())
     ok = ok or (isinstance(value, str) and value.strip().isdigit())
     if not ok or int(value) < minimum:
-        raise ValueError(f"{strategy} fusion: option {option!r} must be an integer >= {minimum}, got {value!r}")
+        raise ValueError(
+            f"{strategy} fusion: option {option!r} must be an integer >= {minimum}, got {value!r}"
+        )
     return int(value)
 
 
@@ -109,20 +111,34 @@ class TensorHead(nn.Module):
         Dropout before each of the MLP's layers.
     """
 
-    def __init__(self, dims: Mapping[str, int], n_classes: int, *, width: int = 16, hidden: int = 128,
-                 dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        dims: Mapping[str, int],
+        n_classes: int,
+        *,
+        width: int = 16,
+        hidden: int = 128,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         self.names = _check_dims(dims, type(self).__name__)
         self.width = tensor_width(len(self.names), width)
         self.proj = nn.ModuleDict({n: nn.Linear(d, self.width) for n, d in dims.items()})
         self.n_features = (self.width + 1) ** len(self.names)
         if hidden:
-            self.mlp: nn.Module = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.n_features, hidden), nn.ReLU(),
-                                                nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+            self.mlp: nn.Module = nn.Sequential(
+                nn.Dropout(dropout),
+                nn.Linear(self.n_features, hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, n_classes),
+            )
         else:
             self.mlp = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.n_features, n_classes))
 
-    def fused(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def fused(
+        self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
         """The flattened outer product, (N, (width + 1) ** n_inputs), in the inputs' order (the last
         input's index varying fastest)."""
         out: torch.Tensor | None = None
@@ -132,7 +148,9 @@ class TensorHead(nn.Module):
         assert out is not None
         return out
 
-    def forward(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
         """Logits (N, n_classes) from embeddings (N, dim) and presence masks (N,) per input."""
         return self.mlp(self.fused(embeddings, masks))
 
@@ -163,8 +181,15 @@ class LowRankHead(nn.Module):
         Dropout on ``h`` before the output layer.
     """
 
-    def __init__(self, dims: Mapping[str, int], n_classes: int, *, rank: int = 4, width: int = 128,
-                 dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        dims: Mapping[str, int],
+        n_classes: int,
+        *,
+        rank: int = 4,
+        width: int = 128,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         self.names = _check_dims(dims, type(self).__name__)
         self.rank = int(rank)
@@ -179,7 +204,9 @@ class LowRankHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(width, n_classes)
 
-    def fused(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def fused(
+        self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
         """The fused vector ``h``, (N, width)."""
         prod: torch.Tensor | None = None
         for n in self.names:
@@ -189,7 +216,9 @@ class LowRankHead(nn.Module):
         assert prod is not None
         return prod.sum(dim=1)
 
-    def forward(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
         """Logits (N, n_classes) from embeddings (N, dim) and presence masks (N,) per input."""
         return self.out(self.dropout(self.fused(embeddings, masks)))
 
@@ -221,8 +250,17 @@ class AttentionHead(nn.Module):
         Dropout inside the layers.
     """
 
-    def __init__(self, dims: Mapping[str, int], n_classes: int, *, d_model: int = 64, nhead: int = 4,
-                 layers: int = 2, dim_feedforward: int = 128, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        dims: Mapping[str, int],
+        n_classes: int,
+        *,
+        d_model: int = 64,
+        nhead: int = 4,
+        layers: int = 2,
+        dim_feedforward: int = 128,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         self.names = _check_dims(dims, type(self).__name__)
         m = len(self.names)
@@ -230,13 +268,22 @@ class AttentionHead(nn.Module):
         self.type_embedding = nn.Parameter(torch.randn(m, d_model) * 0.02)
         self.missing_token = nn.Parameter(torch.randn(m, d_model) * 0.02)
         self.cls_token = nn.Parameter(torch.randn(1, d_model) * 0.02)
-        layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward=dim_feedforward, dropout=dropout,
-                                           batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
+        layer = nn.TransformerEncoderLayer(
+            d_model,
+            nhead,
+            dim_feedforward=dim_feedforward,
+            dropout=dropout,
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(
+            layer, layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False
+        )
         self.out = nn.Linear(d_model, n_classes)
 
-    def tokens(self, embeddings: Mapping[str, torch.Tensor],
-               masks: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def tokens(
+        self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The token sequence (N, 1 + n_inputs, d_model), CLS first, and its padding mask (True = ignored)."""
         toks, pad = [], []
         for i, n in enumerate(self.names):
@@ -250,7 +297,9 @@ class AttentionHead(nn.Module):
         padding = torch.stack([torch.zeros(n_rows, dtype=torch.bool, device=seq.device), *pad], dim=1)
         return seq, padding
 
-    def forward(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
         """Logits (N, n_classes) from embeddings (N, dim) and presence masks (N,) per input."""
         seq, padding = self.tokens(embeddings, masks)
         return self.out(self.encoder(seq, src_key_padding_mask=padding)[:, 0])
@@ -271,9 +320,12 @@ class TensorFusion(NeuralFusion):
 
     def make_head(self, dims: Mapping[str, int], n_classes: int) -> nn.Module:
         """A :class:`TensorHead` over ``dims``."""
-        return TensorHead(dims, n_classes, width=_int_option(self.options.get("tensor_dim", 16), "tensor_dim",
-                                                                self.name),
-                          hidden=_int_option(self.options.get("hidden", 128), "hidden", self.name, minimum=0))
+        return TensorHead(
+            dims,
+            n_classes,
+            width=_int_option(self.options.get("tensor_dim", 16), "tensor_dim", self.name),
+            hidden=_int_option(self.options.get("hidden", 128), "hidden", self.name, minimum=0),
+        )
 
 
 @register_fusion
@@ -290,8 +342,12 @@ class LowRankFusion(NeuralFusion):
 
     def make_head(self, dims: Mapping[str, int], n_classes: int) -> nn.Module:
         """A :class:`LowRankHead` over ``dims``."""
-        return LowRankHead(dims, n_classes, rank=_int_option(self.options.get("rank", 4), "rank", self.name),
-                           width=_int_option(self.options.get("hidden", 128), "hidden", self.name))
+        return LowRankHead(
+            dims,
+            n_classes,
+            rank=_int_option(self.options.get("rank", 4), "rank", self.name),
+            width=_int_option(self.options.get("hidden", 128), "hidden", self.name),
+        )
 
 
 @register_fusion
@@ -308,9 +364,12 @@ class AttentionFusion(NeuralFusion):
     def make_head(self, dims: Mapping[str, int], n_classes: int) -> nn.Module:
         """An :class:`AttentionHead` over ``dims``."""
         o = self.options
-        return AttentionHead(dims, n_classes, d_model=_int_option(o.get("d_model", 64), "d_model", self.name),
-                             nhead=_int_option(o.get("nhead", 4), "nhead", self.name),
-                             layers=_int_option(o.get("layers", 2), "layers", self.name),
-                             dim_feedforward=_int_option(o.get("dim_feedforward", 128), "dim_feedforward",
-                                                           self.name),
-                             dropout=float(o.get("dropout", 0.1)))
+        return AttentionHead(
+            dims,
+            n_classes,
+            d_model=_int_option(o.get("d_model", 64), "d_model", self.name),
+            nhead=_int_option(o.get("nhead", 4), "nhead", self.name),
+            layers=_int_option(o.get("layers", 2), "layers", self.name),
+            dim_feedforward=_int_option(o.get("dim_feedforward", 128), "dim_feedforward", self.name),
+            dropout=float(o.get("dropout", 0.1)),
+        )

@@ -38,7 +38,9 @@ __all__ = ["LateFusion", "UnimodalFusion", "inner_splits"]
 _EPS = 1e-6
 
 
-def inner_splits(y: np.ndarray, groups: np.ndarray | None, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def inner_splits(
+    y: np.ndarray, groups: np.ndarray | None, k: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Inner folds for cross-fitting: grouped when there are at least ``k`` groups, stratified otherwise."""
     from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
@@ -50,8 +52,13 @@ def inner_splits(y: np.ndarray, groups: np.ndarray | None, k: int, seed: int) ->
     return list(KFold(k, shuffle=True, random_state=seed).split(idx))
 
 
-def fit_linear(net: FusionNet, X: np.ndarray, y: np.ndarray, n_classes: int,
-               Cs: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0)) -> FusionNet:
+def fit_linear(
+    net: FusionNet,
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    Cs: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0),
+) -> FusionNet:
     """Fit a classical encoder's linear classifier exactly: an L2-regularised multinomial logistic
     regression (scikit-learn, L-BFGS), its strength chosen among ``Cs`` by 3-fold log loss on these rows
     (plain ``C=1`` when a class has fewer than 3 rows), coefficients copied into the network's linear layer.
@@ -63,7 +70,11 @@ def fit_linear(net: FusionNet, X: np.ndarray, y: np.ndarray, n_classes: int,
     from sklearn.linear_model import LogisticRegression
 
     linear = [m for m in net.head.modules() if isinstance(m, torch.nn.Linear)]
-    if len(linear) != 1 or len(net.encoders) != 1 or any(True for _ in next(iter(net.encoders.values())).parameters()):
+    if (
+        len(linear) != 1
+        or len(net.encoders) != 1
+        or any(True for _ in next(iter(net.encoders.values())).parameters())
+    ):
         raise ValueError("fit_linear needs a single-input network whose only parameters are one linear layer")
     present = np.unique(y)
     coef = np.zeros((n_classes, X.shape[1]))
@@ -77,11 +88,17 @@ def fit_linear(net: FusionNet, X: np.ndarray, y: np.ndarray, n_classes: int,
         if np.bincount(y)[present].min() >= 3:
             with warnings.catch_warnings():  # scikit-learn 1.9 announces attribute changes we do not use
                 warnings.simplefilter("ignore", FutureWarning)
-                model = LogisticRegressionCV(Cs=list(Cs), cv=3, scoring="neg_log_loss", max_iter=1000).fit(X2, y)
+                model = LogisticRegressionCV(Cs=list(Cs), cv=3, scoring="neg_log_loss", max_iter=1000).fit(
+                    X2, y
+                )
         else:
             model = LogisticRegression(C=1.0, max_iter=1000).fit(X2, y)
         if len(present) == 2:  # one row of coefficients: logit of present[1] against present[0]
-            coef[present[1]], intercept[present[1]], intercept[present[0]] = model.coef_[0], model.intercept_[0], 0.0
+            coef[present[1]], intercept[present[1]], intercept[present[0]] = (
+                model.coef_[0],
+                model.intercept_[0],
+                0.0,
+            )
         else:
             coef[present], intercept[present] = model.coef_, model.intercept_
     with torch.no_grad():
@@ -97,8 +114,14 @@ class _Ensemble:
     present row, when the input could not be cross-fitted).
     """
 
-    def __init__(self, nets: list[FusionNet], oof: np.ndarray, rows: np.ndarray, seconds: float = 0.0,
-                 folds: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        nets: list[FusionNet],
+        oof: np.ndarray,
+        rows: np.ndarray,
+        seconds: float = 0.0,
+        folds: list[int] | None = None,
+    ) -> None:
         self.nets = nets
         self.oof = oof  # (n_train, K), NaN where the input was missing
         self.rows = rows  # training rows where the input is present
@@ -119,8 +142,9 @@ class _Ensemble:
         return None
 
     @torch.no_grad()
-    def embed(self, fold: int, x: np.ndarray, *, device: str, cache_key: str | None = None,
-              batch_size: int = 512) -> np.ndarray | None:
+    def embed(
+        self, fold: int, x: np.ndarray, *, device: str, cache_key: str | None = None, batch_size: int = 512
+    ) -> np.ndarray | None:
         """Embeddings (N, dim) of ``x`` by the encoder of :meth:`net_for` ``(fold)``; None without one.
 
         With ``cache_key``, the result is kept on the ensemble (training-time embeddings, which every joint
@@ -132,8 +156,10 @@ class _Ensemble:
         if cache_key is not None and (fold, cache_key) in self._embedded:
             return self._embedded[(fold, cache_key)]
         encoder = next(iter(net.encoders.values())).to(device).eval()
-        parts = [encoder(torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size])).to(device)).cpu().numpy()
-                 for s in range(0, len(x), batch_size)]
+        parts = [
+            encoder(torch.from_numpy(np.ascontiguousarray(x[s : s + batch_size])).to(device)).cpu().numpy()
+            for s in range(0, len(x), batch_size)
+        ]
         out = np.concatenate(parts) if parts else np.zeros((0, getattr(encoder, "dim", 0)), np.float32)
         if cache_key is not None:
             self._embedded[(fold, cache_key)] = out
@@ -156,8 +182,11 @@ class _PerInputModels(FusionStrategy):
 
     def _input_net(self, name: str) -> FusionNet:
         """A fresh single-input network: the input's encoder and a linear classifier."""
-        return FusionNet({name: self.inputs[name].build()}, self.n_classes,
-                         hidden=0 if not self.inputs[name].spec.trainable else 1)
+        return FusionNet(
+            {name: self.inputs[name].build()},
+            self.n_classes,
+            hidden=0 if not self.inputs[name].spec.trainable else 1,
+        )
 
     def _input_config(self) -> TrainConfig:
         """The training settings of the per-input models: the strategy's, without the joint-row options
@@ -173,8 +202,18 @@ class _PerInputModels(FusionStrategy):
             arr = np.ascontiguousarray(arr)
             h.update(f"{arr.dtype}{arr.shape}".encode())
             h.update(arr.tobytes())
-        h.update(json.dumps([self.inputs[name].to_dict(), repr(self._input_config()), self.n_classes,
-                             self.options.get("inner_folds", 3)], sort_keys=True, default=str).encode())
+        h.update(
+            json.dumps(
+                [
+                    self.inputs[name].to_dict(),
+                    repr(self._input_config()),
+                    self.n_classes,
+                    self.options.get("inner_folds", 3),
+                ],
+                sort_keys=True,
+                default=str,
+            ).encode()
+        )
         return h.hexdigest()
 
     def _splits(self, y: np.ndarray, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -186,8 +225,14 @@ class _PerInputModels(FusionStrategy):
             return [(np.arange(len(y)), np.zeros(0, np.int64))]
         return inner_splits(y, groups, k, self.config.seed)
 
-    def _fit_input(self, name: str, data: Data, y: np.ndarray, groups: np.ndarray | None,
-                   splits: list[tuple[np.ndarray, np.ndarray]]) -> _Ensemble:
+    def _fit_input(
+        self,
+        name: str,
+        data: Data,
+        y: np.ndarray,
+        groups: np.ndarray | None,
+        splits: list[tuple[np.ndarray, np.ndarray]],
+    ) -> _Ensemble:
         key = self._key(name, data, y, groups)
         if key in _SHARED:
             _SHARED.move_to_end(key)
@@ -209,8 +254,9 @@ class _PerInputModels(FusionStrategy):
             cfg = dataclasses.replace(base, seed=base.seed + 1000 * max(i, 0))
             net = seeded(cfg.seed, lambda: self._input_net(name))
             if self.inputs[name].spec.trainable:
-                train_network(net, {name: (x[tr], mask[tr])}, y[tr], cfg,
-                              augment={name: self.inputs[name].spec.augment})
+                train_network(
+                    net, {name: (x[tr], mask[tr])}, y[tr], cfg, augment={name: self.inputs[name].spec.augment}
+                )
             else:
                 fit_linear(net, x[tr], y[tr], self.n_classes)
             if len(va):
@@ -231,8 +277,11 @@ class _PerInputModels(FusionStrategy):
         self.state["prior"] = self.prior_.tolist()
         #: The inner folds (training rows, held-out rows) over every training row.
         self.splits_ = self._splits(y, groups)
-        self.models_ = {n: self._fit_input(n, data, y, groups, self.splits_)
-                        for n in self._used_inputs() if data[n][1].any()}
+        self.models_ = {
+            n: self._fit_input(n, data, y, groups, self.splits_)
+            for n in self._used_inputs()
+            if data[n][1].any()
+        }
         self.state["fitted_inputs"] = list(self.models_)
         self.state["net_folds"] = {n: e.folds for n, e in self.models_.items()}
         self._fit_combiner(y)
@@ -241,8 +290,15 @@ class _PerInputModels(FusionStrategy):
     def _fit_combiner(self, y: np.ndarray) -> None:
         """Hook for late fusion."""
 
-    def embeddings(self, data: Data, fold: int, rows: np.ndarray | None = None, *, cache: bool = False,
-                   inputs: Sequence[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def embeddings(
+        self,
+        data: Data,
+        fold: int,
+        rows: np.ndarray | None = None,
+        *,
+        cache: bool = False,
+        inputs: Sequence[str] | None = None,
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Each input's embedding by its network for inner fold ``fold`` (see :meth:`_Ensemble.net_for`),
         as ``{input: (E, mask)}`` over ``rows`` of ``data`` (default: all); zeros and a False mask where the
         input is missing or has no network for that fold. ``inputs`` (default: every fitted input) limits
@@ -259,8 +315,9 @@ class _PerInputModels(FusionStrategy):
             E = np.zeros((len(m), dim), np.float32)
             key = None
             if cache:
-                key = hashlib.blake2b(np.ascontiguousarray(rows if rows is not None else []).tobytes(),
-                                      digest_size=12).hexdigest()
+                key = hashlib.blake2b(
+                    np.ascontiguousarray(rows if rows is not None else []).tobytes(), digest_size=12
+                ).hexdigest()
             z = ens.embed(fold, x[m], device=self.config.device, cache_key=key)
             if z is None:
                 m = np.zeros_like(m)
@@ -291,17 +348,22 @@ class _PerInputModels(FusionStrategy):
         self.prior_ = np.asarray(self.state["prior"])
         self.models_ = {}
         # models saved before "net_folds" recorded "n_nets": network i was then fold i's
-        net_folds = (self.state["net_folds"] if "net_folds" in self.state
-                     else {n: list(range(k)) for n, k in self.state["n_nets"].items()})
+        net_folds = (
+            self.state["net_folds"]
+            if "net_folds" in self.state
+            else {n: list(range(k)) for n, k in self.state["n_nets"].items()}
+        )
         for n in self.state["fitted_inputs"]:
             folds = net_folds[n]
             nets = []
             for i in range(len(folds)):
                 net = self._input_net(n)
                 prefix = f"{n}.{i}."
-                net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+                net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
                 nets.append(net.eval())
-            self.models_[n] = _Ensemble(nets, np.zeros((0, self.n_classes)), np.zeros(0, np.int64), folds=folds)
+            self.models_[n] = _Ensemble(
+                nets, np.zeros((0, self.n_classes)), np.zeros(0, np.int64), folds=folds
+            )
         self._restore_combiner()
 
     def _restore_combiner(self) -> None:
@@ -310,8 +372,9 @@ class _PerInputModels(FusionStrategy):
     def _input_weights(self) -> dict[str, float]:
         return {n: 1.0 for n in self.models_}
 
-    def _contribution_weights(self, probs: dict[str, np.ndarray],
-                              masks: dict[str, np.ndarray]) -> dict[str, float | np.ndarray]:
+    def _contribution_weights(
+        self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray]
+    ) -> dict[str, float | np.ndarray]:
         """Weight of each input in :meth:`contributions`: a number, or one per row."""
         return dict(self._input_weights())
 
@@ -323,8 +386,14 @@ class _PerInputModels(FusionStrategy):
         probs, masks = self._per_input(data)
         w = self._contribution_weights(probs, masks)
         rows = np.arange(len(fused))
-        return {n: np.where(masks[n], w[n] * (np.log(probs[n][rows, fused] + _EPS)
-                                              - np.log(self.prior_[fused] + _EPS)), 0.0) for n in probs}
+        return {
+            n: np.where(
+                masks[n],
+                w[n] * (np.log(probs[n][rows, fused] + _EPS) - np.log(self.prior_[fused] + _EPS)),
+                0.0,
+            )
+            for n in probs
+        }
 
 
 @register_fusion
@@ -387,12 +456,14 @@ class LateFusion(_PerInputModels):
 
     def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
         if self.method in _OOF_METHODS and int(self.options.get("inner_folds", 3)) < 2:
-            raise ValueError(f"late:{self.method} fits its combiner on out-of-fold predictions: "
-                             "it needs inner_folds >= 2")
+            raise ValueError(
+                f"late:{self.method} fits its combiner on out-of-fold predictions: it needs inner_folds >= 2"
+            )
         return super().fit(data, y, groups)
 
-    def _combine_weighted(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray],
-                          weights: np.ndarray) -> np.ndarray:
+    def _combine_weighted(
+        self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], weights: np.ndarray
+    ) -> np.ndarray:
         names = list(probs)
         W = np.stack([masks[n] * weights[i] for i, n in enumerate(names)], axis=1)  # (N, M)
         total = W.sum(1, keepdims=True)
@@ -400,8 +471,9 @@ class LateFusion(_PerInputModels):
         out = np.where(total > 0, P / np.maximum(total, 1e-12), self.prior_)
         return out
 
-    def _combine_log_linear(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray],
-                            weights: np.ndarray) -> np.ndarray:
+    def _combine_log_linear(
+        self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], weights: np.ndarray
+    ) -> np.ndarray:
         names = list(probs)
         logits = sum(masks[n][:, None] * weights[i] * np.log(probs[n] + _EPS) for i, n in enumerate(names))
         none = ~np.logical_or.reduce([masks[n] for n in names])
@@ -419,8 +491,9 @@ class LateFusion(_PerInputModels):
         entropy = -np.sum(np.where(q > 0, q * np.log(np.maximum(q, 1e-300)), 0.0), axis=1)
         return np.clip(1.0 - entropy / np.log(k), 0.0, 1.0)
 
-    def _confidence_weights(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray],
-                            gamma: float) -> np.ndarray:
+    def _confidence_weights(
+        self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], gamma: float
+    ) -> np.ndarray:
         """(N, M) weights ``confidence ** gamma`` of the inputs present, 0 where missing."""
         return np.stack([np.where(masks[n], self.confidence(probs[n]) ** gamma, 0.0) for n in probs], axis=1)
 
@@ -442,8 +515,9 @@ class LateFusion(_PerInputModels):
         """
         return self._confidence_weights(probs, masks, float(self.state.get("gamma", 1.0)))
 
-    def _fit_row_weights(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray],
-                         y: np.ndarray) -> None:
+    def _fit_row_weights(
+        self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], y: np.ndarray
+    ) -> None:
         """Fit the parameters of :meth:`_row_weights` on out-of-fold probabilities: here the exponent
         ``gamma`` >= 0 minimising the log loss (a grid over [0, 8], refined around its best point; the
         smallest gamma wins ties, so it falls back to the plain product when confidence does not help)."""
@@ -478,8 +552,9 @@ class LateFusion(_PerInputModels):
         total = W.sum(1, keepdims=True)
         return W * np.where(total > 0, n_present / np.where(total > 0, total, 1.0), 0.0)
 
-    def _combine_rows(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray],
-                      weights: np.ndarray) -> np.ndarray:
+    def _combine_rows(
+        self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], weights: np.ndarray
+    ) -> np.ndarray:
         """Per-row weighted product of the present inputs' probabilities (weights rescaled to average 1 over
         the present inputs, see :meth:`_rescaled_row_weights`), renormalised; the prior where none is
         present."""
@@ -499,7 +574,9 @@ class LateFusion(_PerInputModels):
     def _fit_combiner(self, y: np.ndarray) -> None:
         names = list(self.models_)
         masks = {n: ~np.isnan(self.models_[n].oof[:, 0]) for n in names}
-        probs = {n: np.where(masks[n][:, None], np.nan_to_num(self.models_[n].oof), self.prior_) for n in names}
+        probs = {
+            n: np.where(masks[n][:, None], np.nan_to_num(self.models_[n].oof), self.prior_) for n in names
+        }
         if not names:
             return
 
@@ -527,8 +604,9 @@ class LateFusion(_PerInputModels):
     def method(self) -> str:
         m = self.options.get("method", "weighted")
         if m not in LATE_METHODS:
-            raise ValueError(f"late fusion: unknown method {m!r}; use {', '.join(LATE_METHODS[:-1])} "
-                             f"or {LATE_METHODS[-1]}")
+            raise ValueError(
+                f"late fusion: unknown method {m!r}; use {', '.join(LATE_METHODS[:-1])} or {LATE_METHODS[-1]}"
+            )
         return m
 
     def predict_proba(self, data: Data) -> np.ndarray:
@@ -552,8 +630,9 @@ class LateFusion(_PerInputModels):
     def _input_weights(self) -> dict[str, float]:
         return dict(self.state["weights"]) if self.method == "weighted" else super()._input_weights()
 
-    def _contribution_weights(self, probs: dict[str, np.ndarray],
-                              masks: dict[str, np.ndarray]) -> dict[str, float | np.ndarray]:
+    def _contribution_weights(
+        self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray]
+    ) -> dict[str, float | np.ndarray]:
         """For ``confidence``, an input's per-row weight in the product, rescaled so the present inputs'
         weights average 1 on each row (as in ``product``); the fixed weights otherwise."""
         if self.method != "confidence" or not probs:

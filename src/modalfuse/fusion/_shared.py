@@ -38,8 +38,11 @@ _INIT_LOGIT_SCALE = 1 / 0.07
 _MAX_LOGIT_SCALE = 100.0
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | float = _INIT_LOGIT_SCALE,
-             ) -> torch.Tensor:
+def info_nce(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    logit_scale: torch.Tensor | float = _INIT_LOGIT_SCALE,
+) -> torch.Tensor:
     """Symmetric InfoNCE (the CLIP loss) between paired embeddings.
 
     Row ``i`` of ``a`` and row ``i`` of ``b`` are a positive pair; every other row of the batch is a
@@ -87,8 +90,15 @@ class SharedSpaceNet(FusionNet):
         Weight of the InfoNCE term in :meth:`training_loss`.
     """
 
-    def __init__(self, encoders: Mapping[str, nn.Module], n_classes: int, *, shared_dim: int = 64,
-                 hidden: int = 128, contrastive_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        encoders: Mapping[str, nn.Module],
+        n_classes: int,
+        *,
+        shared_dim: int = 64,
+        hidden: int = 128,
+        contrastive_weight: float = 1.0,
+    ) -> None:
         super().__init__(encoders, n_classes, head=nn.Linear(shared_dim, n_classes), aux_heads=False)
         self.shared_dim = shared_dim
         self.contrastive_weight = float(contrastive_weight)
@@ -127,8 +137,11 @@ class SharedSpaceNet(FusionNet):
         """Logits from the encoders' embeddings: project, pool the present inputs, classify."""
         return self.classify(self.pool(self.project(embeddings), masks))
 
-    def contrastive_loss(self, shared: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor],
-                         ) -> torch.Tensor:
+    def contrastive_loss(
+        self,
+        shared: Mapping[str, torch.Tensor],
+        masks: Mapping[str, torch.Tensor],
+    ) -> torch.Tensor:
         """Mean symmetric InfoNCE over every pair of inputs, each on the rows where both are present.
 
         A pair with fewer than two such rows is skipped (a single row has no negative); with no usable
@@ -143,9 +156,16 @@ class SharedSpaceNet(FusionNet):
             return self.log_logit_scale.new_zeros(())
         return torch.stack(terms).mean()
 
-    def training_loss(self, xs: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor],
-                      train_masks: Mapping[str, torch.Tensor], y: torch.Tensor,
-                      loss_fn: nn.Module, *, mixup: tuple[float, torch.Tensor] | None = None) -> torch.Tensor:
+    def training_loss(
+        self,
+        xs: Mapping[str, torch.Tensor],
+        masks: Mapping[str, torch.Tensor],
+        train_masks: Mapping[str, torch.Tensor],
+        y: torch.Tensor,
+        loss_fn: nn.Module,
+        *,
+        mixup: tuple[float, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """Classification loss of the pooled embedding plus ``contrastive_weight`` x InfoNCE.
 
         Parameters
@@ -259,9 +279,13 @@ class SharedFusion(NeuralFusion):
 
     def build(self, encoders: Mapping[str, nn.Module]) -> FusionNet:
         """A :class:`SharedSpaceNet` over ``encoders``."""
-        return SharedSpaceNet(encoders, self.n_classes, shared_dim=self.shared_dim,
-                              hidden=int(self.options.get("hidden", 128)),
-                              contrastive_weight=self.contrastive_weight)
+        return SharedSpaceNet(
+            encoders,
+            self.n_classes,
+            shared_dim=self.shared_dim,
+            hidden=int(self.options.get("hidden", 128)),
+            contrastive_weight=self.contrastive_weight,
+        )
 
     @property
     def n_spaces(self) -> int:
@@ -269,8 +293,9 @@ class SharedFusion(NeuralFusion):
         return 1 if self.state.get("end_to_end", True) else len(self.heads_)
 
     @torch.no_grad()
-    def embed(self, data: Data, inputs: Sequence[str] | None = None, *,
-              batch_size: int = 256) -> dict[str, np.ndarray]:
+    def embed(
+        self, data: Data, inputs: Sequence[str] | None = None, *, batch_size: int = 256
+    ) -> dict[str, np.ndarray]:
         """Each input's normalised shared embedding.
 
         With shared encoders there is one space per inner fold (each head's): the embedding is the
@@ -300,8 +325,14 @@ class SharedFusion(NeuralFusion):
             spaces = []
             for fold, head in enumerate(self.heads_):
                 emb = self.encoders_.embeddings({n: data[n] for n in names}, fold, inputs=names)
-                spaces.append({n: (head.to(self.config.device).eval(), *emb[n]) if n in emb else
-                               (head, data[n][0], np.zeros(len(data[n][1]), bool)) for n in names})
+                spaces.append(
+                    {
+                        n: (head.to(self.config.device).eval(), *emb[n])
+                        if n in emb
+                        else (head, data[n][0], np.zeros(len(data[n][1]), bool))
+                        for n in names
+                    }
+                )
         out = {}
         for name in names:
             n_rows = len(data[name][1])
@@ -311,7 +342,7 @@ class SharedFusion(NeuralFusion):
                 net, x, mask = space[name]
                 rows = np.flatnonzero(mask)
                 for start in range(0, len(rows), batch_size):
-                    r = rows[start:start + batch_size]
+                    r = rows[start : start + batch_size]
                     xt = torch.from_numpy(np.ascontiguousarray(x[r])).to(self.config.device)
                     blocks[r, s] = net.project({name: net.encoders[name](xt)})[name].cpu().numpy()
                 present[:, s] = mask
@@ -336,14 +367,17 @@ class SharedFusion(NeuralFusion):
         n_rows = len(stack)
         present = ~np.isnan(stack).any(axis=2)
         count = present.sum(1)
-        mean = np.where(present[:, :, None], stack, 0.0).sum(1).reshape(n_rows, self.n_spaces, self.shared_dim)
+        mean = (
+            np.where(present[:, :, None], stack, 0.0).sum(1).reshape(n_rows, self.n_spaces, self.shared_dim)
+        )
         norm = np.linalg.norm(mean, axis=2, keepdims=True)
         unit = (mean / np.maximum(norm, 1e-12)).reshape(n_rows, -1) / np.sqrt(self.n_spaces)
         filler = np.where(count[:, None] > 0, unit, np.nan).astype(np.float32)
         return {n: np.where(np.isnan(z[n]).any(1, keepdims=True), filler, z[n]) for n in self.inputs}
 
-    def retrieve(self, query_data: Data, gallery_data: Data, *, from_input: str, to_input: str,
-                 k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    def retrieve(
+        self, query_data: Data, gallery_data: Data, *, from_input: str, to_input: str, k: int = 5
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Cross-modal retrieval by cosine similarity in the shared space.
 
         Parameters
@@ -371,8 +405,15 @@ class SharedFusion(NeuralFusion):
         return _top_k(query, gallery, k)
 
 
-def retrieval_recall(clf: Any, table: Any, *, from_modality: str, to_modality: str,
-                     ks: Sequence[int] = (1, 5, 10), same_row: bool = True) -> dict[str, float]:
+def retrieval_recall(
+    clf: Any,
+    table: Any,
+    *,
+    from_modality: str,
+    to_modality: str,
+    ks: Sequence[int] = (1, 5, 10),
+    same_row: bool = True,
+) -> dict[str, float]:
     """Recall@k of cross-modal retrieval on a labelled table, the gallery being the table itself.
 
     For each row with ``from_modality`` present, the ``k`` rows whose ``to_modality`` is nearest are
@@ -421,7 +462,9 @@ def retrieval_recall(clf: Any, table: Any, *, from_modality: str, to_modality: s
     if not same_row:  # drop each query's own row, keep the first k of the others
         rows = np.arange(len(idx))[:, None]
         keep = idx != rows
-        idx = np.stack([r[kp][:ks[-1]] for r, kp in zip(idx, keep, strict=True)]) if len(idx) else idx[:, :-1]
+        idx = (
+            np.stack([r[kp][: ks[-1]] for r, kp in zip(idx, keep, strict=True)]) if len(idx) else idx[:, :-1]
+        )
     y = np.asarray(table.y)
     queries = np.flatnonzero(q_mask)
     labels_hit = (idx[queries] >= 0) & (y[np.maximum(idx[queries], 0)] == y[queries, None])
@@ -532,8 +575,13 @@ class CCAFusion(FusionStrategy):
         scores[~np.asarray(mask, bool)] = np.nan
         return scores
 
-    def canonical_variates(self, data: Data, partner: str, *, standardize: bool = True,
-                           ) -> tuple[np.ndarray, np.ndarray]:
+    def canonical_variates(
+        self,
+        data: Data,
+        partner: str,
+        *,
+        standardize: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The anchor's and ``partner``'s canonical variates of their CCA, (N, n_components) each.
 
         With ``standardize=False`` these are exactly scikit-learn's ``CCA.transform(X, Y)`` of the PCA
@@ -546,7 +594,8 @@ class CCAFusion(FusionStrategy):
         for side, name in (("x", anchor), ("y", partner)):
             p = self.pca_scores(data, name)
             v = ((p - a[f"cca.{partner}.{side}_mean"]) / a[f"cca.{partner}.{side}_std"]) @ a[
-                f"cca.{partner}.{side}_rotations"]
+                f"cca.{partner}.{side}_rotations"
+            ]
             if standardize:
                 v = v / a[f"cca.{partner}.{side}_scale"]
             out.append(v)
@@ -568,8 +617,9 @@ class CCAFusion(FusionStrategy):
             p = self.pca_scores(data, anchor) / self.arrays_[f"pca.{anchor}.score_scale"]
             parts.append(np.nan_to_num(p, nan=0.0))
         if len(names) > 1:
-            parts.append(np.stack([np.asarray(data[m][1], float) if m in data else np.zeros(n)
-                                   for m in names], axis=1))
+            parts.append(
+                np.stack([np.asarray(data[m][1], float) if m in data else np.zeros(n) for m in names], axis=1)
+            )
         return np.concatenate(parts, axis=1)
 
     # ------------------------------------------------------------------------------------- fit
@@ -587,7 +637,9 @@ class CCAFusion(FusionStrategy):
             scale = _safe_std(flat)
             z = (flat - mean) / scale
             comps = _principal_axes(z, max(1, min(self._pca_dims, len(z) - 1, z.shape[1])))
-            self.arrays_.update({f"pca.{n}.mean": mean, f"pca.{n}.scale": scale, f"pca.{n}.components": comps})
+            self.arrays_.update(
+                {f"pca.{n}.mean": mean, f"pca.{n}.scale": scale, f"pca.{n}.components": comps}
+            )
             self.arrays_[f"pca.{n}.score_scale"] = _safe_std(z @ comps.T)
         anchor = max(names, key=lambda n: (int(masks[n].sum()), -names.index(n)))
         self.state.update({"anchor": anchor, "pairs": [], "n_components": {}})
@@ -622,7 +674,11 @@ class CCAFusion(FusionStrategy):
         intercept = np.full(self.n_classes, -1e3)
         present = meta.classes_.astype(int)
         if len(present) == 2:  # binary: sklearn's single row is class 1's log-odds against class 0
-            coef[present[1]], intercept[present[1]], intercept[present[0]] = meta.coef_[0], meta.intercept_[0], 0.0
+            coef[present[1]], intercept[present[1]], intercept[present[0]] = (
+                meta.coef_[0],
+                meta.intercept_[0],
+                0.0,
+            )
         else:
             coef[present], intercept[present] = meta.coef_, meta.intercept_
         self.arrays_["logistic.coef"] = coef
@@ -633,8 +689,9 @@ class CCAFusion(FusionStrategy):
         a = self.arrays_
         return softmax(self._features(data) @ a["logistic.coef"].T + a["logistic.intercept"], axis=1)
 
-    def retrieve(self, query_data: Data, gallery_data: Data, *, from_input: str, to_input: str,
-                 k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    def retrieve(
+        self, query_data: Data, gallery_data: Data, *, from_input: str, to_input: str, k: int = 5
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Retrieval by cosine similarity of standardised canonical variates (see :meth:`SharedFusion.retrieve`).
 
         Only the anchor and one of its partners (either direction, or one of them with itself) share
@@ -645,8 +702,10 @@ class CCAFusion(FusionStrategy):
         anchor, pairs = self.state["anchor"], self.state["pairs"]
         partner = next((p for p in pairs if {from_input, to_input} <= {anchor, p}), None)
         if partner is None:
-            raise ModalfuseError(f"cca: no canonical space holds both {from_input!r} and {to_input!r}; "
-                                 f"the anchor {anchor!r} is paired with {pairs}")
+            raise ModalfuseError(
+                f"cca: no canonical space holds both {from_input!r} and {to_input!r}; "
+                f"the anchor {anchor!r} is paired with {pairs}"
+            )
 
         def side(data: Data, name: str) -> np.ndarray:
             u, v = self.canonical_variates(data, partner)
@@ -656,7 +715,9 @@ class CCAFusion(FusionStrategy):
 
     # --------------------------------------------------------------------------------- persistence
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)) for k, v in self.arrays_.items()}
+        return {
+            k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)) for k, v in self.arrays_.items()
+        }
 
     def load_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
         self.arrays_ = {k: v.detach().cpu().numpy().astype(np.float64) for k, v in tensors.items()}

@@ -10,8 +10,18 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Batch", "ConcatHead", "FusionNet", "TrainConfig", "augmenter", "mix_embeddings", "predict_logits",
-           "recombine", "seeded", "train_network"]
+__all__ = [
+    "Batch",
+    "ConcatHead",
+    "FusionNet",
+    "TrainConfig",
+    "augmenter",
+    "mix_embeddings",
+    "predict_logits",
+    "recombine",
+    "seeded",
+    "train_network",
+]
 
 Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]
 
@@ -49,18 +59,26 @@ class ConcatHead(nn.Module):
     and a 0 indicator, so the head learns what absence means.
     """
 
-    def __init__(self, dims: Mapping[str, int], n_classes: int, *, hidden: int = 128,
-                 dropout: float = 0.2) -> None:
+    def __init__(
+        self, dims: Mapping[str, int], n_classes: int, *, hidden: int = 128, dropout: float = 0.2
+    ) -> None:
         super().__init__()
         self.names = list(dims)
         width = sum(dims.values()) + (len(dims) if len(dims) > 1 else 0)
         if len(dims) > 1 and hidden:
-            self.net: nn.Module = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.ReLU(),
-                                                nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+            self.net: nn.Module = nn.Sequential(
+                nn.Dropout(dropout),
+                nn.Linear(width, hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, n_classes),
+            )
         else:
             self.net = nn.Sequential(nn.Dropout(dropout if hidden else 0.0), nn.Linear(width, n_classes))
 
-    def forward(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
         parts = [embeddings[n] * masks[n].float().unsqueeze(1) for n in self.names]
         if len(self.names) > 1:
             parts.append(torch.stack([masks[n].float() for n in self.names], dim=1))
@@ -73,16 +91,32 @@ class FusionNet(nn.Module):
     ``head`` defaults to :class:`ConcatHead` (early fusion; with one input, a unimodal model).
     """
 
-    def __init__(self, encoders: Mapping[str, nn.Module], n_classes: int, *, hidden: int = 128,
-                 dropout: float = 0.2, aux_heads: bool = False, head: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        encoders: Mapping[str, nn.Module],
+        n_classes: int,
+        *,
+        hidden: int = 128,
+        dropout: float = 0.2,
+        aux_heads: bool = False,
+        head: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(dict(encoders))
         # Auxiliary per-input classifiers (training only): each encoder must learn on its own, so a fast
         # learner (one modality) cannot starve the others of gradient.
-        self.aux = nn.ModuleDict({n: nn.Linear(e.dim, n_classes) for n, e in self.encoders.items()}
-                                 if aux_heads and len(self.encoders) > 1 else {})
-        self.head = head if head is not None else ConcatHead(
-            {n: e.dim for n, e in self.encoders.items()}, n_classes, hidden=hidden, dropout=dropout)
+        self.aux = nn.ModuleDict(
+            {n: nn.Linear(e.dim, n_classes) for n, e in self.encoders.items()}
+            if aux_heads and len(self.encoders) > 1
+            else {}
+        )
+        self.head = (
+            head
+            if head is not None
+            else ConcatHead(
+                {n: e.dim for n, e in self.encoders.items()}, n_classes, hidden=hidden, dropout=dropout
+            )
+        )
 
     def encode(self, xs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each input's embedding, (N, dim) per input, ignoring masks."""
@@ -95,9 +129,16 @@ class FusionNet(nn.Module):
     def forward(self, xs: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.fuse(self.encode(xs), masks)
 
-    def training_loss(self, xs: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor],
-                      train_masks: Mapping[str, torch.Tensor], y: torch.Tensor,
-                      loss_fn: nn.Module, *, mixup: tuple[float, torch.Tensor] | None = None) -> torch.Tensor:
+    def training_loss(
+        self,
+        xs: Mapping[str, torch.Tensor],
+        masks: Mapping[str, torch.Tensor],
+        train_masks: Mapping[str, torch.Tensor],
+        y: torch.Tensor,
+        loss_fn: nn.Module,
+        *,
+        mixup: tuple[float, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """Loss of the fused prediction under ``train_masks`` (masks after modality dropout) plus, with
         auxiliary heads, the mean loss of each input's own prediction on the rows where it is present.
 
@@ -200,10 +241,14 @@ def _train(
     epochs = math.ceil(total_steps / steps_per_epoch)
     # OneCycleLR divides by (pct_start * total_steps - 1): a warm-up of exactly one step is degenerate
     pct_start = 0.25 if total_steps != 4 else 0.3
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.learning_rate, total_steps=total_steps,
-                                                pct_start=pct_start)
-    weight = (None if class_weight is None
-              else torch.as_tensor(class_weight, dtype=torch.float32, device=config.device))
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=config.learning_rate, total_steps=total_steps, pct_start=pct_start
+    )
+    weight = (
+        None
+        if class_weight is None
+        else torch.as_tensor(class_weight, dtype=torch.float32, device=config.device)
+    )
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
     augs = {n: augmenter(k) for n, k in (augment or {}).items()} if config.augment else {}
     names = list(xs)
@@ -218,7 +263,7 @@ def _train(
         for start in range(0, n, bs):
             if step == total_steps:
                 break
-            idx = order[start:start + bs]
+            idx = order[start : start + bs]
             if len(idx) < 2 and n >= 2:
                 continue  # BatchNorm needs two rows
             bx = {k: xs[k][idx] for k in names}
@@ -245,8 +290,13 @@ def _train(
     return net.eval()
 
 
-def recombine(xs: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor], y: torch.Tensor,
-              ratio: float, generator: torch.Generator) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def recombine(
+    xs: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    y: torch.Tensor,
+    ratio: float,
+    generator: torch.Generator,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """New multimodal rows from the modalities of other rows of the same class (the AV-MNIST construction).
 
     ``round(ratio * N)`` rows of the batch, chosen at random, are rebuilt: each input's value (its array
@@ -305,8 +355,9 @@ def recombine(xs: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor],
     return xs, masks
 
 
-def mix_embeddings(embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor], lam: float,
-                   perm: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def mix_embeddings(
+    embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor], lam: float, perm: torch.Tensor
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Multimodal mixup of embeddings: each row interpolated with row ``perm[i]``, every input alike.
 
     Where both rows have an input, its embedding is ``lam * e_i + (1 - lam) * e_perm[i]``; where only one
@@ -342,7 +393,9 @@ def mix_embeddings(embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, t
     return out_e, out_m
 
 
-def _drop_modalities(masks: dict[str, torch.Tensor], p: float, gen: torch.Generator) -> dict[str, torch.Tensor]:
+def _drop_modalities(
+    masks: dict[str, torch.Tensor], p: float, gen: torch.Generator
+) -> dict[str, torch.Tensor]:
     """Hide each present input with probability ``p``, never hiding every input of a row."""
     stacked = torch.stack([masks[k] for k in masks], dim=1)
     drop = torch.rand(stacked.shape, generator=gen).to(stacked.device) < p
@@ -353,12 +406,22 @@ def _drop_modalities(masks: dict[str, torch.Tensor], p: float, gen: torch.Genera
 
 
 @torch.no_grad()
-def predict_logits(net: FusionNet, data: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
-                   batch_size: int = 256, device: str = "cpu") -> np.ndarray:
+def predict_logits(
+    net: FusionNet,
+    data: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    batch_size: int = 256,
+    device: str = "cpu",
+) -> np.ndarray:
     """Logits (N, K) of ``net`` in eval mode."""
     net.to(device).eval()
     xs, ms = _to_tensors(data, device)
     n = len(next(iter(ms.values())))
-    out = [net({k: v[s:s + batch_size] for k, v in xs.items()}, {k: v[s:s + batch_size] for k, v in ms.items()})
-           for s in range(0, n, batch_size)]
+    out = [
+        net(
+            {k: v[s : s + batch_size] for k, v in xs.items()},
+            {k: v[s : s + batch_size] for k, v in ms.items()},
+        )
+        for s in range(0, n, batch_size)
+    ]
     return torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), np.float32)
