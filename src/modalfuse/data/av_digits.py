@@ -38,7 +38,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from modalfuse._errors import DecodeError, ModalfuseError
+from modalfuse._errors import ChecksumMismatchError, DatasetError, DatasetNotFoundError, DecodeError
 
 __all__ = [
     "AV_DIGITS_GROUPS",
@@ -91,18 +91,6 @@ _RECORDING_RE = re.compile(r"^(\d+)_(.+)_(\d+)\.wav$")
 _PCA_CACHE_VERSION = 1
 _CHUNK_ROWS = 10_000
 _USER_AGENT = "modalfuse (AV-Digits downloader)"
-
-
-class DatasetError(ModalfuseError, ValueError):
-    """The dataset files were found but cannot be turned into AV-Digits as they are."""
-
-
-class DatasetNotFoundError(ModalfuseError, FileNotFoundError):
-    """The FSDD / MNIST files were not found in any of the places searched."""
-
-
-class ChecksumMismatchError(DatasetError):
-    """A downloaded (or cached) file does not have the expected checksum."""
 
 
 @dataclass(frozen=True, eq=False)
