@@ -396,6 +396,6 @@ def test_a_failed_refit_leaves_the_fitted_model_usable(table) -> None:
     clf = mf.MultimodalClassifier(fusion="early", seed=0, **FAST).fit(table)
     before = clf.predict_proba(table)
     clf.set_params(fusion="late:median")
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(mf.UnknownNameError, match="unknown fusion 'late:median'"):
         clf.fit(table.take(np.arange(30)))
     np.testing.assert_array_equal(clf.predict_proba(table), before)

@@ -37,8 +37,9 @@ def _features(table) -> pd.DataFrame:
 def test_registry_names_and_shorthand() -> None:
     assert {"early", "late", "unimodal"} <= set(mf.list_fusions())
     late = mf.get_fusion("late:stacking")
-    assert isinstance(late, mf.FusionStrategy) and late.options == {"method": "stacking"}
-    assert mf.get_fusion("unimodal:audio").options == {"input": "audio"}
+    # options hold every declared option, resolved
+    assert isinstance(late, mf.FusionStrategy) and late.options == {"method": "stacking", "inner_folds": 3}
+    assert mf.get_fusion("unimodal:audio").options == {"input": "audio", "inner_folds": 3}
     with pytest.raises(KeyError, match="unknown fusion"):
         mf.get_fusion("nope")
     with pytest.raises(KeyError, match="takes no ':' argument"):
@@ -62,7 +63,7 @@ def test_make_strategies_expands_families_and_adds_baselines(table) -> None:
     assert "early" in allnames
     clf = mf.make_strategies(table, "early", epochs=2, seed=3)["early"]
     assert (clf.fusion, clf.epochs, clf.seed) == ("early", 2, 3)
-    with pytest.raises(mf.SchemaError, match="unknown fusion"):
+    with pytest.raises(mf.UnknownNameError, match="unknown fusion 'quantum'"):
         mf.make_strategies(table, "quantum")
 
 
@@ -156,7 +157,7 @@ def test_a_modality_missing_in_most_training_rows(table) -> None:
 
 
 def test_unknown_unimodal_input_is_a_clear_error(table) -> None:
-    with pytest.raises(mf.SchemaError, match="no input 'video'"):
+    with pytest.raises(mf.UnknownNameError, match="unknown input 'video'"):
         mf.MultimodalClassifier(fusion="unimodal:video", epochs=1).fit(table)
 
 
@@ -413,7 +414,7 @@ def test_shared_per_input_models_do_not_change_results(noisy_table, monkeypatch:
 
 
 def test_bad_late_settings_fail_before_training(table) -> None:
-    with pytest.raises(ValueError, match="unknown method 'median'"):
+    with pytest.raises(mf.UnknownNameError, match="unknown fusion 'late:median'; did you mean 'late:mean'"):
         mf.MultimodalClassifier(fusion="late:median", **FAST).fit(table)
     with pytest.raises(ValueError, match="inner_folds >= 2"):
         mf.MultimodalClassifier(fusion="late:stacking", **{**FAST, "inner_folds": 1}).fit(table)

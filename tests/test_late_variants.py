@@ -192,5 +192,5 @@ def test_per_input_models_ignore_mixup_and_recombination(fitted, table) -> None:
 def test_inner_folds_requirements(table) -> None:
     with pytest.raises(ValueError, match="inner_folds >= 2"):
         mf.MultimodalClassifier(fusion="late:confidence", **{**FAST, "inner_folds": 1}).fit(table)
-    with pytest.raises(ValueError, match=r"unknown method 'median'.*confidence"):
+    with pytest.raises(mf.UnknownNameError, match=r"unknown fusion 'late:median'.*late:confidence"):
         mf.MultimodalClassifier(fusion="late:median", **FAST).fit(table)

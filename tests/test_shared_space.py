@@ -59,7 +59,7 @@ def test_strategies_are_registered_with_their_options() -> None:
     assert {"shared", "cca"} <= set(mf.list_fusions())
     assert isinstance(mf.get_fusion("shared"), SharedFusion)
     assert isinstance(mf.get_fusion("cca"), CCAFusion)
-    assert mf.get_fusion("shared:0").options == {"contrastive_weight": "0"}  # the task-loss-only ablation
+    assert mf.get_fusion("shared:0").options["contrastive_weight"] == 0.0  # the task-loss-only ablation
     assert mf.get_fusion("shared:0.5").contrastive_weight == 0.5
     with pytest.raises(ValueError, match="contrastive_weight"):
         mf.get_fusion("shared:x").contrastive_weight  # noqa: B018

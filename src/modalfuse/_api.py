@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modalfuse._errors import SchemaError
+from modalfuse._errors import SchemaError, UnknownNameError
 from modalfuse.data._schema import Schema
 from modalfuse.data._table import MultimodalTable
 
@@ -127,7 +127,7 @@ def make_strategies(
     are always added when any fusion is asked for, so a fusion is never reported without them.
     """
     from modalfuse.estimator import MultimodalClassifier
-    from modalfuse.fusion import list_fusions
+    from modalfuse.fusion import get_fusion, list_fusions
 
     items = [f.strip() for f in (fusion.split(",") if isinstance(fusion, str) else fusion) if f.strip()]
     if "all" in items:
@@ -140,16 +140,23 @@ def make_strategies(
         elif item in FAMILIES:
             names += FAMILIES[item]
         elif item.partition(":")[0] in list_fusions():
+            _check_strategy_name(item, table, get_fusion)
             names.append(item)
         else:
-            raise SchemaError(
-                f"unknown fusion {item!r}; use unimodal, {', '.join(FAMILIES)}, all, "
-                f"or one of {list_fusions()}"
-            )
+            raise UnknownNameError("fusion", item, ["unimodal", *FAMILIES, "all", *list_fusions()])
     if any(not n.startswith("unimodal:") for n in names) and len(unimodal) > 1:
         names = [*unimodal, *names]
     names = list(dict.fromkeys(names))
     return {n: MultimodalClassifier(fusion=n, **params) for n in names}
+
+
+def _check_strategy_name(name: str, table: MultimodalTable, get_fusion: Callable[..., Any]) -> None:
+    """Refuse an exact strategy name that cannot run on ``table`` (an unknown ``late:`` method, a
+    ``unimodal:`` input the table lacks) before anything is trained."""
+    get_fusion(name)  # UnknownNameError / OptionError for a bad name or ':' argument
+    base, _, only = name.partition(":")
+    if base == "unimodal" and only not in table.inputs:
+        raise UnknownNameError("input", only, table.inputs, hint=f"fusion {name!r}; table {table.name!r}")
 
 
 def compare(

@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from modalfuse._errors import ModalfuseError, NotFittedError, SchemaError
+from modalfuse._errors import ModalfuseError, NotFittedError, OptionError, SchemaError, UnknownNameError
+from modalfuse._model_file import FORMAT as _FORMAT
+from modalfuse._model_file import FORMAT_VERSION as _FORMAT_VERSION
+from modalfuse._options import DEFAULT_HIDDEN, DEFAULT_INNER_FOLDS
 from modalfuse.data._schema import Schema, is_missing
 from modalfuse.data._table import MultimodalTable, read_table
 
 __all__ = ["MultimodalClassifier"]
-
-_FORMAT = "modalfuse-model"
-_FORMAT_VERSION = 1
 
 
 def _as_table(
@@ -80,6 +80,20 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _encoders_of(modality: str) -> list[str]:
+    from modalfuse.encoders._registry import list_encoders
+
+    return list_encoders(modality)
+
+
+def _as_probabilities(proba: Any) -> np.ndarray:
+    """``proba`` as float64 rows that sum to 1 (to rounding): strategies compute in float32."""
+    p = np.asarray(proba, dtype=np.float64)
+    if p.ndim == 2 and p.shape[1]:
+        p = p / p.sum(axis=1, keepdims=True)
+    return p
+
+
 class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     """Classify rows of a multimodal table with a chosen fusion strategy.
 
@@ -96,36 +110,61 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         Column -> modality overrides used when ``fit`` is given a DataFrame.
     preprocess : dict, optional
         Input, column or modality -> preprocessing options (e.g. ``{"audio": {"n_mels": 64}}``).
-    epochs, batch_size, learning_rate, weight_decay : training settings of every network.
+    epochs : int, default=20
+        Passes over the training rows of every network (>= 1).
     min_steps : int, default=200
-        Fewest optimiser updates of a network: on a small table, ``epochs`` passes over the rows would
-        leave a network with a handful of updates, so it gets more passes instead.
+        Fewest optimiser updates of a network (>= 0): on a small table, ``epochs`` passes over the rows
+        would leave a network with a handful of updates, so it gets more passes instead.
+    batch_size : int, default=64
+        Rows per optimiser step (>= 2: a one-row batch is skipped, as BatchNorm needs two rows).
+    learning_rate : float, default=3e-3
+        AdamW's peak learning rate of the one-cycle schedule (> 0).
+    weight_decay : float, default=1e-4
+        AdamW's weight decay (>= 0).
     modality_dropout : float, default=0.0
-        Probability of hiding each present input of a training row (never all of them), so the model learns
-        to cope with missing modalities.
+        Probability in [0, 1) of hiding each present input of a training row (never all of them), so the
+        model learns to cope with missing modalities.
     augment : bool, default=True
         Train-time augmentation (image affine jitter, SpecAugment, token dropout).
     recombine_ratio : float, default=0.0
-        Multimodal data generation for neural strategies: the share of training rows per batch whose
-        inputs are each taken from another row of the same class (the AV-MNIST construction).
+        Multimodal data generation for neural strategies: the share in [0, 1] of training rows per batch
+        whose inputs are each taken from another row of the same class (the AV-MNIST construction).
     mixup_alpha : float, default=0.0
         Multimodal mixup for neural strategies: when > 0, rows are interpolated with a Beta(alpha, alpha)
         weight, all inputs' embeddings and the labels alike.
     inner_folds : int, default=3
-        Folds for the cross-fitted per-input models shared by the unimodal baselines, late fusion and (unless
-        ``fusion_options={"end_to_end": True}``) the joint strategies, which train one head per fold.
+        Folds (>= 1) for the cross-fitted per-input models shared by the unimodal baselines, late fusion and
+        (unless ``fusion_options={"end_to_end": True}``) the joint strategies, which train one head per
+        fold. Given only to strategies that declare it (not ``cca``).
     hidden : int, default=128
-        Width of the fused head.
+        Width of the fused head (>= 0; 0 is a linear head where the strategy allows it, ``lowrank`` needs
+        >= 1). Given only to strategies that declare it (``early``, ``tensor``, ``lowrank``, ``shared``).
     fusion_options : dict, optional
         Further options of the strategy, e.g. ``{"shared_dim": 32}`` for ``shared``, ``{"rank": 8}`` for
-        ``lowrank``, ``{"end_to_end": True}`` for a joint strategy that trains its own encoders (see each
-        strategy's docstring).
-    seed : int, default=0
-        Seeds every random choice: the same data and parameters give the same model.
+        ``lowrank``, ``{"end_to_end": True}`` for a joint strategy that trains its own encoders; they win
+        over ``inner_folds`` and ``hidden``. Each strategy declares its options
+        (``get_fusion(name).option_table()``); an unknown one is an error that suggests the closest name.
+    random_state : int, default=0
+        Seeds every random choice (0 <= random_state < 2**31): the same data and parameters give the same
+        model.
+    seed : int, optional
+        Alias of ``random_state`` (kept for older code and saved models); when given it is used, and a
+        ``random_state`` other than 0 that differs from it is an error.
+    class_weight : None, "balanced" or dict, default=None
+        Weight of each class in every fit (network losses, classical linear fits, late-fusion combiners,
+        stacking): a dict label -> weight (labels left out weigh 1), or ``"balanced"``, which weighs each
+        class by ``n_rows / (n_classes * rows of the class)`` so a minority class is not ignored. Multiplies
+        ``sample_weight``.
     device : str, default="cpu"
-        Torch device.
+        Torch device; it must be available when fitting. A model saved on a device that is not available
+        loads on the CPU, with a warning.
     n_threads : int, optional
         Torch CPU threads (default: the number of CPUs, at most 8).
+
+    All hyperparameters are checked at the start of :meth:`fit`, before anything is decoded or trained: a
+    value of the wrong type or out of range is an :class:`~modalfuse.OptionError` that gives the valid
+    range; an unknown fusion, encoder or option is an :class:`~modalfuse.UnknownNameError` or
+    :class:`~modalfuse.OptionError` that suggests the closest name.
 
     Attributes
     ----------
@@ -156,10 +195,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         augment: bool = True,
         recombine_ratio: float = 0.0,
         mixup_alpha: float = 0.0,
-        inner_folds: int = 3,
-        hidden: int = 128,
+        inner_folds: int = DEFAULT_INNER_FOLDS,
+        hidden: int = DEFAULT_HIDDEN,
         fusion_options: Mapping[str, Any] | None = None,
-        seed: int = 0,
+        random_state: int = 0,
+        seed: int | None = None,
+        class_weight: str | Mapping[Any, float] | None = None,
         device: str = "cpu",
         n_threads: int | None = None,
     ) -> None:
@@ -179,7 +220,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.inner_folds = inner_folds
         self.hidden = hidden
         self.fusion_options = fusion_options
+        self.random_state = random_state
         self.seed = seed
+        self.class_weight = class_weight
         self.device = device
         self.n_threads = n_threads
 
@@ -192,21 +235,24 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                 return mapping[key]
         return None
 
-    def _train_config(self) -> Any:
+    def _train_config(self, params: Mapping[str, Any] | None = None) -> Any:
+        """The training settings from the checked hyperparameters ``params`` (checked here if None)."""
+        from modalfuse._params import check_scalar_params
         from modalfuse.fusion._train import TrainConfig
 
+        p = check_scalar_params(self.get_params()) if params is None else params
         return TrainConfig(
-            epochs=self.epochs,
-            min_steps=self.min_steps,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            modality_dropout=self.modality_dropout,
-            augment=self.augment,
-            recombine_ratio=self.recombine_ratio,
-            mixup_alpha=self.mixup_alpha,
-            seed=self.seed,
-            device=self.device,
+            epochs=p["epochs"],
+            min_steps=p["min_steps"],
+            batch_size=p["batch_size"],
+            learning_rate=p["learning_rate"],
+            weight_decay=p["weight_decay"],
+            modality_dropout=p["modality_dropout"],
+            augment=p["augment"],
+            recombine_ratio=p["recombine_ratio"],
+            mixup_alpha=p["mixup_alpha"],
+            seed=p["seed"],
+            device=p["device"],
         )
 
     def _set_threads(self) -> None:
@@ -273,64 +319,66 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         return {name: prep.transform(table) for name, prep in self.preprocessors_.items()}
 
     # ---------------------------------------------------------------------------------------------- fit
-    def fit(self, X: Any, y: Any = None, groups: Any = None) -> MultimodalClassifier:
+    def fit(
+        self, X: Any, y: Any = None, groups: Any = None, sample_weight: Any = None
+    ) -> MultimodalClassifier:
         """Fit on a :class:`MultimodalTable` (labels and groups from the table) or a DataFrame plus ``y``.
 
         Everything learned from data (sizes, sample rates, vocabularies, scalers, networks, fusion weights)
-        is learned from these rows only.
-        """
-        from modalfuse.encoders._prep import make_preprocessor
-        from modalfuse.encoders._registry import default_encoder, get_encoder
-        from modalfuse.fusion._base import InputInfo, get_fusion
+        is learned from these rows only. Every hyperparameter is checked first, before anything is decoded
+        or trained.
 
+        Parameters
+        ----------
+        X : MultimodalTable or pandas.DataFrame
+            The training rows.
+        y : array-like of shape (n_rows,), optional
+            Labels (default: the table's).
+        groups : array-like of shape (n_rows,), optional
+            Groups for the inner folds (default: the table's).
+        sample_weight : array-like of shape (n_rows,), optional
+            Non-negative weight of each row in every fit (times ``class_weight``).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        OptionError, UnknownNameError
+            A hyperparameter of the wrong type, out of range or naming something unknown.
+        SchemaError
+            No labels, a single class, or no input present in any training row.
+        TrainingError
+            A network made no optimiser step.
+        """
+        from modalfuse.fusion._base import InputInfo
+
+        params, strategy = self._check_params()
         table = _as_table(X, y, groups, self.modalities)
         if table.y is None:
             raise SchemaError(f"{table.name}: no labels: read the table with label=... or pass y")
-        self._set_threads()
         classes, y_int = np.unique(table.y, return_inverse=True)
         if len(classes) < 2:
             raise SchemaError(f"{table.name}: the training rows hold a single class ({classes[0]!r})")
-        base, _, only = self.fusion.partition(":")
-        if base == "unimodal" and only not in table.inputs:
-            raise SchemaError(
-                f"fusion {self.fusion!r}: {table.name} has no input {only!r}; "
-                f"its inputs are {list(table.inputs)}"
-            )
+        y_int = y_int.astype(np.int64)
+        planned = self._plan_inputs(table)
+        weights = self._row_weights(strategy, sample_weight, classes, y_int)
+        self._set_threads()
         # everything is built in locals and set at the end, so a failed (re)fit leaves no mixed state
-        preprocessors: dict[str, Any] = {}
-        encoder_names: dict[str, str] = {}
-        for name, (modality, cols) in table.inputs.items():
-            if base == "unimodal" and name != only:
-                continue  # a single-input baseline needs (and saves) only its own input
-            if not table.mask(name).any():
-                continue  # no training row has it: it cannot be learned from
-            enc_name = self._lookup(self.encoders, name, modality, cols)
-            spec = get_encoder(enc_name) if enc_name else default_encoder(modality)
-            if spec.modality != modality:
-                raise SchemaError(
-                    f"input {name!r} is {modality}, but encoder {spec.name!r} is for {spec.modality}"
-                )
-            options = {
-                **spec.preprocess_options,
-                **(self._lookup(self.preprocess, name, modality, cols) or {}),
-            }
-            preprocessors[name] = make_preprocessor(spec.preprocessor, name, cols, **options).fit(table)
-            encoder_names[name] = spec.name
-        if not preprocessors and base != "unimodal":
-            raise SchemaError(f"{table.name}: no input is present in any training row")
+        preprocessors = {name: prep.fit(table) for name, (_, prep) in planned.items()}
         data = {name: prep.transform(table) for name, prep in preprocessors.items()}
         inputs = {
             name: InputInfo(
-                name, encoder_names[name], tuple(data[name][0].shape[1:]), getattr(prep, "vocab_size", None)
+                name, planned[name][0], tuple(data[name][0].shape[1:]), getattr(prep, "vocab_size", None)
             )
             for name, prep in preprocessors.items()
         }
-        strategy = get_fusion(
-            self.fusion,
-            **{"inner_folds": self.inner_folds, "hidden": self.hidden, **(self.fusion_options or {})},
-        )
-        strategy.setup(inputs, len(classes), self._train_config())
-        strategy.fit(data, y_int.astype(np.int64), table.groups)
+        strategy.setup(inputs, len(classes), self._train_config(params))
+        if weights is None:
+            strategy.fit(data, y_int, table.groups)
+        else:
+            strategy.fit(data, y_int, table.groups, sample_weight=weights)
         self.classes_ = classes
         self.schema_ = Schema(dict(table.schema.columns))
         self.preprocessors_ = preprocessors
@@ -338,9 +386,94 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.fusion_ = strategy
         return self
 
+    def _check_params(self) -> tuple[dict[str, Any], Any]:
+        """Every hyperparameter checked (nothing read yet): the resolved scalar values and a new strategy.
+
+        Raises :class:`~modalfuse.OptionError` / :class:`~modalfuse.UnknownNameError` naming the parameter.
+        """
+        from modalfuse._params import (
+            check_class_weight,
+            check_mappings,
+            check_scalar_params,
+            device_error,
+            make_strategy,
+        )
+
+        params = check_scalar_params(self.get_params())
+        problem = device_error(params["device"])
+        if problem is not None:
+            raise OptionError(
+                f"MultimodalClassifier: parameter 'device' {params['device']!r} is not usable here ({problem}); "
+                "use 'cpu' or an available accelerator"
+            )
+        check_mappings(self.encoders, self.preprocess, self.fusion_options, self.modalities)
+        check_class_weight(self.class_weight)
+        return params, make_strategy(self.fusion, self.fusion_options, params)
+
+    def _plan_inputs(self, table: MultimodalTable) -> dict[str, tuple[str, Any]]:
+        """Input -> (encoder name, unfitted preprocessor) for the inputs to learn from, every encoder and
+        preprocess option checked against the table's inputs before anything is decoded."""
+        from modalfuse.encoders._prep import make_preprocessor
+        from modalfuse.encoders._registry import default_encoder, get_encoder
+
+        self._check_input_keys(table)
+        base, _, only = self.fusion.partition(":")
+        if base == "unimodal" and only not in table.inputs:
+            raise UnknownNameError(
+                "input", only, table.inputs, hint=f"fusion {self.fusion!r}; table {table.name!r}"
+            )
+        planned: dict[str, tuple[str, Any]] = {}
+        for name, (modality, cols) in table.inputs.items():
+            enc_name = self._lookup(self.encoders, name, modality, cols)
+            spec = get_encoder(enc_name) if enc_name else default_encoder(modality)
+            if spec.modality != modality:
+                raise OptionError(
+                    f"MultimodalClassifier: encoders: input {name!r} is {modality}, but encoder {spec.name!r} "
+                    f"is for {spec.modality} (encoders for {modality}: {', '.join(_encoders_of(modality))})"
+                )
+            options = {
+                **spec.preprocess_options,
+                **(self._lookup(self.preprocess, name, modality, cols) or {}),
+            }
+            prep = make_preprocessor(spec.preprocessor, name, cols, **options)  # checks the options
+            if (base == "unimodal" and name != only) or not table.mask(name).any():
+                continue  # a baseline needs only its own input; an input no training row has is not learned
+            planned[name] = (spec.name, prep)
+        if not planned and base != "unimodal":
+            raise SchemaError(f"{table.name}: no input is present in any training row")
+        return planned
+
+    def _check_input_keys(self, table: MultimodalTable) -> None:
+        """Every key of ``encoders`` and ``preprocess`` is an input, a column or a modality of the table
+        (or a modality name), so a misspelt key is an error rather than silently ignored."""
+        from modalfuse.data._schema import MODALITIES
+
+        known = {*table.inputs, *table.schema.columns, *MODALITIES, "tabular"}
+        for param, mapping in (("encoders", self.encoders), ("preprocess", self.preprocess)):
+            for key in mapping or {}:
+                if key not in known:
+                    raise UnknownNameError(
+                        "input", key, [*table.inputs, *table.schema.columns], hint=f"a key of {param}"
+                    )
+
+    def _row_weights(
+        self, strategy: Any, sample_weight: Any, classes: np.ndarray, y: np.ndarray
+    ) -> np.ndarray | None:
+        """The training rows' weights from ``class_weight`` and ``sample_weight`` (None: all 1)."""
+        from modalfuse._params import row_weights, supports_sample_weight
+
+        weights = row_weights(self.class_weight, sample_weight, classes, y)
+        if weights is not None and not supports_sample_weight(strategy):
+            raise OptionError(
+                f"fusion {self.fusion!r} does not take sample weights (its fit has no sample_weight): "
+                "fit it without class_weight and sample_weight"
+            )
+        return weights
+
     # ------------------------------------------------------------------------------------------ predict
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, shape (n_rows, n_classes), columns in ``classes_`` order."""
+        """Class probabilities, float64 of shape (n_rows, n_classes), columns in ``classes_`` order; each row
+        sums to 1."""
         return self._predict(self._table_for_predict(X))[1]
 
     def _predict(self, table: MultimodalTable) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
@@ -351,7 +484,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         data = self._transform(table)
         if not data:  # a baseline whose input no training row had: the training class prior
             return data, np.tile(np.asarray(self.fusion_.prior_, dtype=float), (len(table), 1))
-        return data, np.asarray(self.fusion_.predict_proba(data))
+        return data, _as_probabilities(self.fusion_.predict_proba(data))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels, shape (n_rows,)."""
@@ -471,51 +604,19 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MultimodalClassifier:
-        """Load a model saved by :meth:`save`. Reads JSON and safetensors only; executes no code from the files."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        """Load a model saved by :meth:`save`. Reads JSON and safetensors only; executes no code from the files.
 
-        from modalfuse.encoders._prep import Preprocessor
-        from modalfuse.fusion._base import InputInfo, get_fusion
+        Every field of ``model.json`` is checked against what the model needs (types, known names, declared
+        options, and that inputs, schema, preprocessors and weights agree); tensors are loaded on the CPU,
+        and a model saved for a device that is not available here is loaded on the CPU with a warning.
+        Files written by older versions load: missing parameters and options get their defaults, options a
+        strategy or preprocessor no longer declares are dropped.
 
-        path = Path(path)
-        try:
-            doc = json.loads((path / "model.json").read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ModalfuseError(f"{path}: not a saved modalfuse model (no model.json)") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModalfuseError(f"{path / 'model.json'}: corrupt model file ({exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-            raise ModalfuseError(f"{path / 'model.json'}: not a modalfuse model file")
-        if doc.get("format_version") != _FORMAT_VERSION:
-            raise ModalfuseError(
-                f"{path}: unsupported model format version {doc.get('format_version')!r} "
-                f"(this modalfuse reads version {_FORMAT_VERSION})"
-            )
-        try:
-            clf = cls(**doc["params"])
-            clf.classes_ = np.asarray(doc["classes"])
-            clf.schema_ = Schema(dict(doc["schema"]))
-            clf.inputs_ = {n: InputInfo.from_dict(d) for n, d in doc["inputs"].items()}
-            clf.preprocessors_ = {n: Preprocessor.from_dict(d) for n, d in doc["preprocessors"].items()}
-            strategy = get_fusion(doc["fusion"]["name"], **doc["fusion"]["options"])
-            strategy.state = doc["fusion"]["state"]
-            strategy.setup(clf.inputs_, len(clf.classes_), clf._train_config())
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            raise ModalfuseError(
-                f"{path / 'model.json'}: corrupt or incompatible model file ({type(exc).__name__}: {exc})"
-            ) from None
-        try:
-            tensors = load_file(str(path / "weights.safetensors"))
-        except FileNotFoundError:
-            raise ModalfuseError(f"{path}: the model has no weights.safetensors") from None
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ModalfuseError(f"{path / 'weights.safetensors'}: corrupt weights file ({exc})") from None
-        try:
-            strategy.load_tensors(tensors)
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ModalfuseError(
-                f"{path}: the weights do not fit the model description ({type(exc).__name__}: {exc})"
-            ) from None
-        clf.fusion_ = strategy
-        return clf
+        Raises
+        ------
+        ModelFileError
+            One line naming the file and the field that is missing, wrong or inconsistent.
+        """
+        from modalfuse._model_file import load_model
+
+        return load_model(cls, path)

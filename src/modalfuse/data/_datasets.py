@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from modalfuse._errors import UnknownNameError
 from modalfuse.data._table import MultimodalTable, read_table
 
 __all__ = ["list_datasets", "load_dataset"]
@@ -41,4 +42,4 @@ def load_dataset(
             modalities={"audio": "audio", "image": "image"},
             name="av-digits-hard" if variant == "hard" else "av-digits",
         )
-    raise KeyError(f"unknown dataset {name!r}; built-in datasets: {sorted(_DATASETS)}")
+    raise UnknownNameError("dataset", name, _DATASETS)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from modalfuse._cache import content_key, default_cache
-from modalfuse._errors import DecodeError, MissingValueError, SchemaError
+from modalfuse._errors import DecodeError, MissingValueError, SchemaError, UnknownNameError
 from modalfuse.data._schema import Schema, infer_schema, is_missing
 
 __all__ = ["MultimodalTable", "Problem", "decode_media", "read_frame", "read_table"]
@@ -139,7 +139,7 @@ class MultimodalTable:
         """Boolean mask, shape (n_rows,): rows where input ``name`` is present (any of its columns)."""
         inputs = self.inputs
         if name not in inputs:
-            raise KeyError(f"no input {name!r} in this table; inputs are {list(inputs)}")
+            raise UnknownNameError("input", name, inputs, hint=f"table {self.name!r}")
         _, cols = inputs[name]
         return np.logical_or.reduce([self.present[c] for c in cols])
 

@@ -7,12 +7,14 @@ means and scales) is plain JSON so a saved model can rebuild it without executin
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from modalfuse._cache import content_key, default_cache
-from modalfuse._errors import DecodeError
+from modalfuse._errors import DecodeError, OptionError, UnknownNameError
+from modalfuse._options import Option, declared_options, options_table, resolve_options
 from modalfuse.data._table import MultimodalTable, decode_media
 
 __all__ = ["PREPROCESSORS", "Preprocessor", "make_preprocessor"]
@@ -21,17 +23,41 @@ __all__ = ["PREPROCESSORS", "Preprocessor", "make_preprocessor"]
 class Preprocessor:
     """Base: ``fit(table)`` on training rows, ``transform(table) -> (array, mask)``.
 
-    Subclasses set ``name`` and implement ``_fit``, ``_transform`` and the JSON state in ``state``.
+    Subclasses set ``name`` and implement ``_fit``, ``_transform`` and the JSON state in ``state``. Their
+    options are declared once in ``OPTIONS`` (added to the bases' through the MRO); ``__init__`` refuses an
+    unknown option or a bad value with an :class:`~modalfuse.OptionError`, and ``self.options`` holds the
+    resolved value of every declared option.
     """
 
     name: ClassVar[str]
     modality: ClassVar[str]
+    OPTIONS: ClassVar[Mapping[str, Option]] = {}
 
     def __init__(self, input_name: str, columns: list[str], **options: Any) -> None:
         self.input_name = input_name
         self.columns = list(columns)
-        self.options = options
+        self.options = resolve_options(type(self), options, self.owner(input_name))
         self.state: dict[str, Any] = {}
+        self.check_options()
+
+    def check_options(self) -> None:
+        """Hook: raise :class:`~modalfuse.OptionError` where ``self.options`` break a rule of their own."""
+
+    @classmethod
+    def owner(cls, input_name: str | None = None) -> str:
+        """How messages name this preprocessor (and the input it serves)."""
+        of = f" of input {input_name!r}" if input_name is not None else ""
+        return f"preprocessor {cls.name!r}{of}"
+
+    @classmethod
+    def declared_options(cls) -> dict[str, Option]:
+        """Name -> :class:`~modalfuse._options.Option` of every option this preprocessor declares."""
+        return declared_options(cls)
+
+    @classmethod
+    def option_table(cls) -> list[dict[str, Any]]:
+        """The declared options as rows ``{"name", "default", "valid", "help"}``, sorted by name."""
+        return options_table(cls)
 
     def fit(self, table: MultimodalTable) -> Preprocessor:
         mask = table.mask(self.input_name)
@@ -57,13 +83,24 @@ class Preprocessor:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessor:
-        obj = PREPROCESSORS[d["name"]](d["input"], d["columns"], **d["options"])
+        """Rebuild from :meth:`to_dict`'s output. Options the class no longer declares (written by an
+        older version) are dropped and missing ones get their defaults; the others are checked."""
+        kind = PREPROCESSORS.get(d["name"]) if isinstance(d["name"], str) else None
+        if kind is None:
+            raise UnknownNameError("preprocessor", str(d["name"]), PREPROCESSORS)
+        declared = kind.declared_options()
+        obj = kind(d["input"], d["columns"], **{k: v for k, v in d["options"].items() if k in declared})
         obj.state = d["state"]
         obj._restore()
         return obj
 
     def _restore(self) -> None:
         """Rebuild derived objects from ``state`` after loading."""
+
+    def output_shape(self) -> tuple[int, ...] | None:
+        """The per-row shape of :meth:`transform`'s array, from the fitted state; None where it varies
+        (token ids: as long as the longest row, at most ``max_length``)."""
+        return None
 
     def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
         raise NotImplementedError  # pragma: no cover - abstract
@@ -93,6 +130,31 @@ class ImagePreprocessor(Preprocessor):
 
     name = "image"
     modality = "image"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "size": Option(
+            None,
+            "size",
+            "resize to this (H, W) or square side (None: the first training image's, longest side <= 64)",
+            low=1,
+            none_ok=True,
+        ),
+        "channels": Option(
+            None,
+            "int",
+            "1 (grey) or 3 (RGB) (None: 1 when every sampled image is grey)",
+            low=1,
+            high=3,
+            none_ok=True,
+        ),
+    }
+
+    def check_options(self) -> None:
+        """``channels`` is 1 or 3."""
+        channels = self.options["channels"]
+        if channels not in (None, 1, 3):
+            raise OptionError(
+                f"{self.owner(self.input_name)}: option 'channels' must be 1 or 3 or None, got {channels}"
+            )
 
     def _load(self, value: Any, size: tuple[int, int], channels: int) -> np.ndarray:
         from modalfuse.modalities.image import preprocess_image
@@ -117,17 +179,20 @@ class ImagePreprocessor(Preprocessor):
     def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
         values = table.frame[self.column][mask].tolist()
         sample = [decode_media(v, "image") for v in values[:64]]
-        size = self.options.get("size")
+        size = self.options["size"]
         if size is None:
             h, w = sample[0].shape[:2]
             scale = min(1.0, 64 / max(h, w))
             size = (max(1, round(h * scale)), max(1, round(w * scale)))
         elif isinstance(size, int):
             size = (size, size)
-        channels = self.options.get("channels") or (1 if all(s.shape[2] == 1 for s in sample) else 3)
+        channels = self.options["channels"] or (1 if all(s.shape[2] == 1 for s in sample) else 3)
         self.state = {"size": list(size), "channels": int(channels)}
         X = self._stack(table, mask)
         self.state["mean"], self.state["std"] = _standardize(X, mask, (2, 3))
+
+    def output_shape(self) -> tuple[int, ...] | None:
+        return (int(self.state["channels"]), *(int(v) for v in self.state["size"]))
 
     def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
         X = self._stack(table, mask)
@@ -143,6 +208,9 @@ class PixelPreprocessor(ImagePreprocessor):
 
     name = "pixels"
 
+    def output_shape(self) -> tuple[int, ...] | None:
+        return (int(np.prod(super().output_shape())),)
+
     def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
         return super()._transform(table, mask).reshape(len(table), -1)
 
@@ -151,6 +219,9 @@ class HogPreprocessor(ImagePreprocessor):
     """Classical image features: histograms of oriented gradients, standardised, (N, D)."""
 
     name = "hog"
+
+    def output_shape(self) -> tuple[int, ...] | None:
+        return (len(self.state["hog_mean"]),)
 
     def _hog(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
         from modalfuse.modalities.image import hog_features
@@ -183,6 +254,33 @@ class AudioPreprocessor(Preprocessor):
 
     name = "audio"
     modality = "audio"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "sample_rate": Option(
+            None,
+            "int",
+            "resample to this rate in Hz (None: the most common training rate)",
+            low=1,
+            none_ok=True,
+        ),
+        "trim_db": Option(
+            30.0,
+            "float",
+            "trim silence this many dB below the peak (None: keep it)",
+            low=0.0,
+            low_open=True,
+            none_ok=True,
+        ),
+        "n_mels": Option(40, "int", "mel bands", low=1),
+        "hop_seconds": Option(0.015, "float", "hop between frames, in seconds", low=0.0, low_open=True),
+        "seconds": Option(
+            None,
+            "float",
+            "crop/pad clips to this length (None: the 95th percentile of training durations, <= 10 s)",
+            low=0.0,
+            low_open=True,
+            none_ok=True,
+        ),
+    }
 
     def _wave(self, value: Any) -> np.ndarray:
         from modalfuse.modalities import audio as A
@@ -246,17 +344,20 @@ class AudioPreprocessor(Preprocessor):
     def _empty_shape(self) -> tuple[int, ...]:
         return self._features_of(np.zeros(self.state["n_samples"], np.float32)).shape
 
+    def output_shape(self) -> tuple[int, ...] | None:
+        return tuple(int(v) for v in self._empty_shape())
+
     def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
         values = table.frame[self.column][mask].tolist()
         rates = Counter(decode_media(v, "audio")[1] for v in values)
-        sr = int(self.options.get("sample_rate") or rates.most_common(1)[0][0])
+        sr = int(self.options["sample_rate"] or rates.most_common(1)[0][0])
         self.state = {
             "sample_rate": sr,
-            "trim_db": self.options.get("trim_db", 30.0),
-            "n_mels": int(self.options.get("n_mels", 40)),
-            "hop_seconds": float(self.options.get("hop_seconds", 0.015)),
+            "trim_db": self.options["trim_db"],
+            "n_mels": self.options["n_mels"],
+            "hop_seconds": self.options["hop_seconds"],
         }
-        seconds = self.options.get("seconds")
+        seconds = self.options["seconds"]
         if seconds is None:
             lengths = [len(self._wave(v)) for v in values]
             n = int(min(np.percentile(lengths, 95), 10 * sr))
@@ -283,11 +384,17 @@ class MfccPreprocessor(AudioPreprocessor):
     """Classical audio features: MFCC and delta means and standard deviations, standardised, (N, 4*n_mfcc)."""
 
     name = "mfcc"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "n_mels": Option(40, "int", "mel bands (n_mels // 2 MFCCs are kept)", low=2),
+    }
 
     def _features_of(self, wave: np.ndarray) -> np.ndarray:
         from modalfuse.modalities.audio import mfcc_stats
 
         return mfcc_stats(wave, self.state["sample_rate"], n_mfcc=self.state["n_mels"] // 2)
+
+    def output_shape(self) -> tuple[int, ...] | None:
+        return (len(self.state["norm_mean"]),)
 
     def _norm_stats(self, X: np.ndarray, mask: np.ndarray) -> tuple[list, list]:
         """Per feature mean and standard deviation over the training rows."""
@@ -308,6 +415,19 @@ class TextPreprocessor(Preprocessor):
 
     name = "text"
     modality = "text"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "min_freq": Option(
+            2, "int", "fewest training rows a word must appear in to enter the vocabulary", low=1
+        ),
+        "max_size": Option(20000, "int", "largest vocabulary", low=1),
+        "max_length": Option(
+            None,
+            "int",
+            "tokens kept per row (None: the 95th percentile of training lengths, 8..256)",
+            low=1,
+            none_ok=True,
+        ),
+    }
 
     def _texts(self, table: MultimodalTable, mask: np.ndarray) -> list[str]:
         return [str(v) if m else "" for v, m in zip(table.frame[self.column], mask, strict=True)]
@@ -316,11 +436,11 @@ class TextPreprocessor(Preprocessor):
         from modalfuse.modalities.text import Vocabulary, tokenize
 
         texts = [t for t, m in zip(self._texts(table, mask), mask, strict=True) if m]
-        self._vocab = Vocabulary(
-            min_freq=int(self.options.get("min_freq", 2)), max_size=int(self.options.get("max_size", 20000))
-        ).fit(texts)
+        self._vocab = Vocabulary(min_freq=self.options["min_freq"], max_size=self.options["max_size"]).fit(
+            texts
+        )
         lengths = [len(tokenize(t)) for t in texts]
-        max_length = self.options.get("max_length") or int(min(max(np.percentile(lengths, 95), 8), 256))
+        max_length = self.options["max_length"] or int(min(max(np.percentile(lengths, 95), 8), 256))
         self.state = {"vocabulary": self._vocab.to_dict(), "max_length": int(max_length)}
 
     def _restore(self) -> None:
@@ -345,6 +465,9 @@ class TfidfPreprocessor(Preprocessor):
 
     name = "tfidf"
     modality = "text"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "max_features": Option(5000, "int", "largest vocabulary of words and word pairs", low=1),
+    }
 
     def _make(self, vocabulary: dict[str, int] | None = None) -> Any:
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -358,7 +481,7 @@ class TfidfPreprocessor(Preprocessor):
             ngram_range=(1, 2),
             min_df=2 if vocabulary is None else 1,
             sublinear_tf=True,
-            max_features=int(self.options.get("max_features", 5000)),
+            max_features=self.options["max_features"],
             vocabulary=vocabulary,
         )
 
@@ -372,6 +495,9 @@ class TfidfPreprocessor(Preprocessor):
             self._vec.set_params(min_df=1).fit(texts)
         vocab = {str(k): int(v) for k, v in self._vec.vocabulary_.items()}
         self.state = {"vocabulary": vocab, "idf": self._vec.idf_.astype(float).tolist()}
+
+    def output_shape(self) -> tuple[int, ...] | None:
+        return (len(self.state["vocabulary"]),)
 
     def _restore(self) -> None:
         self._vec = self._make(self.state["vocabulary"])
@@ -389,6 +515,9 @@ class TabularPreprocessorAdapter(Preprocessor):
 
     name = "tabular"
     modality = "tabular"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "max_categories": Option(50, "int", "most one-hot columns per categorical column", low=1),
+    }
 
     def _split(self, table: MultimodalTable) -> tuple[list[str], list[str]]:
         return (
@@ -403,7 +532,7 @@ class TabularPreprocessorAdapter(Preprocessor):
         self._tab = TabularPreprocessor(
             numeric=numeric,
             categorical=categorical,
-            max_categories=int(self.options.get("max_categories", 50)),
+            max_categories=self.options["max_categories"],
         )
         self._tab.fit(table.frame.loc[mask, self.columns])
         self.state = {"preprocessor": self._tab.to_dict()}
@@ -412,6 +541,9 @@ class TabularPreprocessorAdapter(Preprocessor):
         from modalfuse.modalities.tabular import TabularPreprocessor
 
         self._tab = TabularPreprocessor.from_dict(self.state["preprocessor"])
+
+    def output_shape(self) -> tuple[int, ...] | None:
+        return (len(self._tab.feature_names_),)
 
     def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
         X = self._tab.transform(table.frame[self.columns]).astype(np.float32)
@@ -435,5 +567,8 @@ PREPROCESSORS: dict[str, type[Preprocessor]] = {
 
 
 def make_preprocessor(name: str, input_name: str, columns: list[str], **options: Any) -> Preprocessor:
-    """Instantiate the preprocessor registered as ``name``."""
+    """Instantiate the preprocessor registered as ``name`` (an :class:`~modalfuse.UnknownNameError` for
+    another name; an :class:`~modalfuse.OptionError` for an option it does not declare or a bad value)."""
+    if name not in PREPROCESSORS:
+        raise UnknownNameError("preprocessor", name, PREPROCESSORS)
     return PREPROCESSORS[name](input_name, columns, **options)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modalfuse._errors import UnknownNameError
+
 __all__ = ["EncoderSpec", "default_encoder", "get_encoder", "list_encoders", "register_encoder"]
 
 
@@ -62,15 +64,17 @@ def list_encoders(modality: str | None = None) -> list[str]:
 
 
 def get_encoder(name: str) -> EncoderSpec:
-    """The encoder registered as ``name``; the error lists what exists."""
-    try:
+    """The encoder registered as ``name``; otherwise an :class:`~modalfuse.UnknownNameError` (a
+    ``KeyError``) that suggests the closest name and lists what exists."""
+    if isinstance(name, str) and name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown encoder {name!r}; registered: {list_encoders()}") from None
+    raise UnknownNameError("encoder", str(name), list_encoders())
 
 
 def default_encoder(modality: str) -> EncoderSpec:
     """The default (trainable) encoder of a modality."""
+    if modality not in _DEFAULTS:
+        raise UnknownNameError("modality", modality, _DEFAULTS)
     return _REGISTRY[_DEFAULTS[modality]]
 
 

@@ -10,11 +10,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from modalfuse._errors import UnknownNameError
+from modalfuse._options import Option, declared_options, options_table, resolve_options
 from modalfuse.encoders._nets import build_network
 from modalfuse.encoders._registry import EncoderSpec, get_encoder
 from modalfuse.fusion._train import TrainConfig
 
-__all__ = ["FusionStrategy", "InputInfo", "get_fusion", "list_fusions", "register_fusion"]
+__all__ = [
+    "FusionStrategy",
+    "InputInfo",
+    "get_fusion",
+    "list_fusions",
+    "register_fusion",
+    "strategy_class",
+    "strategy_from_saved",
+]
 
 Data = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
@@ -65,16 +75,51 @@ class FusionStrategy:
     To save and load, put JSON-able state in ``self.state`` and tensors in ``tensors()`` /
     ``load_tensors()``; the defaults save nothing beyond ``state``.
 
+    Options are declared once, in the class attribute ``OPTIONS`` (name -> :class:`~modalfuse._options.Option`,
+    added to the bases' through the MRO); ``__init__`` checks what it is given against them (an unknown
+    name or a bad value is an :class:`~modalfuse.OptionError`) and ``self.options`` holds the resolved value
+    of every declared option. :meth:`option_table` lists them. A subclass with cross-option rules checks
+    them in :meth:`check_options`.
+
     Register a subclass with :func:`register_fusion` to make it usable as ``fusion="name"``.
     """
 
     name: ClassVar[str] = ""
     #: The option that ``"name:value"`` sets (e.g. ``method`` for ``"late:stacking"``), if any.
     argument_name: ClassVar[str | None] = None
+    #: The options this class declares (its bases' are added; see :func:`declared_options`).
+    OPTIONS: ClassVar[Mapping[str, Option]] = {}
 
     def __init__(self, **options: Any) -> None:
-        self.options = options
+        self.options = resolve_options(type(self), options, self.owner())
         self.state: dict[str, Any] = {}
+        self.check_options()
+
+    @classmethod
+    def owner(cls) -> str:
+        """How messages name this strategy: ``"fusion 'lowrank'"``."""
+        return f"fusion {cls.name or cls.__name__!r}"
+
+    @classmethod
+    def declared_options(cls) -> dict[str, Option]:
+        """Name -> :class:`~modalfuse._options.Option` of every option this strategy declares."""
+        return declared_options(cls)
+
+    @classmethod
+    def option_table(cls) -> list[dict[str, Any]]:
+        """The declared options as rows ``{"name", "default", "valid", "help"}``, sorted by name."""
+        return options_table(cls)
+
+    @classmethod
+    def from_saved_options(cls, options: Mapping[str, Any]) -> FusionStrategy:
+        """An instance from the options of a saved model: options this class no longer declares (written
+        by an older version) are dropped, options it declares that are missing get their defaults; the
+        others are checked as in ``__init__``."""
+        declared = cls.declared_options()
+        return cls(**{k: v for k, v in options.items() if k in declared})
+
+    def check_options(self) -> None:
+        """Hook: raise :class:`~modalfuse.OptionError` where ``self.options`` break a rule between options."""
 
     def setup(self, inputs: Mapping[str, InputInfo], n_classes: int, config: TrainConfig) -> FusionStrategy:
         """Called by the estimator before ``fit`` (and before ``load_tensors`` when loading)."""
@@ -128,18 +173,44 @@ def list_fusions() -> list[str]:
     return sorted(_FUSIONS)
 
 
+def strategy_class(name: str) -> type[FusionStrategy]:
+    """The class registered for ``name`` (``"late:stacking"`` gives :class:`LateFusion`'s), or an
+    :class:`~modalfuse.UnknownNameError` that suggests the closest registered name."""
+    if not isinstance(name, str):
+        raise UnknownNameError("fusion", repr(name), list_fusions(), hint="a fusion is named by a string")
+    base = name.partition(":")[0]
+    if base not in _FUSIONS:
+        raise UnknownNameError("fusion", name, list_fusions())
+    return _FUSIONS[base]
+
+
+def strategy_from_saved(name: str, options: Mapping[str, Any]) -> FusionStrategy:
+    """The strategy a saved model describes: ``name`` and its saved ``options``, options the class no
+    longer declares dropped (see :meth:`FusionStrategy.from_saved_options`)."""
+    cls = strategy_class(name)
+    _, colon, arg = name.partition(":")
+    options = dict(options)
+    if colon and cls.argument_name is not None:
+        options.setdefault(cls.argument_name, arg)
+    return cls.from_saved_options(options)
+
+
 def get_fusion(name: str, **options: Any) -> FusionStrategy:
     """A new instance of the strategy registered as ``name``.
 
     ``"late:weighted"`` is shorthand for ``get_fusion("late", method="weighted")`` and
     ``"unimodal:audio"`` for ``get_fusion("unimodal", input="audio")``.
     """
-    base, _, arg = name.partition(":")
-    if base not in _FUSIONS:
-        raise KeyError(f"unknown fusion {name!r}; registered: {list_fusions()}")
-    if arg:
-        key = _FUSIONS[base].argument_name
+    cls = strategy_class(name)
+    base, colon, arg = name.partition(":")
+    if colon:
+        key = cls.argument_name
         if key is None:
-            raise KeyError(f"fusion {base!r} takes no ':' argument (got {name!r})")
+            raise UnknownNameError(
+                "fusion", name, list_fusions(), hint=f"fusion {base!r} takes no ':' argument"
+            )
+        choices = cls.declared_options()[key].choices
+        if choices is not None and arg not in choices:
+            raise UnknownNameError("fusion", name, [f"{base}:{c}" for c in choices])
         options = {key: arg, **options}
-    return _FUSIONS[base](**options)
+    return cls(**options)

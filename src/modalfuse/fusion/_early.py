@@ -5,30 +5,23 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import torch
 from scipy.special import softmax
 from torch import nn
 
+from modalfuse._options import DEFAULT_HIDDEN, Option
 from modalfuse.encoders._nets import FeatureMLP
 from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
-from modalfuse.fusion._late import _PerInputModels
+from modalfuse.fusion._late import INNER_FOLDS_OPTION, _PerInputModels, _take
 from modalfuse.fusion._train import ConcatHead, FusionNet, predict_logits, seeded, train_network
 
-__all__ = ["EarlyFusion", "NeuralFusion", "bool_option"]
+__all__ = ["HIDDEN_OPTION", "EarlyFusion", "NeuralFusion"]
 
-
-def bool_option(value: Any, option: str, strategy: str) -> bool:
-    """``value`` as a bool: a bool, 0/1, or "true"/"false"/"yes"/"no"/"1"/"0" (any case); else a ValueError."""
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
-        return value.strip().lower() in ("true", "yes", "1")
-    raise ValueError(f"{strategy} fusion: option {option!r} must be true or false, got {value!r}")
+#: The ``hidden`` option of a head with a hidden layer (0: a linear head).
+HIDDEN_OPTION = Option(DEFAULT_HIDDEN, "int", "width of the head's hidden layer (0: a linear head)", low=0)
 
 
 class NeuralFusion(FusionStrategy):
@@ -58,9 +51,22 @@ class NeuralFusion(FusionStrategy):
     augmentation and auxiliary per-input heads (``aux_heads``, default True: each encoder also gets a
     classifier during training, so an input that is quick to fit cannot leave the others untrained).
 
-    Options: ``end_to_end`` (default False), ``hidden`` (head width, default 128), ``aux_heads``,
-    ``inner_folds`` (see :class:`MultimodalClassifier`).
+    Options (declared in ``OPTIONS``, listed by :meth:`option_table`): ``end_to_end`` (default False),
+    ``aux_heads`` (default True), ``inner_folds`` (see :class:`MultimodalClassifier`). A subclass adds
+    its own to ``OPTIONS`` (the built-in heads declare ``hidden`` with :data:`HIDDEN_OPTION`, say).
     """
+
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "end_to_end": Option(
+            False,
+            "bool",
+            "train the strategy's own encoders with its head, not a head on the shared encoders",
+        ),
+        "aux_heads": Option(
+            True, "bool", "with end_to_end: an auxiliary classifier per input while training"
+        ),
+        "inner_folds": INNER_FOLDS_OPTION,
+    }
 
     def make_head(self, dims: Mapping[str, int], n_classes: int) -> nn.Module:
         raise NotImplementedError  # pragma: no cover - abstract
@@ -68,9 +74,7 @@ class NeuralFusion(FusionStrategy):
     @property
     def end_to_end(self) -> bool:
         """Whether the encoders are trained with the head (option ``end_to_end``) rather than shared."""
-        return bool_option(
-            self.options.get("end_to_end", False), "end_to_end", self.name or type(self).__name__
-        )
+        return bool(self.options["end_to_end"])
 
     def build(self, encoders: Mapping[str, nn.Module]) -> FusionNet:
         """The network: ``encoders`` (modules with a ``dim`` attribute) and this strategy's head.
@@ -81,7 +85,7 @@ class NeuralFusion(FusionStrategy):
         # auxiliary heads only where encoders are trained; a model saved before "end_to_end" was recorded
         # was trained end to end
         trains_encoders = self.state.get("end_to_end", True)
-        aux = trains_encoders and bool_option(self.options.get("aux_heads", True), "aux_heads", self.name)
+        aux = trains_encoders and bool(self.options["aux_heads"])
         return FusionNet(encoders, self.n_classes, head=head, aux_heads=aux)
 
     def _net(self) -> FusionNet:
@@ -97,9 +101,14 @@ class NeuralFusion(FusionStrategy):
         )
 
     def _encoders(self) -> _PerInputModels:
-        return _PerInputModels(**self.options).setup(self.inputs, self.n_classes, self.config)
+        return _PerInputModels(inner_folds=self.options["inner_folds"]).setup(
+            self.inputs, self.n_classes, self.config
+        )
 
-    def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
+    def fit(
+        self, data: Data, y: np.ndarray, groups: np.ndarray | None, sample_weight: np.ndarray | None = None
+    ) -> FusionStrategy:
+        """Train the encoders and head(s); ``sample_weight`` (optional, one per row) weighs every loss."""
         self.state["end_to_end"] = self.end_to_end
         if self.end_to_end:
             self.net_ = train_network(
@@ -108,9 +117,10 @@ class NeuralFusion(FusionStrategy):
                 y,
                 self.config,
                 augment={n: info.spec.augment for n, info in self.inputs.items()},
+                sample_weight=sample_weight,
             )
             return self
-        encoders = self._encoders().fit(data, y, groups)
+        encoders = self._encoders().fit(data, y, groups, sample_weight)
         self.reused_fit_seconds_ = encoders.reused_fit_seconds_
         # Heads train for `epochs` passes over their fold's held-out rows. On AV-Digits (folds 0 and 3) three
         # times as many passes took 2-3x longer and scored no better (shared and attention overfit: -0.01).
@@ -120,7 +130,9 @@ class NeuralFusion(FusionStrategy):
             emb = encoders.embeddings(data, fold, rows, cache=True)
             config = dataclasses.replace(self.config, augment=False, seed=self.config.seed + 1000 * fold)
             head = self._head_net(fold, {n: e.shape[1] for n, (e, _) in emb.items()})
-            self.heads_.append(train_network(head, emb, y[rows], config))
+            self.heads_.append(
+                train_network(head, emb, y[rows], config, sample_weight=_take(sample_weight, rows))
+            )
         self.encoders_ = encoders
         self.state["encoders"] = encoders.state
         self.state["n_heads"] = len(self.heads_)
@@ -187,6 +199,7 @@ class EarlyFusion(NeuralFusion):
     indicators, classified by an MLP (on the shared encoders by default; see :class:`NeuralFusion`)."""
 
     name = "early"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {"hidden": HIDDEN_OPTION}
 
     def make_head(self, dims: Mapping[str, int], n_classes: int) -> nn.Module:
-        return ConcatHead(dims, n_classes, hidden=int(self.options.get("hidden", 128)))
+        return ConcatHead(dims, n_classes, hidden=self.options["hidden"])

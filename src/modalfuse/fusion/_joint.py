@@ -9,15 +9,16 @@ explanations, and takes any number of inputs and rows where some of them are mis
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from modalfuse._errors import OptionError
+from modalfuse._options import DEFAULT_HIDDEN, Option
 from modalfuse.fusion._base import register_fusion
-from modalfuse.fusion._early import NeuralFusion
+from modalfuse.fusion._early import HIDDEN_OPTION, NeuralFusion
 
 __all__ = [
     "AttentionFusion",
@@ -56,19 +57,6 @@ def tensor_width(n_inputs: int, requested: int = 16, max_features: int = MAX_TEN
     while d > 1 and (d + 1) ** n_inputs > max_features:
         d -= 1
     return d
-
-
-def _int_option(value: Any, option: str, strategy: str, minimum: int = 1) -> int:
-    """``value`` as an int of at least ``minimum`` (an int, an integral float or a string of digits, as
-    ``"lowrank:8"`` gives), or a ValueError naming the option."""
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    ok = ok or (isinstance(value, float) and value.is_integer())
-    ok = ok or (isinstance(value, str) and value.strip().isdigit())
-    if not ok or int(value) < minimum:
-        raise ValueError(
-            f"{strategy} fusion: option {option!r} must be an integer >= {minimum}, got {value!r}"
-        )
-    return int(value)
 
 
 def _check_dims(dims: Mapping[str, int], head: str) -> list[str]:
@@ -117,7 +105,7 @@ class TensorHead(nn.Module):
         n_classes: int,
         *,
         width: int = 16,
-        hidden: int = 128,
+        hidden: int = DEFAULT_HIDDEN,
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
@@ -187,7 +175,7 @@ class LowRankHead(nn.Module):
         n_classes: int,
         *,
         rank: int = 4,
-        width: int = 128,
+        width: int = DEFAULT_HIDDEN,
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
@@ -317,15 +305,16 @@ class TensorFusion(NeuralFusion):
 
     name = "tensor"
     argument_name: ClassVar[str | None] = "tensor_dim"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "tensor_dim": Option(
+            16, "int", "projection width per input, shrunk so the product has <= 20,000 features", low=1
+        ),
+        "hidden": HIDDEN_OPTION,
+    }
 
     def make_head(self, dims: Mapping[str, int], n_classes: int) -> nn.Module:
         """A :class:`TensorHead` over ``dims``."""
-        return TensorHead(
-            dims,
-            n_classes,
-            width=_int_option(self.options.get("tensor_dim", 16), "tensor_dim", self.name),
-            hidden=_int_option(self.options.get("hidden", 128), "hidden", self.name, minimum=0),
-        )
+        return TensorHead(dims, n_classes, width=self.options["tensor_dim"], hidden=self.options["hidden"])
 
 
 @register_fusion
@@ -339,15 +328,14 @@ class LowRankFusion(NeuralFusion):
 
     name = "lowrank"
     argument_name: ClassVar[str | None] = "rank"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "rank": Option(4, "int", "number of rank-one terms ('lowrank:8' sets it)", low=1),
+        "hidden": Option(DEFAULT_HIDDEN, "int", "width of the fused vector", low=1),
+    }
 
     def make_head(self, dims: Mapping[str, int], n_classes: int) -> nn.Module:
         """A :class:`LowRankHead` over ``dims``."""
-        return LowRankHead(
-            dims,
-            n_classes,
-            rank=_int_option(self.options.get("rank", 4), "rank", self.name),
-            width=_int_option(self.options.get("hidden", 128), "hidden", self.name),
-        )
+        return LowRankHead(dims, n_classes, rank=self.options["rank"], width=self.options["hidden"])
 
 
 @register_fusion
@@ -355,11 +343,27 @@ class AttentionFusion(NeuralFusion):
     """Cross-modal attention: a 2-layer Transformer encoder over one token per input plus a CLS token,
     missing inputs masked out of attention (see :class:`AttentionHead`).
 
-    Options: ``d_model`` (default 64), ``nhead`` (4), ``layers`` (2), ``dim_feedforward`` (128), ``dropout``
-    (0.1), ``aux_heads`` (see :class:`NeuralFusion`). The ``hidden`` option is not used.
+    Options: ``d_model`` (default 64, a multiple of ``nhead``), ``nhead`` (4), ``layers`` (2),
+    ``dim_feedforward`` (128), ``dropout`` (0.1), ``aux_heads`` (see :class:`NeuralFusion`). It has no
+    ``hidden`` option.
     """
 
     name = "attention"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "d_model": Option(64, "int", "token width (a multiple of nhead)", low=1),
+        "nhead": Option(4, "int", "attention heads", low=1),
+        "layers": Option(2, "int", "Transformer encoder layers", low=1),
+        "dim_feedforward": Option(128, "int", "width of each layer's feed-forward block", low=1),
+        "dropout": Option(0.1, "float", "dropout inside the layers", low=0.0, high=1.0, high_open=True),
+    }
+
+    def check_options(self) -> None:
+        """``d_model`` must split evenly into ``nhead`` heads."""
+        d_model, nhead = self.options["d_model"], self.options["nhead"]
+        if d_model % nhead:
+            raise OptionError(
+                f"{self.owner()}: option 'd_model' ({d_model}) must be a multiple of 'nhead' ({nhead})"
+            )
 
     def make_head(self, dims: Mapping[str, int], n_classes: int) -> nn.Module:
         """An :class:`AttentionHead` over ``dims``."""
@@ -367,9 +371,9 @@ class AttentionFusion(NeuralFusion):
         return AttentionHead(
             dims,
             n_classes,
-            d_model=_int_option(o.get("d_model", 64), "d_model", self.name),
-            nhead=_int_option(o.get("nhead", 4), "nhead", self.name),
-            layers=_int_option(o.get("layers", 2), "layers", self.name),
-            dim_feedforward=_int_option(o.get("dim_feedforward", 128), "dim_feedforward", self.name),
-            dropout=float(o.get("dropout", 0.1)),
+            d_model=o["d_model"],
+            nhead=o["nhead"],
+            layers=o["layers"],
+            dim_feedforward=o["dim_feedforward"],
+            dropout=o["dropout"],
         )

@@ -30,12 +30,32 @@ import torch
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import softmax
 
+from modalfuse._errors import OptionError
+from modalfuse._options import DEFAULT_INNER_FOLDS, Option
 from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
 from modalfuse.fusion._train import FusionNet, TrainConfig, predict_logits, seeded, train_network
 
-__all__ = ["LateFusion", "UnimodalFusion", "inner_splits"]
+__all__ = ["INNER_FOLDS_OPTION", "LateFusion", "UnimodalFusion", "inner_splits"]
 
 _EPS = 1e-6
+
+#: The ``inner_folds`` option of every strategy built on the cross-fitted per-input models.
+INNER_FOLDS_OPTION = Option(
+    DEFAULT_INNER_FOLDS,
+    "int",
+    "folds of the cross-fitted per-input models (1: one model per input, no out-of-fold predictions)",
+    low=1,
+)
+
+
+def _take(weights: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    """``weights[rows]``, or None without weights."""
+    return None if weights is None else weights[rows]
+
+
+def _mean_log_loss(p: np.ndarray, y: np.ndarray, weights: np.ndarray | None) -> float:
+    """The (weighted) mean of ``-log p[i, y[i]]``."""
+    return float(-np.average(np.log(p[np.arange(len(y)), y] + _EPS), weights=weights))
 
 
 def inner_splits(
@@ -58,10 +78,12 @@ def fit_linear(
     y: np.ndarray,
     n_classes: int,
     Cs: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0),
+    sample_weight: np.ndarray | None = None,
 ) -> FusionNet:
     """Fit a classical encoder's linear classifier exactly: an L2-regularised multinomial logistic
     regression (scikit-learn, L-BFGS), its strength chosen among ``Cs`` by 3-fold log loss on these rows
     (plain ``C=1`` when a class has fewer than 3 rows), coefficients copied into the network's linear layer.
+    ``sample_weight`` (one per row, optional) weighs the rows in the fit.
 
     Gradient descent at the learning rate suited to the trainable encoders barely moves a linear model on
     sparse, high-dimensional features (TF-IDF); the convex problem has an exact, fast, seed-free answer.
@@ -89,10 +111,10 @@ def fit_linear(
             with warnings.catch_warnings():  # scikit-learn 1.9 announces attribute changes we do not use
                 warnings.simplefilter("ignore", FutureWarning)
                 model = LogisticRegressionCV(Cs=list(Cs), cv=3, scoring="neg_log_loss", max_iter=1000).fit(
-                    X2, y
+                    X2, y, sample_weight=sample_weight
                 )
         else:
-            model = LogisticRegression(C=1.0, max_iter=1000).fit(X2, y)
+            model = LogisticRegression(C=1.0, max_iter=1000).fit(X2, y, sample_weight=sample_weight)
         if len(present) == 2:  # one row of coefficients: logit of present[1] against present[0]
             coef[present[1]], intercept[present[1]], intercept[present[0]] = (
                 model.coef_[0],
@@ -176,6 +198,7 @@ class _PerInputModels(FusionStrategy):
     """Common part of unimodal and late fusion: fit/predict the per-input ensembles."""
 
     argument_name: ClassVar[str | None] = None
+    OPTIONS: ClassVar[Mapping[str, Option]] = {"inner_folds": INNER_FOLDS_OPTION}
 
     def _used_inputs(self) -> list[str]:
         return list(self.inputs)
@@ -194,11 +217,22 @@ class _PerInputModels(FusionStrategy):
         split the cache."""
         return dataclasses.replace(self.config, mixup_alpha=0.0, recombine_ratio=0.0, modality_dropout=0.0)
 
-    def _key(self, name: str, data: Data, y: np.ndarray, groups: np.ndarray | None) -> str:
-        """Content hash of everything the input's ensemble depends on: arrays, labels, groups, settings."""
+    def _key(
+        self,
+        name: str,
+        data: Data,
+        y: np.ndarray,
+        groups: np.ndarray | None,
+        sample_weight: np.ndarray | None = None,
+    ) -> str:
+        """Content hash of everything the input's ensemble depends on: arrays, labels, groups, row
+        weights, settings."""
         h = hashlib.blake2b(digest_size=20)
         x, mask = data[name]
-        for arr in (x, mask, y, np.asarray([] if groups is None else groups, dtype=str)):
+        arrays = [x, mask, y, np.asarray([] if groups is None else groups, dtype=str)]
+        if sample_weight is not None:  # unweighted fits keep the keys they always had
+            arrays.append(np.asarray(sample_weight, np.float64))
+        for arr in arrays:
             arr = np.ascontiguousarray(arr)
             h.update(f"{arr.dtype}{arr.shape}".encode())
             h.update(arr.tobytes())
@@ -208,7 +242,7 @@ class _PerInputModels(FusionStrategy):
                     self.inputs[name].to_dict(),
                     repr(self._input_config()),
                     self.n_classes,
-                    self.options.get("inner_folds", 3),
+                    self.options["inner_folds"],
                 ],
                 sort_keys=True,
                 default=str,
@@ -220,7 +254,7 @@ class _PerInputModels(FusionStrategy):
         """The inner folds, over *all* training rows, so one fold's held-out rows are unseen by every
         input's network for that fold (joint heads train on them). One split of every row, holding out
         none, when ``inner_folds < 2``."""
-        k = min(int(self.options.get("inner_folds", 3)), len(y))
+        k = min(self.options["inner_folds"], len(y))
         if k < 2:
             return [(np.arange(len(y)), np.zeros(0, np.int64))]
         return inner_splits(y, groups, k, self.config.seed)
@@ -232,8 +266,9 @@ class _PerInputModels(FusionStrategy):
         y: np.ndarray,
         groups: np.ndarray | None,
         splits: list[tuple[np.ndarray, np.ndarray]],
+        sample_weight: np.ndarray | None = None,
     ) -> _Ensemble:
-        key = self._key(name, data, y, groups)
+        key = self._key(name, data, y, groups, sample_weight)
         if key in _SHARED:
             _SHARED.move_to_end(key)
             self.reused_fit_seconds_ += _SHARED[key].seconds
@@ -255,10 +290,15 @@ class _PerInputModels(FusionStrategy):
             net = seeded(cfg.seed, lambda: self._input_net(name))
             if self.inputs[name].spec.trainable:
                 train_network(
-                    net, {name: (x[tr], mask[tr])}, y[tr], cfg, augment={name: self.inputs[name].spec.augment}
+                    net,
+                    {name: (x[tr], mask[tr])},
+                    y[tr],
+                    cfg,
+                    augment={name: self.inputs[name].spec.augment},
+                    sample_weight=_take(sample_weight, tr),
                 )
             else:
-                fit_linear(net, x[tr], y[tr], self.n_classes)
+                fit_linear(net, x[tr], y[tr], self.n_classes, sample_weight=_take(sample_weight, tr))
             if len(va):
                 oof[va] = softmax(predict_logits(net, {name: (x[va], mask[va])}, device=base.device), axis=1)
             nets.append(net)
@@ -269,25 +309,34 @@ class _PerInputModels(FusionStrategy):
             _SHARED.popitem(last=False)
         return ens
 
-    def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
+    def fit(
+        self, data: Data, y: np.ndarray, groups: np.ndarray | None, sample_weight: np.ndarray | None = None
+    ) -> FusionStrategy:
+        """Fit every used input's cross-fitted ensemble, then the combiner (late fusion).
+
+        ``sample_weight`` (one non-negative weight per row, optional) weighs the rows in every fit: the
+        per-input networks' losses, the classical linear fits, the combiners' out-of-fold log loss and the
+        class prior (the weighted class shares).
+        """
         #: Training seconds of per-input models taken from the shared cache instead of trained in this fit
         #: (trained by an earlier strategy on the same rows): add it to the fit time for a standalone cost.
         self.reused_fit_seconds_ = 0.0
-        self.prior_ = np.bincount(y, minlength=self.n_classes) / len(y)
+        counts = np.bincount(y, weights=sample_weight, minlength=self.n_classes)
+        self.prior_ = counts / counts.sum()
         self.state["prior"] = self.prior_.tolist()
         #: The inner folds (training rows, held-out rows) over every training row.
         self.splits_ = self._splits(y, groups)
         self.models_ = {
-            n: self._fit_input(n, data, y, groups, self.splits_)
+            n: self._fit_input(n, data, y, groups, self.splits_, sample_weight)
             for n in self._used_inputs()
             if data[n][1].any()
         }
         self.state["fitted_inputs"] = list(self.models_)
         self.state["net_folds"] = {n: e.folds for n, e in self.models_.items()}
-        self._fit_combiner(y)
+        self._fit_combiner(y, sample_weight)
         return self
 
-    def _fit_combiner(self, y: np.ndarray) -> None:
+    def _fit_combiner(self, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         """Hook for late fusion."""
 
     def embeddings(
@@ -405,11 +454,16 @@ class UnimodalFusion(_PerInputModels):
 
     name = "unimodal"
     argument_name = "input"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "input": Option(None, "str", "the input to use (required; 'unimodal:NAME' sets it)", none_ok=True)
+    }
 
     def _used_inputs(self) -> list[str]:
-        name = self.options.get("input")
+        name = self.options["input"]
         if not name:
-            raise KeyError(f"unimodal: name the input, e.g. 'unimodal:{next(iter(self.inputs), 'image')}'")
+            raise OptionError(
+                f"fusion 'unimodal': name the input, e.g. 'unimodal:{next(iter(self.inputs), 'image')}'"
+            )
         return [name] if name in self.inputs else []
 
     def predict_proba(self, data: Data) -> np.ndarray:
@@ -453,13 +507,22 @@ class LateFusion(_PerInputModels):
 
     name = "late"
     argument_name = "method"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "method": Option(
+            "weighted",
+            "str",
+            "how the inputs' predictions are combined ('late:NAME' sets it)",
+            choices=LATE_METHODS,
+        )
+    }
 
-    def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
-        if self.method in _OOF_METHODS and int(self.options.get("inner_folds", 3)) < 2:
-            raise ValueError(
-                f"late:{self.method} fits its combiner on out-of-fold predictions: it needs inner_folds >= 2"
+    def check_options(self) -> None:
+        """The combiners fitted on out-of-fold predictions need at least two inner folds."""
+        if self.method in _OOF_METHODS and self.options["inner_folds"] < 2:
+            raise OptionError(
+                f"late:{self.method} fits its combiner on out-of-fold predictions: it needs inner_folds >= 2 "
+                f"(got {self.options['inner_folds']})"
             )
-        return super().fit(data, y, groups)
 
     def _combine_weighted(
         self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], weights: np.ndarray
@@ -516,16 +579,20 @@ class LateFusion(_PerInputModels):
         return self._confidence_weights(probs, masks, float(self.state.get("gamma", 1.0)))
 
     def _fit_row_weights(
-        self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], y: np.ndarray
+        self,
+        probs: dict[str, np.ndarray],
+        masks: dict[str, np.ndarray],
+        y: np.ndarray,
+        sample_weight: np.ndarray | None = None,
     ) -> None:
         """Fit the parameters of :meth:`_row_weights` on out-of-fold probabilities: here the exponent
-        ``gamma`` >= 0 minimising the log loss (a grid over [0, 8], refined around its best point; the
-        smallest gamma wins ties, so it falls back to the plain product when confidence does not help)."""
-        rows = np.arange(len(y))
+        ``gamma`` >= 0 minimising the (row-weighted) log loss (a grid over [0, 8], refined around its best
+        point; the smallest gamma wins ties, so it falls back to the plain product when confidence does
+        not help)."""
 
         def loss(gamma: float) -> float:
             p = self._combine_rows(probs, masks, self._confidence_weights(probs, masks, gamma))
-            return float(-np.mean(np.log(p[rows, y] + _EPS)))
+            return _mean_log_loss(p, y, sample_weight)
 
         grid = np.asarray(_GAMMA_GRID)
         losses = np.array([loss(g) for g in grid])
@@ -571,7 +638,9 @@ class LateFusion(_PerInputModels):
         logp = [np.log(np.where(masks[n][:, None], probs[n], self.prior_) + _EPS) for n in names]
         return np.concatenate([*logp, np.stack([masks[n] for n in names], 1).astype(float)], axis=1)
 
-    def _fit_combiner(self, y: np.ndarray) -> None:
+    def _fit_combiner(self, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
+        """Fit ``weighted``'s weights, ``stacking``'s regression and (for ``confidence``) the sharpening on
+        the out-of-fold probabilities, every row weighted by ``sample_weight`` (if given)."""
         names = list(self.models_)
         masks = {n: ~np.isnan(self.models_[n].oof[:, 0]) for n in names}
         probs = {
@@ -581,14 +650,15 @@ class LateFusion(_PerInputModels):
             return
 
         def loss(theta: np.ndarray) -> float:
-            p = self._combine_log_linear(probs, masks, np.exp(theta))
-            return float(-np.mean(np.log(p[np.arange(len(y)), y] + _EPS)))
+            return _mean_log_loss(self._combine_log_linear(probs, masks, np.exp(theta)), y, sample_weight)
 
         res = minimize(loss, np.zeros(len(names)), method="L-BFGS-B", bounds=[(-6.0, 3.0)] * len(names))
         self.state["weights"] = dict(zip(names, np.exp(res.x).tolist(), strict=True))
         from sklearn.linear_model import LogisticRegression
 
-        meta = LogisticRegression(C=1.0, max_iter=2000).fit(self._stack_features(probs, masks), y)
+        meta = LogisticRegression(C=1.0, max_iter=2000).fit(
+            self._stack_features(probs, masks), y, sample_weight=sample_weight
+        )
         coef = np.zeros((self.n_classes, meta.coef_.shape[1]))
         intercept = np.full(self.n_classes, -1e3)
         present = meta.classes_.astype(int)
@@ -598,16 +668,12 @@ class LateFusion(_PerInputModels):
             coef[present], intercept[present] = meta.coef_, meta.intercept_
         self.state["stacking"] = {"coef": coef.tolist(), "intercept": intercept.tolist()}
         if self.method == "confidence":
-            self._fit_row_weights(probs, masks, y)
+            self._fit_row_weights(probs, masks, y, sample_weight)
 
     @property
     def method(self) -> str:
-        m = self.options.get("method", "weighted")
-        if m not in LATE_METHODS:
-            raise ValueError(
-                f"late fusion: unknown method {m!r}; use {', '.join(LATE_METHODS[:-1])} or {LATE_METHODS[-1]}"
-            )
-        return m
+        """The combiner (option ``method``)."""
+        return self.options["method"]
 
     def predict_proba(self, data: Data) -> np.ndarray:
         probs, masks = self._per_input(data)

@@ -27,9 +27,10 @@ from scipy.special import softmax
 from torch import nn
 
 from modalfuse._errors import ModalfuseError, SchemaError
+from modalfuse._options import DEFAULT_HIDDEN, Option
 from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
-from modalfuse.fusion._early import NeuralFusion
-from modalfuse.fusion._train import FusionNet
+from modalfuse.fusion._early import HIDDEN_OPTION, NeuralFusion
+from modalfuse.fusion._train import FusionNet, weighted_loss
 
 __all__ = ["CCAFusion", "SharedFusion", "SharedSpaceNet", "info_nce", "retrieval_recall"]
 
@@ -96,7 +97,7 @@ class SharedSpaceNet(FusionNet):
         n_classes: int,
         *,
         shared_dim: int = 64,
-        hidden: int = 128,
+        hidden: int = DEFAULT_HIDDEN,
         contrastive_weight: float = 1.0,
     ) -> None:
         super().__init__(encoders, n_classes, head=nn.Linear(shared_dim, n_classes), aux_heads=False)
@@ -165,6 +166,7 @@ class SharedSpaceNet(FusionNet):
         loss_fn: nn.Module,
         *,
         mixup: tuple[float, torch.Tensor] | None = None,
+        weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Classification loss of the pooled embedding plus ``contrastive_weight`` x InfoNCE.
 
@@ -183,15 +185,20 @@ class SharedSpaceNet(FusionNet):
             Mixup weight ``lam`` and row permutation ``perm``: the classifier sees the pooled embeddings
             interpolated between each row and row ``perm[i]`` (normalised again), with loss
             ``lam * loss(y) + (1 - lam) * loss(y[perm])``; the contrastive term sees the rows unmixed.
+        weight : Tensor of shape (N,), optional
+            Per-row weights of the classification loss (``loss_fn(logits, y, weight)``); the contrastive
+            term is not weighted.
         """
         shared = self.project(self.encode(xs))
         pooled = self.pool(shared, train_masks)
         if mixup is None:
-            loss = loss_fn(self.classify(pooled), y)
+            loss = weighted_loss(loss_fn, self.classify(pooled), y, weight)
         else:
             lam, perm = mixup
             logits = self.classify(F.normalize(lam * pooled + (1.0 - lam) * pooled[perm], dim=1))
-            loss = lam * loss_fn(logits, y) + (1.0 - lam) * loss_fn(logits, y[perm])
+            loss = lam * weighted_loss(loss_fn, logits, y, weight) + (1.0 - lam) * weighted_loss(
+                loss_fn, logits, y[perm], None if weight is None else weight[perm]
+            )
         if self.contrastive_weight > 0 and len(shared) > 1:
             loss = loss + self.contrastive_weight * self.contrastive_loss(shared, masks)
         return loss
@@ -259,23 +266,23 @@ class SharedFusion(NeuralFusion):
 
     name = "shared"
     argument_name: ClassVar[str | None] = "contrastive_weight"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "shared_dim": Option(64, "int", "width of the shared space", low=1),
+        "contrastive_weight": Option(
+            1.0, "float", "weight of the InfoNCE term ('shared:0' trains the task loss only)", low=0.0
+        ),
+        "hidden": HIDDEN_OPTION,
+    }
 
     @property
     def shared_dim(self) -> int:
         """Width of the shared space."""
-        return int(self.options.get("shared_dim", 64))
+        return self.options["shared_dim"]
 
     @property
     def contrastive_weight(self) -> float:
         """Weight of the InfoNCE term (``"shared:W"`` sets it)."""
-        raw = self.options.get("contrastive_weight", 1.0)
-        try:
-            weight = float(raw)
-        except (TypeError, ValueError):
-            weight = float("nan")
-        if not weight >= 0:
-            raise ValueError(f"shared: contrastive_weight must be a number >= 0, got {raw!r}")
-        return weight
+        return self.options["contrastive_weight"]
 
     def build(self, encoders: Mapping[str, nn.Module]) -> FusionNet:
         """A :class:`SharedSpaceNet` over ``encoders``."""
@@ -283,7 +290,7 @@ class SharedFusion(NeuralFusion):
             encoders,
             self.n_classes,
             shared_dim=self.shared_dim,
-            hidden=int(self.options.get("hidden", 128)),
+            hidden=self.options["hidden"],
             contrastive_weight=self.contrastive_weight,
         )
 
@@ -544,14 +551,18 @@ class CCAFusion(FusionStrategy):
     """
 
     name = "cca"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "pca_dims": Option(32, "int", "PCA dimensions per input, at most", low=1),
+        "cca_dims": Option(8, "int", "canonical components per pair of inputs, at most", low=1),
+    }
 
     @property
     def _pca_dims(self) -> int:
-        return int(self.options.get("pca_dims", 32))
+        return self.options["pca_dims"]
 
     @property
     def _cca_dims(self) -> int:
-        return int(self.options.get("cca_dims", 8))
+        return self.options["cca_dims"]
 
     # -------------------------------------------------------------------------------- features
     def _flatten(self, name: str, x: np.ndarray) -> np.ndarray:
@@ -623,8 +634,13 @@ class CCAFusion(FusionStrategy):
         return np.concatenate(parts, axis=1)
 
     # ------------------------------------------------------------------------------------- fit
-    def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
-        """Fit PCA per input, CCA per (anchor, partner) pair and the logistic regression."""
+    def fit(
+        self, data: Data, y: np.ndarray, groups: np.ndarray | None, sample_weight: np.ndarray | None = None
+    ) -> FusionStrategy:
+        """Fit PCA per input, CCA per (anchor, partner) pair and the logistic regression.
+
+        ``sample_weight`` (optional, one per row) weighs the rows in the logistic regression; PCA and CCA,
+        which learn the representation without labels, are not weighted."""
         from sklearn.cross_decomposition import CCA
         from sklearn.linear_model import LogisticRegression
 
@@ -669,7 +685,7 @@ class CCAFusion(FusionStrategy):
             self.arrays_[f"cca.{partner}.x_scale"] = _safe_std(u[both])
             self.arrays_[f"cca.{partner}.y_scale"] = _safe_std(v[both])
         feats = self._features(data)
-        meta = LogisticRegression(max_iter=2000).fit(feats, y)
+        meta = LogisticRegression(max_iter=2000).fit(feats, y, sample_weight=sample_weight)
         coef = np.zeros((self.n_classes, feats.shape[1]))
         intercept = np.full(self.n_classes, -1e3)
         present = meta.classes_.astype(int)

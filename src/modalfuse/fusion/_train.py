@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from modalfuse._errors import TrainingError
+from modalfuse._options import DEFAULT_HIDDEN
+
 __all__ = [
     "Batch",
     "ConcatHead",
     "FusionNet",
+    "RowWeightedLoss",
     "TrainConfig",
     "augmenter",
     "mix_embeddings",
@@ -21,6 +26,7 @@ __all__ = [
     "recombine",
     "seeded",
     "train_network",
+    "weighted_loss",
 ]
 
 Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]
@@ -60,7 +66,7 @@ class ConcatHead(nn.Module):
     """
 
     def __init__(
-        self, dims: Mapping[str, int], n_classes: int, *, hidden: int = 128, dropout: float = 0.2
+        self, dims: Mapping[str, int], n_classes: int, *, hidden: int = DEFAULT_HIDDEN, dropout: float = 0.2
     ) -> None:
         super().__init__()
         self.names = list(dims)
@@ -96,7 +102,7 @@ class FusionNet(nn.Module):
         encoders: Mapping[str, nn.Module],
         n_classes: int,
         *,
-        hidden: int = 128,
+        hidden: int = DEFAULT_HIDDEN,
         dropout: float = 0.2,
         aux_heads: bool = False,
         head: nn.Module | None = None,
@@ -138,6 +144,7 @@ class FusionNet(nn.Module):
         loss_fn: nn.Module,
         *,
         mixup: tuple[float, torch.Tensor] | None = None,
+        weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Loss of the fused prediction under ``train_masks`` (masks after modality dropout) plus, with
         auxiliary heads, the mean loss of each input's own prediction on the rows where it is present.
@@ -157,18 +164,36 @@ class FusionNet(nn.Module):
             every input's embeddings interpolated between each row and row ``perm[i]`` (see
             :func:`mix_embeddings`) and the loss is ``lam * loss(y) + (1 - lam) * loss(y[perm])``.
             Auxiliary heads see the un-mixed embeddings. None (the default) trains on the rows as they are.
+        weight : Tensor of shape (N,), optional
+            Per-row weights, passed on as ``loss_fn(logits, y, weight)`` (rows selected alike); None calls
+            ``loss_fn(logits, y)``.
         """
         emb = self.encode(xs)
         if mixup is None:
-            loss = loss_fn(self.fuse(emb, train_masks), y)
+            loss = weighted_loss(loss_fn, self.fuse(emb, train_masks), y, weight)
         else:
             lam, perm = mixup
             logits = self.fuse(*mix_embeddings(emb, train_masks, lam, perm))
-            loss = lam * loss_fn(logits, y) + (1.0 - lam) * loss_fn(logits, y[perm])
-        aux = [loss_fn(head(emb[n][masks[n]]), y[masks[n]]) for n, head in self.aux.items() if masks[n].any()]
+            loss = lam * weighted_loss(loss_fn, logits, y, weight) + (1.0 - lam) * weighted_loss(
+                loss_fn, logits, y[perm], None if weight is None else weight[perm]
+            )
+        aux = [
+            weighted_loss(
+                loss_fn, head(emb[n][masks[n]]), y[masks[n]], None if weight is None else weight[masks[n]]
+            )
+            for n, head in self.aux.items()
+            if masks[n].any()
+        ]
         if aux:
             loss = loss + torch.stack(aux).mean()
         return loss
+
+
+def weighted_loss(
+    loss_fn: Callable[..., torch.Tensor], logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None
+) -> torch.Tensor:
+    """``loss_fn(logits, y)``, or ``loss_fn(logits, y, weight)`` with per-row weights."""
+    return loss_fn(logits, y) if weight is None else loss_fn(logits, y, weight)
 
 
 def augmenter(kind: str | None) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
@@ -202,6 +227,7 @@ def train_network(
     *,
     augment: Mapping[str, str | None] | None = None,
     class_weight: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> FusionNet:
     """Train ``net`` on ``data`` (input -> (X, mask), one row per label in ``y``, ints 0..K-1).
 
@@ -213,10 +239,164 @@ def train_network(
     the rows is rebuilt from same-class rows (:func:`recombine`); augmentation; modality dropout; with
     ``config.mixup_alpha > 0``, multimodal mixup of the embeddings with a ``Beta(alpha, alpha)`` weight
     (see :meth:`FusionNet.training_loss`). All of it is drawn from the seeded training generator.
+
+    Parameters
+    ----------
+    class_weight : ndarray of shape (n_classes,), optional
+        Weight of each class in the loss (PyTorch's ``CrossEntropyLoss(weight=...)``).
+    sample_weight : ndarray of shape (n_rows,), optional
+        Weight of each row: each batch's loss is the weighted mean of its rows' losses (a recombined row
+        keeps its own weight; a mixed-up row's two terms carry their rows' weights). Non-negative.
+
+    Raises
+    ------
+    TrainingError
+        When no optimiser step was made (``batch_size=1``: one-row batches are skipped, BatchNorm needs two
+        rows; or no training row).
     """
     with torch.random.fork_rng(devices=[]):  # seeded dropout, without touching the caller's RNG state
         torch.manual_seed(config.seed)
-        return _train(net, data, y, config, augment=augment, class_weight=class_weight)
+        return _train(
+            net, data, y, config, augment=augment, class_weight=class_weight, sample_weight=sample_weight
+        )
+
+
+def _plan_steps(n: int, config: TrainConfig) -> tuple[int, int, int]:
+    """Batch size, total optimiser steps and epochs: small tables get more epochs, so a network is never
+    left with a handful of updates (at least ``config.min_steps``)."""
+    bs = max(1, min(config.batch_size, n))
+    steps_per_epoch = max(1, math.ceil(n / bs))
+    total_steps = max(1, config.epochs * steps_per_epoch, config.min_steps)
+    return bs, total_steps, math.ceil(total_steps / steps_per_epoch)
+
+
+def _optimiser(net: nn.Module, config: TrainConfig, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW and its one-cycle learning-rate schedule over ``total_steps``."""
+    opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    # OneCycleLR divides by (pct_start * total_steps - 1): a warm-up of exactly one step is degenerate
+    pct_start = 0.25 if total_steps != 4 else 0.3
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=config.learning_rate, total_steps=total_steps, pct_start=pct_start
+    )
+    return opt, sched
+
+
+class RowWeightedLoss(nn.Module):
+    """Cross-entropy (with label smoothing) whose batch value is the weighted mean of the rows' losses.
+
+    ``loss(logits, y)`` is the plain mean; ``loss(logits, y, weight)`` weighs row ``i`` by ``weight[i]``
+    (a batch whose weights are all 0 has loss 0).
+    """
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
+    def forward(
+        self, logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        losses = nn.functional.cross_entropy(
+            logits, y, reduction="none", label_smoothing=self.label_smoothing
+        )
+        if weight is None:
+            return losses.mean()
+        return (losses * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
+def _loss_function(
+    config: TrainConfig, class_weight: np.ndarray | None, sample_weight: np.ndarray | None
+) -> nn.Module:
+    """The loss: PyTorch's cross-entropy (class weights, if any), or a row-weighted one for row weights."""
+    if sample_weight is not None:
+        return RowWeightedLoss(config.label_smoothing)
+    weight = (
+        None
+        if class_weight is None
+        else torch.as_tensor(class_weight, dtype=torch.float32, device=config.device)
+    )
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
+
+
+class _TrainingRun:
+    """The state of one training run: tensors, optimiser, schedule, loss and the seeded generators."""
+
+    def __init__(
+        self,
+        net: FusionNet,
+        data: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        y: np.ndarray,
+        config: TrainConfig,
+        augment: Mapping[str, str | None] | None,
+        class_weight: np.ndarray | None,
+        sample_weight: np.ndarray | None,
+    ) -> None:
+        self.net, self.config = net, config
+        self.gen = torch.Generator().manual_seed(config.seed)
+        net.to(config.device).train()
+        self.xs, self.ms = _to_tensors(data, config.device)
+        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(config.device)
+        self.weight = (
+            None
+            if sample_weight is None
+            else torch.as_tensor(np.asarray(sample_weight, np.float32), device=config.device)
+        )
+        self.n = len(self.y)
+        self.batch_size, self.total_steps, self.epochs = _plan_steps(self.n, config)
+        self.opt, self.sched = _optimiser(net, config, self.total_steps)
+        self.loss_fn = _loss_function(config, class_weight, sample_weight)
+        self.augs = {k: augmenter(a) for k, a in (augment or {}).items()} if config.augment else {}
+        self.names = list(self.xs)
+        # Generation of new rows draws from the training generator only when it is switched on, so a run
+        # without it consumes exactly the random numbers it always did.
+        self.recombining = config.recombine_ratio > 0 and len(self.names) > 1
+        self.beta_rng = (
+            np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.gen)))
+            if config.mixup_alpha > 0
+            else None
+        )
+        self.steps = 0
+
+    def batches(self) -> Iterator[torch.Tensor]:
+        """One epoch's batches of row indices (seeded shuffle), ending early once every step is made.
+        One-row batches are skipped (BatchNorm needs two rows) unless the table has a single row."""
+        order = torch.randperm(self.n, generator=self.gen)
+        for start in range(0, self.n, self.batch_size):
+            if self.steps == self.total_steps:
+                return
+            idx = order[start : start + self.batch_size]
+            if len(idx) >= 2 or self.n < 2:
+                yield idx
+
+    def _batch(self, idx: torch.Tensor) -> tuple[Batch, dict[str, torch.Tensor]]:
+        """The batch's arrays and masks after recombination and augmentation, and its training masks
+        (after modality dropout)."""
+        bx = {k: self.xs[k][idx] for k in self.names}
+        bm = {k: self.ms[k][idx] for k in self.names}
+        if self.recombining:
+            bx, bm = recombine(bx, bm, self.y[idx], self.config.recombine_ratio, self.gen)
+        for k, fn in self.augs.items():
+            if fn is not None:
+                bx[k] = fn(bx[k], self.gen)
+        train_masks = bm
+        if self.config.modality_dropout > 0 and len(self.names) > 1:
+            train_masks = _drop_modalities(bm, self.config.modality_dropout, self.gen)
+        return (bx, bm), train_masks
+
+    def step(self, idx: torch.Tensor) -> float:
+        """One optimiser step on the rows ``idx``; returns the batch's loss."""
+        (bx, bm), train_masks = self._batch(idx)
+        extra: dict[str, Any] = {} if self.weight is None else {"weight": self.weight[idx]}
+        if self.beta_rng is not None:
+            lam = float(self.beta_rng.beta(self.config.mixup_alpha, self.config.mixup_alpha))
+            perm = torch.randperm(len(idx), generator=self.gen).to(self.config.device)
+            extra["mixup"] = (lam, perm)
+        loss = self.net.training_loss(bx, bm, train_masks, self.y[idx], self.loss_fn, **extra)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        self.steps += 1
+        return float(loss.detach())
 
 
 def _train(
@@ -227,66 +407,17 @@ def _train(
     *,
     augment: Mapping[str, str | None] | None,
     class_weight: np.ndarray | None,
+    sample_weight: np.ndarray | None = None,
 ) -> FusionNet:
-    gen = torch.Generator().manual_seed(config.seed)
-    net.to(config.device).train()
-    xs, ms = _to_tensors(data, config.device)
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(config.device)
-    n = len(yt)
-    bs = max(1, min(config.batch_size, n))
-    steps_per_epoch = math.ceil(n / bs)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    # small tables get more epochs, so a network is never left with a handful of updates
-    total_steps = max(1, config.epochs * steps_per_epoch, config.min_steps)
-    epochs = math.ceil(total_steps / steps_per_epoch)
-    # OneCycleLR divides by (pct_start * total_steps - 1): a warm-up of exactly one step is degenerate
-    pct_start = 0.25 if total_steps != 4 else 0.3
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=config.learning_rate, total_steps=total_steps, pct_start=pct_start
-    )
-    weight = (
-        None
-        if class_weight is None
-        else torch.as_tensor(class_weight, dtype=torch.float32, device=config.device)
-    )
-    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
-    augs = {n: augmenter(k) for n, k in (augment or {}).items()} if config.augment else {}
-    names = list(xs)
-    # Generation of new rows draws from the training generator only when it is switched on, so a run
-    # without it consumes exactly the random numbers it always did.
-    recombining = config.recombine_ratio > 0 and len(names) > 1
-    mixing = config.mixup_alpha > 0
-    beta_rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen))) if mixing else None
-    step = 0
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=gen)
-        for start in range(0, n, bs):
-            if step == total_steps:
-                break
-            idx = order[start : start + bs]
-            if len(idx) < 2 and n >= 2:
-                continue  # BatchNorm needs two rows
-            bx = {k: xs[k][idx] for k in names}
-            bm = {k: ms[k][idx] for k in names}
-            if recombining:
-                bx, bm = recombine(bx, bm, yt[idx], config.recombine_ratio, gen)
-            for k, fn in augs.items():
-                if fn is not None:
-                    bx[k] = fn(bx[k], gen)
-            train_masks = bm
-            if config.modality_dropout > 0 and len(names) > 1:
-                train_masks = _drop_modalities(bm, config.modality_dropout, gen)
-            if beta_rng is not None:
-                lam = float(beta_rng.beta(config.mixup_alpha, config.mixup_alpha))
-                perm = torch.randperm(len(idx), generator=gen).to(config.device)
-                loss = net.training_loss(bx, bm, train_masks, yt[idx], loss_fn, mixup=(lam, perm))
-            else:
-                loss = net.training_loss(bx, bm, train_masks, yt[idx], loss_fn)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
+    run = _TrainingRun(net, data, y, config, augment, class_weight, sample_weight)
+    for _epoch in range(run.epochs):
+        for idx in run.batches():
+            run.step(idx)
+    if run.steps == 0:
+        raise TrainingError(
+            f"training made no optimiser step ({run.n} rows, batch_size={config.batch_size}): one-row "
+            "batches are skipped because BatchNorm needs two rows; use batch_size >= 2"
+        )
     return net.eval()
 
 
