@@ -37,6 +37,7 @@ _LAZY = {
     "register_fusion": "modalfuse._api",
     "FusionStrategy": "modalfuse._api",
     "NeuralFusion": "modalfuse._api",
+    "Option": "modalfuse._options",
     **{
         name: "modalfuse._errors"
         for name in (
@@ -71,6 +72,7 @@ __all__ = [
     "MultimodalTable",
     "NeuralFusion",
     "NotFittedError",
+    "Option",
     "OptionError",
     "Problem",
     "Schema",

@@ -160,7 +160,8 @@ def _float(option: Option, value: Any) -> float | object:
 
 
 def _bool(option: Option, value: Any) -> bool | object:
-    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy's bool without importing numpy
+    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    if isinstance(value, bool) or numpy_bool:  # numpy's bool, without importing numpy
         return bool(value)
     if isinstance(value, numbers.Integral) and int(value) in (0, 1):
         return bool(int(value))

@@ -204,7 +204,7 @@ def _sample_weights(sample_weight: Any, n_rows: int) -> np.ndarray | None:
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
     if len(bad):
         raise OptionError(
-            f"{OWNER}.fit: sample_weight must be finite and >= 0; row {int(bad[0])} has {w[bad[0]]!r}"
+            f"{OWNER}.fit: sample_weight must be finite and >= 0; row {int(bad[0])} has {float(w[bad[0]])}"
         )
     if not w.sum() > 0:
         raise OptionError(f"{OWNER}.fit: sample_weight sums to 0: no row would count")
@@ -214,7 +214,8 @@ def _sample_weights(sample_weight: Any, n_rows: int) -> np.ndarray | None:
 def row_weights(
     class_weight: Any, sample_weight: Any, classes: np.ndarray, y: np.ndarray
 ) -> np.ndarray | None:
-    """One weight per training row: ``sample_weight`` times the weight of the row's class, or None when
+    """One weight per training row: ``sample_weight`` times the weight of the row's class, rescaled to
+    average 1 (only their ratios matter, also to the regularisation of the linear fits), or None when
     neither is set (every row counts once).
 
     Parameters
@@ -236,9 +237,9 @@ def row_weights(
     """
     per_class = _class_weights(class_weight, classes, y)
     w = _sample_weights(sample_weight, len(y))
-    if per_class is None:
-        return w
-    out = per_class[y] if w is None else w * per_class[y]
+    if per_class is None and w is None:
+        return None
+    out = w if per_class is None else (per_class[y] if w is None else w * per_class[y])
     if not out.sum() > 0:
         raise OptionError(f"{OWNER}.fit: class_weight and sample_weight leave every row with weight 0")
-    return out
+    return out * (len(out) / out.sum())  # only ratios matter: the same fit whatever the weights' scale

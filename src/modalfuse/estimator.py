@@ -337,7 +337,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         groups : array-like of shape (n_rows,), optional
             Groups for the inner folds (default: the table's).
         sample_weight : array-like of shape (n_rows,), optional
-            Non-negative weight of each row in every fit (times ``class_weight``).
+            Non-negative weight of each row in every fit (times ``class_weight``; only the ratios matter).
 
         Returns
         -------

@@ -51,7 +51,7 @@ class Preprocessor:
 
     @classmethod
     def declared_options(cls) -> dict[str, Option]:
-        """Name -> :class:`~modalfuse._options.Option` of every option this preprocessor declares."""
+        """Name -> :class:`~modalfuse.Option` of every option this preprocessor declares."""
         return declared_options(cls)
 
     @classmethod

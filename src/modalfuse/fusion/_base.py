@@ -75,7 +75,7 @@ class FusionStrategy:
     To save and load, put JSON-able state in ``self.state`` and tensors in ``tensors()`` /
     ``load_tensors()``; the defaults save nothing beyond ``state``.
 
-    Options are declared once, in the class attribute ``OPTIONS`` (name -> :class:`~modalfuse._options.Option`,
+    Options are declared once, in the class attribute ``OPTIONS`` (name -> :class:`~modalfuse.Option`,
     added to the bases' through the MRO); ``__init__`` checks what it is given against them (an unknown
     name or a bad value is an :class:`~modalfuse.OptionError`) and ``self.options`` holds the resolved value
     of every declared option. :meth:`option_table` lists them. A subclass with cross-option rules checks
@@ -102,7 +102,7 @@ class FusionStrategy:
 
     @classmethod
     def declared_options(cls) -> dict[str, Option]:
-        """Name -> :class:`~modalfuse._options.Option` of every option this strategy declares."""
+        """Name -> :class:`~modalfuse.Option` of every option this strategy declares."""
         return declared_options(cls)
 
     @classmethod

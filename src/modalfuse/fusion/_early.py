@@ -37,9 +37,10 @@ class NeuralFusion(FusionStrategy):
         @mf.register_fusion
         class MaxPool(mf.NeuralFusion):
             name = "maxpool"
+            OPTIONS = {"width": mf.Option(32, "int", "pooled width", low=1)}  # optional: its own options
 
             def make_head(self, dims, n_classes):
-                return MaxHead(dims, n_classes)   # forward(embeddings, masks) -> logits
+                return MaxHead(dims, n_classes, self.options["width"])  # forward(embeddings, masks) -> logits
 
     **Where the embeddings come from.** By default (``end_to_end=False``) the head reads the encoders that
     the unimodal baselines and late fusion train: each input's cross-fitted networks (see
