@@ -144,6 +144,33 @@ def test_training_that_makes_no_step_is_an_error() -> None:
         train_network(FusionNet({"x": FeatureMLP(3, dim=4)}, 2, hidden=1), empty, np.zeros(0), TrainConfig())
 
 
+@pytest.mark.parametrize(("n", "batch_size"), [(17, 16), (33, 16), (16, 16), (9, 4)])
+def test_every_planned_step_is_made(monkeypatch: pytest.MonkeyPatch, n: int, batch_size: int) -> None:
+    """A last batch of one row is skipped; it used to be counted in the plan, so with 17 rows in batches
+    of 16 half the planned steps never came and the one-cycle schedule stopped at its peak."""
+    planned: list[int] = []
+    made: list[int] = []
+    real_sched, real_step = torch.optim.lr_scheduler.OneCycleLR, torch.optim.AdamW.step
+
+    def sched(opt, **kw):
+        planned.append(kw["total_steps"])
+        return real_sched(opt, **kw)
+
+    def step(self, *args, **kwargs):
+        made.append(1)
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.lr_scheduler, "OneCycleLR", sched)
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    x = np.random.default_rng(0).standard_normal((n, 3)).astype(np.float32)
+    net = FusionNet({"x": FeatureMLP(3, dim=4)}, 2, hidden=1)
+    train_network(
+        net, {"x": (x, np.ones(n, bool))}, np.arange(n) % 2, TrainConfig(epochs=3, batch_size=batch_size)
+    )
+    assert planned == [len(made)]
+    assert len(made) == 3 * (n // batch_size + (n % batch_size >= 2))
+
+
 # ------------------------------------------------------------------------------------- random_state
 def test_random_state_is_the_seed_and_seed_its_alias(imbalanced) -> None:
     X, y, _, _ = imbalanced
@@ -163,6 +190,14 @@ def test_random_state_is_the_seed_and_seed_its_alias(imbalanced) -> None:
     copy = clone(mf.MultimodalClassifier(random_state=7, class_weight={"minor": 2.0}))
     assert copy.get_params()["random_state"] == 7 and copy.get_params()["class_weight"] == {"minor": 2.0}
     assert copy.set_params(random_state=3, seed=None).random_state == 3
+
+
+def test_compare_passes_an_explicit_random_state(imbalanced) -> None:
+    X, y, _, _ = imbalanced
+    table = mf.read_table(X.assign(y=y), label="y")
+    result = mf.compare(table, fusion="cca", cv=2, random_state=3, **FAST)
+    assert "error" not in result["strategies"]["cca"], result["strategies"]["cca"]
+    assert mf.make_strategies(table, "cca", random_state=3)["cca"].random_state == 3
 
 
 # ---------------------------------------------------------------------------------------- weights

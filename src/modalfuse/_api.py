@@ -179,7 +179,8 @@ def compare(
     from modalfuse.evaluate import compare as compare_estimators
 
     table = with_groups(table, groups)
-    strategies = make_strategies(table, fusion, seed=seed, **params)
+    model_seed = {} if "random_state" in params else {"seed": seed}  # an explicit random_state wins
+    strategies = make_strategies(table, fusion, **model_seed, **params)
     return compare_estimators(
         strategies,
         table,

@@ -263,9 +263,14 @@ def train_network(
 
 def _plan_steps(n: int, config: TrainConfig) -> tuple[int, int, int]:
     """Batch size, total optimiser steps and epochs: small tables get more epochs, so a network is never
-    left with a handful of updates (at least ``config.min_steps``)."""
+    left with a handful of updates (at least ``config.min_steps``).
+
+    Only the batches that are trained count: a last batch of one row is skipped (BatchNorm needs two), so
+    it must not be counted, or the learning-rate schedule would be planned for steps that never come and
+    stop half way through its cycle."""
     bs = max(1, min(config.batch_size, n))
-    steps_per_epoch = max(1, math.ceil(n / bs))
+    full, rest = divmod(n, bs)
+    steps_per_epoch = max(1, full + (1 if rest >= 2 or (rest == 1 and n == 1) else 0))
     total_steps = max(1, config.epochs * steps_per_epoch, config.min_steps)
     return bs, total_steps, math.ceil(total_steps / steps_per_epoch)
 
