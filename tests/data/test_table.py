@@ -605,7 +605,7 @@ def test_take_with_groups(tmp_path: Path) -> None:
 
 def test_mask_of_unknown_input(tmp_path: Path) -> None:
     table = read_table(pd.DataFrame({"x": [1.0, 2.0]}))
-    with pytest.raises(KeyError, match=r"no input 'photo'.*\['tabular'\]"):
+    with pytest.raises(mf.UnknownNameError, match=r"unknown input 'photo'.*known: tabular"):
         table.mask("photo")
 
 
