@@ -12,6 +12,7 @@ import torch
 from scipy.special import softmax
 from torch import nn
 
+from modalfuse import _progress as progress
 from modalfuse.encoders._nets import FeatureMLP
 from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
 from modalfuse.fusion._late import _PerInputModels
@@ -102,13 +103,14 @@ class NeuralFusion(FusionStrategy):
     def fit(self, data: Data, y: np.ndarray, groups: np.ndarray | None) -> FusionStrategy:
         self.state["end_to_end"] = self.end_to_end
         if self.end_to_end:
-            self.net_ = train_network(
-                self._net(),
-                data,
-                y,
-                self.config,
-                augment={n: info.spec.augment for n, info in self.inputs.items()},
-            )
+            with progress.network(f"{self.name}: network 1/1 (end to end)", index=1, total=1):
+                self.net_ = train_network(
+                    self._net(),
+                    data,
+                    y,
+                    self.config,
+                    augment={n: info.spec.augment for n, info in self.inputs.items()},
+                )
             return self
         encoders = self._encoders().fit(data, y, groups)
         self.reused_fit_seconds_ = encoders.reused_fit_seconds_
@@ -120,7 +122,9 @@ class NeuralFusion(FusionStrategy):
             emb = encoders.embeddings(data, fold, rows, cache=True)
             config = dataclasses.replace(self.config, augment=False, seed=self.config.seed + 1000 * fold)
             head = self._head_net(fold, {n: e.shape[1] for n, (e, _) in emb.items()})
-            self.heads_.append(train_network(head, emb, y[rows], config))
+            total = len(encoders.splits_)
+            with progress.network(f"{self.name}: head {fold + 1}/{total}", index=fold + 1, total=total):
+                self.heads_.append(train_network(head, emb, y[rows], config))
         self.encoders_ = encoders
         self.state["encoders"] = encoders.state
         self.state["n_heads"] = len(self.heads_)

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from modalfuse import _progress as progress
+
 __all__ = [
     "Batch",
     "ConcatHead",
@@ -258,8 +260,9 @@ def _train(
     mixing = config.mixup_alpha > 0
     beta_rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen))) if mixing else None
     step = 0
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order = torch.randperm(n, generator=gen)
+        losses: list[torch.Tensor] = []
         for start in range(0, n, bs):
             if step == total_steps:
                 break
@@ -287,6 +290,8 @@ def _train(
             opt.step()
             sched.step()
             step += 1
+            losses.append(loss.detach())
+        progress.epoch(epoch + 1, epochs, losses)
     return net.eval()
 
 
