@@ -32,7 +32,6 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_MODELS",
     "Cache",
-    "MemoryCache",
     "active_cache",
     "content_key",
     "default_cache",
@@ -247,9 +246,6 @@ class Cache:
             self._bytes = 0
             self.hits = self.misses = 0
 
-
-#: Former name of :class:`Cache`.
-MemoryCache = Cache
 
 #: The cache used outside any :func:`using_cache` block (decoding in ``read_table``, a plain ``fit``).
 default_cache = Cache()

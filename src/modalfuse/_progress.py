@@ -3,8 +3,9 @@
 Training reports what it does as *events*: ``fit_start``/``fit_end`` (an estimator's fit), ``network_start``/
 ``network_end`` (one network: a per-input model ``"audio: network 2/3"``, a fusion head ``"early: head
 1/3"``, an end-to-end network), ``epoch`` (one pass over the rows: mean training loss) and
-``networks_reused`` (per-input models taken from the cache instead of trained). ``modalfuse.compare`` adds
-its ``start``/``step``/``end`` events (one step per fold and strategy).
+``networks_reused`` (per-input models taken from the cache instead of trained). ``modalfuse.compare``
+reports its own ``start``/``step``/``end`` events (one step per fold and strategy) to its ``progress``
+callback; the command line passes one object as both.
 
 Each event goes to two places:
 
