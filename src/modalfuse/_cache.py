@@ -11,8 +11,8 @@ A :class:`Cache` owns both kinds of entries: *data* entries (arrays), bounded by
 The cache in use is a context variable: :func:`using_cache` sets it for a block (``modalfuse.compare`` and
 ``modalfuse.cross_validate`` give each run its own), and outside any such block the process default,
 :data:`default_cache`, is used. Its size is ``MODALFUSE_CACHE_BYTES`` bytes when that environment variable
-is set, else :data:`DEFAULT_MAX_BYTES` (512 MiB; the decoded and preprocessed data of AV-Digits, 3,000
-rows of audio and images, take about 100 MB).
+is set, else :data:`DEFAULT_MAX_BYTES` (512 MiB: a whole leave-one-speaker-out comparison on AV-Digits,
+3,000 rows of audio and images, keeps 200 MiB of decoded and preprocessed data; ``benchmarks/cache_size.py``).
 """
 
 from __future__ import annotations
