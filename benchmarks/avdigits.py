@@ -91,7 +91,7 @@ def retrieval_metrics(name: str, clf: mf.MultimodalClassifier, test: mf.Multimod
     """Audio -> image retrieval on the held-out speaker, for strategies with a shared space."""
     if not hasattr(clf.fusion_, "retrieve"):
         return None
-    from modalfuse.fusion import retrieval_recall
+    from modalfuse.evaluate import retrieval_recall
 
     r = retrieval_recall(clf, test, from_modality="audio", to_modality="image", ks=(1, 5, 10))
     return {f"retrieval_audio_to_image_{k}": v for k, v in r.items() if k.startswith(("recall", "chance"))}

@@ -25,7 +25,7 @@ def test_late_fusion_on_real_recordings_beats_chance_on_a_held_out_speaker(
     test = av_small.groups == "jackson"
     train, held_out = av_small.take(np.flatnonzero(~test)), av_small.take(np.flatnonzero(test))
     assert set(train.groups).isdisjoint(held_out.groups)
-    clf = mf.MultimodalClassifier(fusion="late:weighted", epochs=8, inner_folds=2, n_threads=2).fit(train)
+    clf = mf.MultimodalClassifier(fusion="late:weighted", epochs=8, inner_folds=2).fit(train)
     acc = clf.score(held_out)
     assert acc > 0.5  # chance is 0.1
     contributions = clf.explain(held_out)

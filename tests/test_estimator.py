@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_validate
 
 import modalfuse as mf
-from modalfuse.fusion import _late
 
 FAST: dict[str, Any] = {"epochs": 3, "min_steps": 20, "batch_size": 16, "inner_folds": 2, "n_threads": 1}
 
@@ -61,6 +59,7 @@ def test_hyperparameters_are_keyword_only_and_stored_unchanged() -> None:
         "seed",
         "device",
         "n_threads",
+        "verbose",
     }
     assert clf.set_params(epochs=2, fusion="late:mean") is clf
     assert (clf.epochs, clf.fusion) == (2, "late:mean")
@@ -305,8 +304,8 @@ def test_same_seed_same_model_other_seed_other_model(
     table, fusion: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def run(seed: int) -> np.ndarray:
-        monkeypatch.setattr(_late, "_SHARED", OrderedDict())  # no shared per-input models: train afresh
-        return mf.MultimodalClassifier(fusion=fusion, seed=seed, **FAST).fit(table).predict_proba(table)
+        with mf.using_cache(mf.Cache()):  # no shared per-input models: train afresh
+            return mf.MultimodalClassifier(fusion=fusion, seed=seed, **FAST).fit(table).predict_proba(table)
 
     first, second, other = run(1), run(1), run(2)
     np.testing.assert_array_equal(first, second)

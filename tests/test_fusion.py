@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -110,7 +109,7 @@ def test_late_fusion_uses_only_the_inputs_present(fitted, table) -> None:
     """late:mean of a row equals the mean of its present inputs' probabilities."""
     clf = fitted["late:mean"]
     strategy = clf.fusion_
-    data = clf._transform(table)
+    data = clf.transform_inputs(table)
     probs, masks = strategy._per_input(data)
     expected = np.stack(
         [np.mean([probs[n][i] for n in probs if masks[n][i]], axis=0) for i in range(len(table))]
@@ -192,7 +191,7 @@ def test_combiners_are_fitted_on_out_of_fold_predictions(noisy_table) -> None:
     weighted = mf.MultimodalClassifier(fusion="late:weighted", **params).fit(noisy_table)
     strategy = weighted.fusion_
     # in sample the noise model looks good, out of fold it is at chance
-    data = weighted._transform(noisy_table)
+    data = weighted.transform_inputs(noisy_table)
     in_sample, _ = strategy._per_input(data)
     y = np.unique(noisy_table.y, return_inverse=True)[1]
     oof = strategy.models_["tabular"].oof
@@ -266,7 +265,7 @@ def test_joint_heads_train_on_held_out_embeddings_of_the_shared_encoders(table, 
     assert strategy.reused_fit_seconds_ > 0
     splits = strategy.encoders_.splits_
     assert len(splits) == len(strategy.heads_) == len(seen) == FAST["inner_folds"]
-    data = early._transform(table)
+    data = early.transform_inputs(table)
     y = np.unique(table.y, return_inverse=True)[1]
     for fold, ((train, held_out), (head_data, head_y)) in enumerate(zip(splits, seen, strict=True)):
         assert len(held_out) and not set(train) & set(held_out)
@@ -391,9 +390,8 @@ def test_compare_all_reports_every_strategy(table) -> None:
     assert result["strategies"]["unimodal:text"]["accuracy"]["mean"] > 0.5
 
 
-def test_shared_per_input_models_do_not_change_results(noisy_table, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shared_per_input_models_do_not_change_results(noisy_table) -> None:
     """The per-input ensembles cached between strategies give the same result as a fresh fit."""
-    monkeypatch.setattr(_late, "_SHARED", OrderedDict())
     params: dict[str, Any] = {
         "epochs": 3,
         "min_steps": 20,
@@ -402,14 +400,16 @@ def test_shared_per_input_models_do_not_change_results(noisy_table, monkeypatch:
         "seed": 4,
         "n_threads": 1,
     }
-    first = mf.MultimodalClassifier(fusion="late:weighted", **params).fit(noisy_table)
-    again = mf.MultimodalClassifier(fusion="late:stacking", **params).fit(noisy_table)
+    with mf.using_cache(mf.Cache()):
+        first = mf.MultimodalClassifier(fusion="late:weighted", **params).fit(noisy_table)
+        again = mf.MultimodalClassifier(fusion="late:stacking", **params).fit(noisy_table)
+        other = mf.MultimodalClassifier(fusion="late:stacking", **{**params, "seed": 5}).fit(noisy_table)
     assert again.fusion_.models_["text"] is first.fusion_.models_["text"]  # shared, not retrained
-    monkeypatch.setattr(_late, "_SHARED", OrderedDict())
-    fresh = mf.MultimodalClassifier(fusion="late:stacking", **params).fit(noisy_table)
+    assert again.reused_fit_seconds_ > 0 and first.reused_fit_seconds_ == 0
+    with mf.using_cache(mf.Cache()):
+        fresh = mf.MultimodalClassifier(fusion="late:stacking", **params).fit(noisy_table)
     assert fresh.fusion_.models_["text"] is not first.fusion_.models_["text"]
     np.testing.assert_array_equal(again.predict_proba(noisy_table), fresh.predict_proba(noisy_table))
-    other = mf.MultimodalClassifier(fusion="late:stacking", **{**params, "seed": 5}).fit(noisy_table)
     assert other.fusion_.models_["text"] is not first.fusion_.models_["text"]  # the seed is in the key
 
 

@@ -49,7 +49,7 @@ def _unfitted_confidence(gamma: float, prior: np.ndarray) -> LateFusion:
 def test_product_is_the_renormalised_product_of_the_inputs(fitted, table) -> None:
     clf = fitted["late:product"]
     strategy = clf.fusion_
-    data = clf._transform(table)
+    data = clf.transform_inputs(table)
     probs, masks = strategy._per_input(data)
     assert list(probs) == INPUTS and not all(m.all() for m in masks.values())  # the table has gaps
     expected = _product(probs, masks, strategy.prior_)
@@ -61,7 +61,9 @@ def test_product_is_the_renormalised_product_of_the_inputs(fitted, table) -> Non
 def test_product_with_missing_inputs(fitted, table) -> None:
     clf = fitted["late:product"]
     strategy = clf.fusion_
-    probs, masks = strategy._per_input(clf._transform(table))  # audio and tabular do not depend on the rest
+    probs, masks = strategy._per_input(
+        clf.transform_inputs(table)
+    )  # audio and tabular do not depend on the rest
     X = table.frame.copy()
     X["image"] = None
     X["text"] = None
@@ -142,7 +144,7 @@ def test_confidence_end_to_end(fitted, table, tmp_path) -> None:
     strategy = clf.fusion_
     gamma = strategy.state["gamma"]
     assert 0.0 <= gamma <= 8.0
-    data = clf._transform(table)
+    data = clf.transform_inputs(table)
     probs, masks = strategy._per_input(data)
     conf = {n: np.where(masks[n], LateFusion.confidence(probs[n]) ** gamma, 0.0) for n in probs}
     expected = []

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 import modalfuse as mf
 from modalfuse.cli import app
 from modalfuse.encoders import FeatureMLP
-from modalfuse.fusion import CCAFusion, SharedFusion, info_nce, retrieval_recall
+from modalfuse.evaluate import retrieval_recall
+from modalfuse.fusion import CCAFusion, SharedFusion, info_nce
 from modalfuse.fusion._shared import SharedSpaceNet
 
 FAST = {"batch_size": 16, "min_steps": 20, "n_threads": 1}
@@ -131,7 +132,7 @@ def test_shared_learns_and_gives_probabilities(shared, table) -> None:
     assert proba.shape == (len(table), 3)
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
     assert shared.score(table) > 0.9
-    emb = shared.fusion_.embed(shared._transform(table))
+    emb = shared.fusion_.embed(shared.transform_inputs(table))
     assert set(emb) == set(INPUTS)
     assert shared.fusion_.n_spaces == 3  # one per inner fold
     for name, z in emb.items():
@@ -185,7 +186,7 @@ def test_imputed_embedding_is_the_normalised_mean_of_the_present_ones(fixture: s
     model = request.getfixturevalue(fixture)
     frame = _hidden(table, "image")
     frame.loc[[0, 5], "audio"] = None
-    data = model._transform(model._table_for_predict(frame))
+    data = model.transform_inputs(frame)
     strategy = model.fusion_
     spaces = strategy.n_spaces
     assert spaces == (3 if fixture == "shared" else 1)
@@ -301,7 +302,7 @@ def test_cca_learns_and_handles_missing_inputs(cca, table) -> None:
 
 def test_cca_numpy_transform_matches_sklearn(cca, table) -> None:
     strategy = cca.fusion_
-    data = cca._transform(table)
+    data = cca.transform_inputs(table)
     anchor = strategy.state["anchor"]
     for partner in strategy.state["pairs"]:
         both = table.mask(anchor) & table.mask(partner)

@@ -19,6 +19,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Cache": "modalfuse._cache",
+    "using_cache": "modalfuse._cache",
     "MultimodalClassifier": "modalfuse.estimator",
     "MultimodalTable": "modalfuse.data._table",
     "Problem": "modalfuse.data._table",
@@ -59,6 +61,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Cache",
     "ChecksumMismatchError",
     "DatasetError",
     "DatasetNotFoundError",
@@ -92,6 +95,7 @@ __all__ = [
     "read_table",
     "register_encoder",
     "register_fusion",
+    "using_cache",
 ]
 
 

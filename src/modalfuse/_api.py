@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modalfuse._cache import Cache, using_cache
 from modalfuse._errors import SchemaError, UnknownNameError
 from modalfuse.data._schema import Schema
 from modalfuse.data._table import MultimodalTable
@@ -89,6 +90,7 @@ def cross_validate(
     seed: int = 0,
     return_predictions: bool = False,
     progress: Callable[..., None] | None = None,
+    cache: Cache | None = None,
 ) -> dict[str, Any]:
     """Cross-validate ``estimator`` on ``table``: stratified folds, grouped when groups are known.
 
@@ -98,6 +100,9 @@ def cross_validate(
         ``K`` stratified (grouped) folds, ``"loso"`` for leave-one-group-out, ``"kfold:K"`` for plain folds.
     groups : str or array, optional
         A column (taken out of the features) or one group per row; defaults to the table's own groups.
+    cache : Cache, optional
+        The cache of decoded media, features and fitted per-input models for this run (see
+        :class:`modalfuse.Cache`); default: a new one, released when the run ends.
 
     Returns
     -------
@@ -106,14 +111,15 @@ def cross_validate(
     """
     from modalfuse.evaluate import cross_validate as _cv
 
-    return _cv(
-        estimator,
-        with_groups(table, groups),
-        cv=cv,
-        seed=seed,
-        return_predictions=return_predictions,
-        progress=progress,
-    )
+    with using_cache(Cache() if cache is None else cache):
+        return _cv(
+            estimator,
+            with_groups(table, groups),
+            cv=cv,
+            seed=seed,
+            return_predictions=return_predictions,
+            progress=progress,
+        )
 
 
 def make_strategies(
@@ -168,12 +174,16 @@ def compare(
     seed: int = 0,
     progress: Callable[..., None] | None = None,
     fold_metrics: Callable[[str, Any, Any], Any] | None = None,
+    cache: Cache | None = None,
     **params: Any,
 ) -> dict[str, Any]:
     """Run every strategy of ``fusion`` and the unimodal baselines on the same folds.
 
-    ``params`` are :class:`MultimodalClassifier` settings shared by every strategy (``epochs=``, ...);
-    ``fold_metrics`` adds per-fold measures (see :func:`modalfuse.evaluate.compare`).
+    ``params`` are :class:`MultimodalClassifier` settings shared by every strategy (``epochs=``,
+    ``n_threads=``, ``verbose=``, ...); ``fold_metrics`` adds per-fold measures (see
+    :func:`modalfuse.evaluate.compare`). ``cache`` holds the decoded media, features and per-input models
+    the strategies share (see :class:`modalfuse.Cache`); default: a new one, released when the run ends, so
+    one run never reuses another's models.
     Returns the comparison as a JSON-able dict (see ``modalfuse evaluate --json``).
     """
     from modalfuse.evaluate import compare as compare_estimators
@@ -181,12 +191,13 @@ def compare(
     table = with_groups(table, groups)
     model_seed = {} if "random_state" in params else {"seed": seed}  # an explicit random_state wins
     strategies = make_strategies(table, fusion, **model_seed, **params)
-    return compare_estimators(
-        strategies,
-        table,
-        cv=cv,
-        seed=seed,
-        progress=progress,
-        dataset_name=table.name,
-        fold_metrics=fold_metrics,
-    )
+    with using_cache(Cache() if cache is None else cache):
+        return compare_estimators(
+            strategies,
+            table,
+            cv=cv,
+            seed=seed,
+            progress=progress,
+            dataset_name=table.name,
+            fold_metrics=fold_metrics,
+        )

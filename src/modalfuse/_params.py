@@ -59,6 +59,10 @@ PARAMS: dict[str, Option] = {
     "random_state": Option(0, "int", "seed of every random choice", low=0, high=_MAX_SEED),
     "seed": Option(None, "int", "alias of random_state", low=0, high=_MAX_SEED, none_ok=True),
     "device": Option("cpu", "str", "torch device"),
+    "n_threads": Option(
+        None, "int", "torch CPU threads (None: OMP_NUM_THREADS, else 1)", low=1, none_ok=True
+    ),
+    "verbose": Option(0, "int", "progress lines: 0 none, 1 networks, 2 epochs", low=0, high=2),
 }
 
 

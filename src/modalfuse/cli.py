@@ -43,6 +43,14 @@ MinStepsOpt = Annotated[
     int,
     typer.Option("--min-steps", help="Fewest optimiser updates of a network (small tables get more epochs)."),
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option("--threads", min=1, help="Torch CPU threads (default: OMP_NUM_THREADS if set, else 1)."),
+]
+VerboseOpt = Annotated[
+    int,
+    typer.Option("--verbose", "-v", count=True, help="More progress lines on stderr: -v adds one per epoch."),
+]
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -126,13 +134,19 @@ def _report_problems(table: Any, limit: int = 10) -> None:
 
 
 class _Progress:
-    """Adapts ``compare`` progress events to a Rich progress bar, or to one plain line per step on stderr
-    when stderr is not a terminal (logs, CI)."""
+    """Shows progress events (``compare``'s steps, and each network and epoch of a fit; see
+    ``modalfuse._progress``) as a live Rich bar when stderr is a terminal, or as plain lines on stderr
+    otherwise (logs, CI): one per step and network, and with ``verbose >= 1`` one per epoch.
 
-    def __init__(self, description: str) -> None:
+    Use it as a context manager (the bar runs inside the block) and as the listener and ``progress``
+    callback of the work inside it.
+    """
+
+    def __init__(self, description: str, verbose: int = 0) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.interactive = sys.stderr.isatty()
+        self.verbose = verbose
         self.bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -142,24 +156,57 @@ class _Progress:
             disable=not self.interactive,
         )
         self.description = description
-        self.task: Any = None
+        self.task: Any = None  # the steps of a comparison
+        self.network: Any = None  # the epochs of the network being trained
         self.done = 0
         self.total: int | None = None
 
+    def __enter__(self) -> _Progress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
     def __call__(self, event: str, **info: Any) -> None:
-        if event == "start":
-            self.total = info.get("total")
-            self.bar.start()
-            self.task = self.bar.add_task(self.description, total=self.total, last="")
-        elif event == "step":
-            self.done += 1
-            last = f"fold {info.get('fold')} {info.get('strategy', '')} {info.get('seconds', 0):.0f}s"
-            if self.task is not None:
-                self.bar.update(self.task, advance=1, last=last)
-            if not self.interactive:
-                print(f"[{self.done}/{self.total}] {last}", file=sys.stderr, flush=True)
-        elif event == "end":
-            self.bar.stop()
+        handler = getattr(self, f"_on_{event}", None)
+        if handler is not None:
+            handler(info)
+        elif event in ("fit_start", "networks_reused") and self.task is None:  # a plain fit
+            self._line(info.get("message", event))
+
+    def _line(self, text: str) -> None:
+        if not self.interactive:
+            print(text, file=sys.stderr, flush=True)
+
+    def _on_start(self, info: dict[str, Any]) -> None:
+        self.total = info.get("total")
+        self.task = self.bar.add_task(self.description, total=self.total, last="")
+
+    def _on_step(self, info: dict[str, Any]) -> None:
+        self.done += 1
+        last = f"fold {info.get('fold')} {info.get('strategy', '')} {info.get('seconds', 0):.0f}s"
+        if self.task is not None:
+            self.bar.update(self.task, advance=1, last=last)
+        self._line(f"[{self.done}/{self.total}] {last}")
+
+    def _on_network_start(self, info: dict[str, Any]) -> None:
+        label = str(info.get("network", "network"))
+        if self.network is None:
+            self.network = self.bar.add_task(label, total=None, last="")
+        else:
+            self.bar.reset(self.network, description=label, total=None, last="")
+
+    def _on_epoch(self, info: dict[str, Any]) -> None:
+        if self.network is not None:
+            self.bar.update(
+                self.network, total=info["epochs"], completed=info["epoch"], last=f"loss {info['loss']:.3f}"
+            )
+        if self.verbose >= 1:
+            self._line(info["message"])
+
+    def _on_network_end(self, info: dict[str, Any]) -> None:
+        self._line(info["message"])
 
 
 @app.command()
@@ -240,9 +287,12 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed for folds and training.")] = 0,
     data_root: DataRootOpt = None,
     encoding: EncodingOpt = None,
+    threads: ThreadsOpt = None,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Cross-validate every strategy and the unimodal baselines on the same folds, and compare them."""
     import modalfuse as mf
+    from modalfuse._progress import listening
     from modalfuse.evaluate import format_table
 
     t = _load_labelled(table, label, groups, modality, data_root, encoding)
@@ -251,16 +301,18 @@ def evaluate(
         _fail("--cv loso needs groups: pass --groups COLUMN")
     start = time.perf_counter()
     try:
-        result = mf.compare(
-            t,
-            fusion=fusion,
-            cv=cv_arg,
-            seed=seed,
-            epochs=epochs,
-            min_steps=min_steps,
-            encoders=_pairs(encoder, "--encoder") or None,
-            progress=_Progress(f"evaluating {t.name}"),
-        )
+        with _Progress(f"evaluating {t.name}", verbose) as progress, listening(progress):
+            result = mf.compare(
+                t,
+                fusion=fusion,
+                cv=cv_arg,
+                seed=seed,
+                epochs=epochs,
+                min_steps=min_steps,
+                encoders=_pairs(encoder, "--encoder") or None,
+                n_threads=threads,
+                progress=progress,
+            )
     except mf.ModalfuseError as exc:
         _fail(str(exc))
     result["wall_seconds"] = time.perf_counter() - start
@@ -295,9 +347,12 @@ def fit(
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     data_root: DataRootOpt = None,
     encoding: EncodingOpt = None,
+    threads: ThreadsOpt = None,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Fit one strategy on the whole table and save it (JSON + safetensors)."""
     import modalfuse as mf
+    from modalfuse._progress import listening
 
     t = _load_labelled(table, label, groups, modality, data_root, encoding)
     start = time.perf_counter()
@@ -308,7 +363,10 @@ def fit(
             min_steps=min_steps,
             seed=seed,
             encoders=_pairs(encoder, "--encoder") or None,
-        ).fit(t)
+            n_threads=threads,
+        )
+        with _Progress(f"fitting {fusion}", verbose) as progress, listening(progress):
+            clf.fit(t)
     except (mf.ModalfuseError, KeyError) as exc:
         _fail(str(exc))
     clf.save(out)
@@ -321,6 +379,7 @@ def predict(
     table: Annotated[str, typer.Argument(help="Table file to predict.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write predictions and probabilities to.")],
     encoding: EncodingOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Predict a table with a saved model: writes row, prediction and one probability column per class."""
     import pandas as pd
@@ -329,6 +388,8 @@ def predict(
 
     try:
         clf = mf.MultimodalClassifier.load(model)
+        if threads is not None:
+            clf.set_params(n_threads=threads)
         t = _read_for_model(clf, table, encoding)
     except (mf.ModalfuseError, KeyError) as exc:
         _fail(str(exc))
@@ -430,6 +491,8 @@ def demo(
     data_root: DataRootOpt = None,
     epochs: Annotated[int, typer.Option(help="Training epochs of every network.")] = 20,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+    threads: ThreadsOpt = None,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """The whole journey on AV-Digits (hard): leave-one-speaker-out, every fusion strategy against the
     unimodal baselines, and a recommendation."""
@@ -451,6 +514,8 @@ def demo(
         seed=0,
         data_root=data_root,
         encoding=None,
+        threads=threads,
+        verbose=verbose,
     )
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +161,16 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         Torch device; it must be available when fitting. A model saved on a device that is not available
         loads on the CPU, with a warning.
     n_threads : int, optional
-        Torch CPU threads (default: the number of CPUs, at most 8).
+        Torch CPU threads during ``fit``, ``predict`` and ``transform_inputs``; the caller's setting is
+        restored afterwards. Default: ``OMP_NUM_THREADS`` when set, else 1, the fastest setting measured
+        for these small networks, quiet or beside another busy process (``benchmarks/threads.py``).
+    verbose : int, default=0
+        Progress lines, logged at INFO on the standard ``logging`` logger ``modalfuse.progress``: 0 none
+        (they are logged at DEBUG), 1 the fit and each network trained (its seconds, and its held-out
+        accuracy where it has held-out rows), 2 also each epoch (mean training loss). During the call the
+        ``modalfuse`` logger is set to INFO if you gave it no level; if logging is not configured at all
+        (no handler), the lines are printed to standard error as ``[modalfuse] ...``; otherwise your
+        handlers and levels decide, as for any library.
 
     All hyperparameters are checked at the start of :meth:`fit`, before anything is decoded or trained: a
     value of the wrong type or out of range is an :class:`~modalfuse.OptionError` that gives the valid
@@ -172,6 +183,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     schema_ : Schema
     preprocessors_ : dict[str, Preprocessor]
     fusion_ : FusionStrategy
+    reused_fit_seconds_ : float
+        Training seconds of models this fit took from the active cache (see :func:`modalfuse.using_cache`)
+        instead of training them: per-input models an earlier fit on the same rows and settings trained.
+        Add it to the fit time for what the fit costs on its own.
 
     Examples
     --------
@@ -203,6 +218,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         class_weight: str | Mapping[Any, float] | None = None,
         device: str = "cpu",
         n_threads: int | None = None,
+        verbose: int = 0,
     ) -> None:
         self.fusion = fusion
         self.encoders = encoders
@@ -225,6 +241,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.device = device
         self.n_threads = n_threads
+        self.verbose = verbose
 
     # ------------------------------------------------------------------------------------------ helpers
     def _lookup(self, mapping: Mapping[str, Any] | None, name: str, modality: str, columns: list[str]) -> Any:
@@ -255,10 +272,14 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             device=p["device"],
         )
 
-    def _set_threads(self) -> None:
-        import torch
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[None]:
+        """The settings of one call: torch's threads (restored afterwards) and the progress verbosity."""
+        from modalfuse._progress import verbosity
+        from modalfuse._threads import torch_threads
 
-        torch.set_num_threads(self.n_threads or max(1, min(8, os.cpu_count() or 1)))
+        with torch_threads(self.n_threads), verbosity(self.verbose):
+            yield
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "fusion_"):
@@ -318,6 +339,26 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     def _transform(self, table: MultimodalTable) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {name: prep.transform(table) for name, prep in self.preprocessors_.items()}
 
+    def transform_inputs(self, X: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Each fitted input of ``X`` as the strategy sees it: preprocessed arrays and presence masks.
+
+        Parameters
+        ----------
+        X : MultimodalTable or DataFrame
+            Rows to transform; columns are matched to the fitted ones as in :meth:`predict_proba`.
+
+        Returns
+        -------
+        dict of str to (ndarray, ndarray)
+            Input name -> ``(array, mask)``: the array has shape ``(n_rows, ...)`` (e.g. ``(n_rows, C,
+            H, W)`` for images, ``(n_rows, 1, n_mels, frames)`` for audio, ``(n_rows, n_features)`` for
+            tabular), zeros where the input is missing; the mask, shape ``(n_rows,)`` bool, says where
+            it is present.
+        """
+        table = self._table_for_predict(X)
+        with self._running():
+            return self._transform(table)
+
     # ---------------------------------------------------------------------------------------------- fit
     def fit(
         self, X: Any, y: Any = None, groups: Any = None, sample_weight: Any = None
@@ -326,7 +367,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
 
         Everything learned from data (sizes, sample rates, vocabularies, scalers, networks, fusion weights)
         is learned from these rows only. Every hyperparameter is checked first, before anything is decoded
-        or trained.
+        or trained. Decoded media, features and per-input models come from the active cache
+        (:func:`modalfuse.using_cache`) when an earlier call computed them.
 
         Parameters
         ----------
@@ -352,19 +394,28 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         TrainingError
             A network made no optimiser step.
         """
-        from modalfuse.fusion._base import InputInfo
-
         params, strategy = self._check_params()
         table = _as_table(X, y, groups, self.modalities)
         if table.y is None:
             raise SchemaError(f"{table.name}: no labels: read the table with label=... or pass y")
+        with self._running():
+            return self._fit(table, params, strategy, sample_weight)
+
+    def _fit(
+        self, table: MultimodalTable, params: Mapping[str, Any], strategy: Any, sample_weight: Any
+    ) -> MultimodalClassifier:
+        """``fit`` on a labelled table with checked ``params`` and an unfitted ``strategy``, under the
+        call's settings (see :meth:`_running`)."""
+        from modalfuse import _progress as progress
+        from modalfuse.fusion._base import InputInfo
+
+        start = time.perf_counter()
         classes, y_int = np.unique(table.y, return_inverse=True)
         if len(classes) < 2:
             raise SchemaError(f"{table.name}: the training rows hold a single class ({classes[0]!r})")
         y_int = y_int.astype(np.int64)
         planned = self._plan_inputs(table)
         weights = self._row_weights(strategy, sample_weight, classes, y_int)
-        self._set_threads()
         # everything is built in locals and set at the end, so a failed (re)fit leaves no mixed state
         preprocessors = {name: prep.fit(table) for name, (_, prep) in planned.items()}
         data = {name: prep.transform(table) for name, prep in preprocessors.items()}
@@ -375,6 +426,13 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             for name, prep in preprocessors.items()
         }
         strategy.setup(inputs, len(classes), self._train_config(params))
+        progress.emit(
+            "fit_start",
+            f"fitting {self.fusion} on {len(table)} rows, inputs {', '.join(inputs) or '(none)'}",
+            fusion=self.fusion,
+            n_rows=len(table),
+            inputs=list(inputs),
+        )
         if weights is None:
             strategy.fit(data, y_int, table.groups)
         else:
@@ -384,6 +442,11 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.preprocessors_ = preprocessors
         self.inputs_ = inputs
         self.fusion_ = strategy
+        self.reused_fit_seconds_ = float(getattr(strategy, "reused_fit_seconds_", 0.0))
+        seconds = time.perf_counter() - start
+        progress.emit(
+            "fit_end", f"fitted {self.fusion} in {seconds:.1f}s", fusion=self.fusion, seconds=seconds
+        )
         return self
 
     def _check_params(self) -> tuple[dict[str, Any], Any]:
@@ -477,14 +540,14 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         return self._predict(self._table_for_predict(X))[1]
 
     def _predict(self, table: MultimodalTable) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
-        self._set_threads()
         if len(table) == 0:
             empty = np.zeros(0, bool)
             return ({n: (np.zeros(0), empty) for n in self.preprocessors_}, np.zeros((0, len(self.classes_))))
-        data = self._transform(table)
-        if not data:  # a baseline whose input no training row had: the training class prior
-            return data, np.tile(np.asarray(self.fusion_.prior_, dtype=float), (len(table), 1))
-        return data, _as_probabilities(self.fusion_.predict_proba(data))
+        with self._running():
+            data = self._transform(table)
+            if not data:  # a baseline whose input no training row had: the training class prior
+                return data, np.tile(np.asarray(self.fusion_.prior_, dtype=float), (len(table), 1))
+            return data, _as_probabilities(self.fusion_.predict_proba(data))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels, shape (n_rows,)."""
@@ -530,9 +593,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         for name in (from_modality, to_modality):
             if name not in self.inputs_:
                 raise SchemaError(f"unknown input {name!r}; inputs are {list(self.inputs_)}")
-        query = self._transform(self._table_for_predict(X))
-        pool = query if gallery is None else self._transform(self._table_for_predict(gallery))
-        return retrieve(query, pool, from_input=from_modality, to_input=to_modality, k=k)
+        query = self.transform_inputs(X)
+        pool = query if gallery is None else self.transform_inputs(gallery)
+        with self._running():
+            return retrieve(query, pool, from_input=from_modality, to_input=to_modality, k=k)
 
     def explain(self, X: Any) -> pd.DataFrame:
         """Per-row prediction and each input's contribution to it.
@@ -546,7 +610,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         if not len(proba):
             contrib: dict[str, np.ndarray] | None = {n: np.zeros(0) for n in data}
         else:
-            contrib = self.fusion_.contributions(data) if data else {}
+            with self._running():
+                contrib = self.fusion_.contributions(data) if data else {}
         if contrib is None:
             raise ModalfuseError(f"fusion {self.fusion!r} does not explain its predictions")
         for name, values in contrib.items():

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modalfuse._cache import content_key, default_cache
+from modalfuse._cache import active_cache, content_key
 from modalfuse._errors import DecodeError, MissingValueError, SchemaError, UnknownNameError
 from modalfuse.data._schema import Schema, infer_schema, is_missing
 
@@ -53,13 +53,13 @@ def decode_media(value: Any, modality: str) -> np.ndarray | tuple[np.ndarray, in
 
         if isinstance(value, np.ndarray):
             return load_image(value)
-        return default_cache.get_or_compute(("image", content_key(value)), lambda: load_image(value))
+        return active_cache().get_or_compute(("image", content_key(value)), lambda: load_image(value))
     if modality == "audio":
         from modalfuse.modalities.audio import load_audio
 
         if isinstance(value, tuple):  # (wave, sample_rate) given in memory
             return np.asarray(value[0], dtype=np.float32), int(value[1])
-        return default_cache.get_or_compute(("audio", content_key(value)), lambda: load_audio(value))
+        return active_cache().get_or_compute(("audio", content_key(value)), lambda: load_audio(value))
     raise ValueError(f"not a media modality: {modality!r}")
 
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from modalfuse._cache import content_key, default_cache
+from modalfuse._cache import active_cache, content_key
 from modalfuse._errors import DecodeError, OptionError, UnknownNameError
 from modalfuse._options import Option, declared_options, options_table, resolve_options
 from modalfuse.data._table import MultimodalTable, decode_media
@@ -162,7 +162,7 @@ class ImagePreprocessor(Preprocessor):
         def compute() -> np.ndarray:
             return preprocess_image(decode_media(value, "image"), size=size, channels=channels)
 
-        return default_cache.get_or_compute(("image-prep", content_key(value), size, channels), compute)
+        return active_cache().get_or_compute(("image-prep", content_key(value), size, channels), compute)
 
     def _stack(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
         size = tuple(self.state["size"])
@@ -297,7 +297,7 @@ class AudioPreprocessor(Preprocessor):
                 wave = trimmed if len(trimmed) else wave
             return np.ascontiguousarray(wave, dtype=np.float32)
 
-        return default_cache.get_or_compute(("audio-wave", content_key(value), sr, trim_db), compute)
+        return active_cache().get_or_compute(("audio-wave", content_key(value), sr, trim_db), compute)
 
     def _features_of(self, wave: np.ndarray) -> np.ndarray:
         from modalfuse.modalities import audio as A
@@ -319,7 +319,7 @@ class AudioPreprocessor(Preprocessor):
                 if not k.startswith("norm_")
             ),
         )
-        return default_cache.get_or_compute(key, lambda: self._features_of(self._wave(value)))
+        return active_cache().get_or_compute(key, lambda: self._features_of(self._wave(value)))
 
     def _stack(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
         rows: list[np.ndarray | None] = []

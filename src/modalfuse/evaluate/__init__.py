@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from modalfuse.evaluate._cv import compare, cross_validate, format_table, paired_difference, recommend
 from modalfuse.evaluate._metrics import classification_metrics, summarize
+from modalfuse.evaluate._retrieval import retrieval_recall
 from modalfuse.evaluate._split import make_splits
 
 __all__ = [
@@ -18,5 +19,6 @@ __all__ = [
     "make_splits",
     "paired_difference",
     "recommend",
+    "retrieval_recall",
     "summarize",
 ]

@@ -154,12 +154,11 @@ def _n_parameters(estimator: Any) -> int | None:
 def _reused_fit_seconds(estimator: Any) -> float:
     """Training seconds the fitted estimator saved by reusing models another fit trained (a shared cache).
 
-    Read from ``reused_fit_seconds_`` of the estimator or of its fitted strategy ``fusion_``; 0 without.
+    Read from the estimator's public ``reused_fit_seconds_``; 0 without.
     """
-    for owner in (estimator, getattr(estimator, "fusion_", None)):
-        value = getattr(owner, "reused_fit_seconds_", None)
-        if isinstance(value, int | float | np.floating) and math.isfinite(float(value)) and value > 0:
-            return float(value)
+    value = getattr(estimator, "reused_fit_seconds_", None)
+    if isinstance(value, int | float | np.floating) and math.isfinite(float(value)) and value > 0:
+        return float(value)
     return 0.0
 
 
@@ -606,8 +605,8 @@ def compare(
         ``paired_vs_best`` with the best strategy overall; both by :func:`paired_difference`
         (``mean_diff`` is the strategy minus the reference; see ``paired_method``).
         ``fit_cost_seconds`` is ``fit_seconds`` plus the training time of models the fitted estimator
-        reused from another strategy's fit on the same fold (``reused_fit_seconds_`` of the estimator or
-        its ``fusion_``), i.e. what the strategy costs on its own. ``n_parameters`` is the fitted
+        reused from another strategy's fit on the same fold (the estimator's ``reused_fit_seconds_``),
+        i.e. what the strategy costs on its own. ``n_parameters`` is the fitted
         estimator's ``n_parameters_`` in the last fold, ``None`` where it has none. ``recommendation``
         is :func:`recommend`'s result (its rule in ``rule``).
 

@@ -4,7 +4,7 @@ from modalfuse.fusion._base import FusionStrategy, InputInfo, get_fusion, list_f
 from modalfuse.fusion._early import EarlyFusion, NeuralFusion
 from modalfuse.fusion._joint import AttentionFusion, LowRankFusion, TensorFusion
 from modalfuse.fusion._late import LateFusion, UnimodalFusion
-from modalfuse.fusion._shared import CCAFusion, SharedFusion, info_nce, retrieval_recall
+from modalfuse.fusion._shared import CCAFusion, SharedFusion, info_nce
 
 __all__ = [
     "AttentionFusion",
@@ -22,5 +22,4 @@ __all__ = [
     "info_nce",
     "list_fusions",
     "register_fusion",
-    "retrieval_recall",
 ]

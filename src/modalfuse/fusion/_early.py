@@ -12,6 +12,7 @@ import torch
 from scipy.special import softmax
 from torch import nn
 
+from modalfuse import _progress as progress
 from modalfuse._options import DEFAULT_HIDDEN, Option
 from modalfuse.encoders._nets import FeatureMLP
 from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
@@ -112,14 +113,15 @@ class NeuralFusion(FusionStrategy):
         """Train the encoders and head(s); ``sample_weight`` (optional, one per row) weighs every loss."""
         self.state["end_to_end"] = self.end_to_end
         if self.end_to_end:
-            self.net_ = train_network(
-                self._net(),
-                data,
-                y,
-                self.config,
-                augment={n: info.spec.augment for n, info in self.inputs.items()},
-                sample_weight=sample_weight,
-            )
+            with progress.network(f"{self.name}: network 1/1 (end to end)", index=1, total=1):
+                self.net_ = train_network(
+                    self._net(),
+                    data,
+                    y,
+                    self.config,
+                    augment={n: info.spec.augment for n, info in self.inputs.items()},
+                    sample_weight=sample_weight,
+                )
             return self
         encoders = self._encoders().fit(data, y, groups, sample_weight)
         self.reused_fit_seconds_ = encoders.reused_fit_seconds_
@@ -131,9 +133,11 @@ class NeuralFusion(FusionStrategy):
             emb = encoders.embeddings(data, fold, rows, cache=True)
             config = dataclasses.replace(self.config, augment=False, seed=self.config.seed + 1000 * fold)
             head = self._head_net(fold, {n: e.shape[1] for n, (e, _) in emb.items()})
-            self.heads_.append(
-                train_network(head, emb, y[rows], config, sample_weight=_take(sample_weight, rows))
-            )
+            total = len(encoders.splits_)
+            with progress.network(f"{self.name}: head {fold + 1}/{total}", index=fold + 1, total=total):
+                self.heads_.append(
+                    train_network(head, emb, y[rows], config, sample_weight=_take(sample_weight, rows))
+                )
         self.encoders_ = encoders
         self.state["encoders"] = encoders.state
         self.state["n_heads"] = len(self.heads_)

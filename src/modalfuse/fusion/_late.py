@@ -21,7 +21,6 @@ import hashlib
 import json
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
@@ -30,6 +29,8 @@ import torch
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import softmax
 
+from modalfuse import _progress as progress
+from modalfuse._cache import active_cache
 from modalfuse._errors import OptionError
 from modalfuse._options import DEFAULT_INNER_FOLDS, Option
 from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
@@ -188,12 +189,6 @@ class _Ensemble:
         return out
 
 
-# Fitted ensembles shared between strategies that train identical per-input models on identical rows
-# (unimodal baselines and the late-fusion combiners compared on the same folds).
-_SHARED: OrderedDict[str, _Ensemble] = OrderedDict()
-_SHARED_MAX = 16
-
-
 class _PerInputModels(FusionStrategy):
     """Common part of unimodal and late fusion: fit/predict the per-input ensembles."""
 
@@ -268,11 +263,36 @@ class _PerInputModels(FusionStrategy):
         splits: list[tuple[np.ndarray, np.ndarray]],
         sample_weight: np.ndarray | None = None,
     ) -> _Ensemble:
-        key = self._key(name, data, y, groups, sample_weight)
-        if key in _SHARED:
-            _SHARED.move_to_end(key)
-            self.reused_fit_seconds_ += _SHARED[key].seconds
-            return _SHARED[key]
+        """The input's cross-fitted ensemble: from the active cache (see :func:`modalfuse.using_cache`),
+        where strategies fitted on the same rows with the same settings share it, or trained now."""
+        trained: list[bool] = []
+
+        def train() -> _Ensemble:
+            trained.append(True)
+            return self._train_input(name, data, y, splits, sample_weight)
+
+        key = ("per-input-models", self._key(name, data, y, groups, sample_weight))
+        ens = active_cache().get_or_compute(key, train, kind="model")
+        if not trained:
+            self.reused_fit_seconds_ += ens.seconds
+            progress.emit(
+                "networks_reused",
+                f"{name}: {len(ens.nets)} network(s) reused from the cache (trained in {ens.seconds:.1f}s)",
+                input=name,
+                n_networks=len(ens.nets),
+                seconds=ens.seconds,
+            )
+        return ens
+
+    def _train_input(
+        self,
+        name: str,
+        data: Data,
+        y: np.ndarray,
+        splits: list[tuple[np.ndarray, np.ndarray]],
+        sample_weight: np.ndarray | None,
+    ) -> _Ensemble:
+        """Train the input's networks, one per inner fold, and their out-of-fold probabilities."""
         start = time.perf_counter()
         base = self._input_config()
         x, mask = data[name]
@@ -285,29 +305,30 @@ class _PerInputModels(FusionStrategy):
         if len(rows) < 2 or not any(len(va) for _, _, va in plan):
             plan = [(-1, rows, np.zeros(0, np.int64))]  # cannot be cross-fitted: one network, no OOF
         nets, folds = [], []
-        for i, tr, va in plan:
-            cfg = dataclasses.replace(base, seed=base.seed + 1000 * max(i, 0))
-            net = seeded(cfg.seed, lambda: self._input_net(name))
-            if self.inputs[name].spec.trainable:
-                train_network(
-                    net,
-                    {name: (x[tr], mask[tr])},
-                    y[tr],
-                    cfg,
-                    augment={name: self.inputs[name].spec.augment},
-                    sample_weight=_take(sample_weight, tr),
-                )
-            else:
-                fit_linear(net, x[tr], y[tr], self.n_classes, sample_weight=_take(sample_weight, tr))
-            if len(va):
-                oof[va] = softmax(predict_logits(net, {name: (x[va], mask[va])}, device=base.device), axis=1)
+        for j, (i, tr, va) in enumerate(plan):
+            label = f"{name}: network {j + 1}/{len(plan)}"
+            with progress.network(label, input=name, index=j + 1, total=len(plan)) as report:
+                cfg = dataclasses.replace(base, seed=base.seed + 1000 * max(i, 0))
+                net = seeded(cfg.seed, lambda: self._input_net(name))
+                weights = _take(sample_weight, tr)
+                if self.inputs[name].spec.trainable:
+                    train_network(
+                        net,
+                        {name: (x[tr], mask[tr])},
+                        y[tr],
+                        cfg,
+                        augment={name: self.inputs[name].spec.augment},
+                        sample_weight=weights,
+                    )
+                else:
+                    fit_linear(net, x[tr], y[tr], self.n_classes, sample_weight=weights)
+                if len(va):
+                    logits = predict_logits(net, {name: (x[va], mask[va])}, device=base.device)
+                    oof[va] = softmax(logits, axis=1)
+                    report["held_out_accuracy"] = float(np.mean(logits.argmax(1) == y[va]))
             nets.append(net)
             folds.append(i)
-        ens = _Ensemble(nets, oof, rows, seconds=time.perf_counter() - start, folds=folds)
-        _SHARED[key] = ens
-        while len(_SHARED) > _SHARED_MAX:
-            _SHARED.popitem(last=False)
-        return ens
+        return _Ensemble(nets, oof, rows, seconds=time.perf_counter() - start, folds=folds)
 
     def fit(
         self, data: Data, y: np.ndarray, groups: np.ndarray | None, sample_weight: np.ndarray | None = None
@@ -318,7 +339,7 @@ class _PerInputModels(FusionStrategy):
         per-input networks' losses, the classical linear fits, the combiners' out-of-fold log loss and the
         class prior (the weighted class shares).
         """
-        #: Training seconds of per-input models taken from the shared cache instead of trained in this fit
+        #: Training seconds of per-input models taken from the active cache instead of trained in this fit
         #: (trained by an earlier strategy on the same rows): add it to the fit time for a standalone cost.
         self.reused_fit_seconds_ = 0.0
         counts = np.bincount(y, weights=sample_weight, minlength=self.n_classes)

@@ -4,8 +4,9 @@
 encoders end to end) into one L2-normalised space, with
 a classification loss on the pooled embedding of the inputs present in a row plus a symmetric InfoNCE
 (CLIP-style) loss that pulls the embeddings of one row's inputs together and pushes other rows' apart. The
-same space gives cross-modal retrieval (:meth:`SharedFusion.retrieve`, :func:`retrieval_recall`) and
-imputes a missing input's embedding from the others (:meth:`SharedFusion.impute`).
+same space gives cross-modal retrieval (:meth:`SharedFusion.retrieve`; measured by
+:func:`modalfuse.evaluate.retrieval_recall`) and imputes a missing input's embedding from the others
+(:meth:`SharedFusion.impute`).
 
 ``cca`` is the linear baseline: PCA per input, canonical correlation analysis between inputs, logistic
 regression on the canonical variates. Its transform is plain numpy on arrays saved with the model, so a
@@ -32,7 +33,7 @@ from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
 from modalfuse.fusion._early import HIDDEN_OPTION, NeuralFusion
 from modalfuse.fusion._train import FusionNet, weighted_loss
 
-__all__ = ["CCAFusion", "SharedFusion", "SharedSpaceNet", "info_nce", "retrieval_recall"]
+__all__ = ["CCAFusion", "SharedFusion", "SharedSpaceNet", "info_nce"]
 
 #: Initial CLIP logit scale (inverse temperature 1/0.07) and its ceiling.
 _INIT_LOGIT_SCALE = 1 / 0.07
@@ -261,7 +262,7 @@ class SharedFusion(NeuralFusion):
     Options: ``shared_dim`` (default 64), ``contrastive_weight`` (default 1.0; ``"shared:0"`` trains the
     task loss only, an ablation), ``hidden`` (projection width, default 128), ``end_to_end``. Cross-modal
     retrieval:
-    :meth:`retrieve` and :func:`retrieval_recall`.
+    :meth:`retrieve` and :func:`modalfuse.evaluate.retrieval_recall`.
     """
 
     name = "shared"
@@ -410,85 +411,6 @@ class SharedFusion(NeuralFusion):
         query = self.embed(query_data, [from_input])[from_input]
         gallery = self.embed(gallery_data, [to_input])[to_input]
         return _top_k(query, gallery, k)
-
-
-def retrieval_recall(
-    clf: Any,
-    table: Any,
-    *,
-    from_modality: str,
-    to_modality: str,
-    ks: Sequence[int] = (1, 5, 10),
-    same_row: bool = True,
-) -> dict[str, float]:
-    """Recall@k of cross-modal retrieval on a labelled table, the gallery being the table itself.
-
-    For each row with ``from_modality`` present, the ``k`` rows whose ``to_modality`` is nearest are
-    retrieved. A *label hit* is a retrieved row with the query's label among the first ``k``; a *row hit*
-    is the query's own row (its true pair) among them.
-
-    Parameters
-    ----------
-    clf : MultimodalClassifier
-        Fitted with a strategy that has a ``retrieve`` method (``shared`` or ``cca``).
-    table : MultimodalTable
-        Labelled rows: queries and gallery.
-    from_modality, to_modality : str
-        Input names of the queries and of the gallery.
-    ks : sequence of int, default=(1, 5, 10)
-    same_row : bool, default=True
-        Whether a query's own row may be retrieved. With ``False`` it is left out of its results (for
-        ``from_modality == to_modality``, or to measure label hits without the true pair); row recall is
-        then not reported.
-
-    Returns
-    -------
-    dict of str to float
-        ``recall@K_label`` and (with ``same_row``) ``recall@K_row`` per ``K``; ``chance@1_label``, the
-        label recall@1 of a random gallery row (sum over classes of the query share times the gallery
-        share: the sum of squared class shares when they agree); ``n_queries``; ``n_gallery``.
-        Label recall counts the queries with ``from_modality`` present; row recall those whose own row
-        also has ``to_modality``.
-    """
-    if getattr(table, "y", None) is None:
-        raise SchemaError("retrieval_recall needs labels: read the table with label=...")
-    clf._check_fitted()
-    retrieve = getattr(clf.fusion_, "retrieve", None)
-    if retrieve is None:
-        raise ModalfuseError(f"fusion {clf.fusion!r} has no shared space to retrieve from")
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 1:
-        raise ValueError(f"ks must be positive integers, got {ks}")
-    data = clf._transform(clf._table_for_predict(table))
-    _check_input(clf.fusion_, from_modality)
-    _check_input(clf.fusion_, to_modality)
-    q_mask = np.asarray(data[from_modality][1], bool)
-    g_mask = np.asarray(data[to_modality][1], bool)
-    extra = 0 if same_row else 1
-    idx, _ = retrieve(data, data, from_input=from_modality, to_input=to_modality, k=ks[-1] + extra)
-    if not same_row:  # drop each query's own row, keep the first k of the others
-        rows = np.arange(len(idx))[:, None]
-        keep = idx != rows
-        idx = (
-            np.stack([r[kp][: ks[-1]] for r, kp in zip(idx, keep, strict=True)]) if len(idx) else idx[:, :-1]
-        )
-    y = np.asarray(table.y)
-    queries = np.flatnonzero(q_mask)
-    labels_hit = (idx[queries] >= 0) & (y[np.maximum(idx[queries], 0)] == y[queries, None])
-    own_row = queries[g_mask[queries]]
-    rows_hit = idx[own_row] == own_row[:, None]
-    out: dict[str, float] = {}
-    for k in ks:
-        out[f"recall@{k}_label"] = float(labels_hit[:, :k].any(1).mean()) if len(queries) else float("nan")
-        if same_row:
-            out[f"recall@{k}_row"] = float(rows_hit[:, :k].any(1).mean()) if len(own_row) else float("nan")
-    classes = np.unique(y)
-    q_share = np.array([np.mean(y[queries] == c) if len(queries) else 0.0 for c in classes])
-    g_share = np.array([np.mean(y[g_mask] == c) if g_mask.any() else 0.0 for c in classes])
-    out["chance@1_label"] = float(q_share @ g_share)
-    out["n_queries"] = float(len(queries))
-    out["n_gallery"] = float(g_mask.sum())
-    return out
 
 
 # ------------------------------------------------------------------------------------------------- CCA

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from modalfuse import _progress as progress
 from modalfuse._errors import TrainingError
 from modalfuse._options import DEFAULT_HIDDEN
 
@@ -415,9 +416,9 @@ def _train(
     sample_weight: np.ndarray | None = None,
 ) -> FusionNet:
     run = _TrainingRun(net, data, y, config, augment, class_weight, sample_weight)
-    for _epoch in range(run.epochs):
-        for idx in run.batches():
-            run.step(idx)
+    for epoch in range(run.epochs):
+        losses = [run.step(idx) for idx in run.batches()]
+        progress.epoch(epoch + 1, run.epochs, losses)
     if run.steps == 0:
         raise TrainingError(
             f"training made no optimiser step ({run.n} rows, batch_size={config.batch_size}): one-row "
