@@ -62,7 +62,7 @@ PARAMS: dict[str, Option] = {
     "n_threads": Option(
         None, "int", "torch CPU threads (None: OMP_NUM_THREADS, else 1)", low=1, none_ok=True
     ),
-    "verbose": Option(0, "int", "progress lines: 0 none, 1 networks, 2 epochs", low=0, high=2),
+    "verbose": Option(0, "int", "progress lines: 0 none, 1 networks, 2 or more also epochs", low=0),
 }
 
 
