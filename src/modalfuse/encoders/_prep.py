@@ -121,7 +121,8 @@ class ImagePreprocessor(Preprocessor):
         if size is None:
             h, w = sample[0].shape[:2]
             scale = min(1.0, 64 / max(h, w))
-            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            # at least 8 pixels a side: the image CNN pools twice (a 1x1 or 2x3 image would leave nothing)
+            size = (max(8, round(h * scale)), max(8, round(w * scale)))
         elif isinstance(size, int):
             size = (size, size)
         channels = self.options.get("channels") or (1 if all(s.shape[2] == 1 for s in sample) else 3)
@@ -262,7 +263,8 @@ class AudioPreprocessor(Preprocessor):
             n = int(min(np.percentile(lengths, 95), 10 * sr))
         else:
             n = int(seconds * sr)
-        self.state["n_samples"] = max(n, 256)
+        # at least 8 frames: the audio CNN pools three times over time (a 10 ms clip would leave nothing)
+        self.state["n_samples"] = max(n, 256, 8 * max(1, round(self.state["hop_seconds"] * sr)))
         X = self._stack(table, mask)
         self.state["norm_mean"], self.state["norm_std"] = self._norm_stats(X, mask)
 
