@@ -105,3 +105,27 @@ def test_corpus_size_and_kinds() -> None:
     kinds = Counter(c.kind for c in CASES)
     assert len(CASES) >= 60 and len({c.name for c in CASES}) == len(CASES)
     assert {"media", "text", "tabular", "label", "csv", "forms"} <= set(kinds)
+
+
+def test_fit_on_a_dataframe_with_undecodable_files(tmp_path: Path) -> None:
+    """``fit(DataFrame, y)`` and tables read with ``decode=False``: a bomb and a corrupt FLAC are masked
+    (they used to stop ``fit`` with Pillow's DecompressionBombError or a DecodeError)."""
+    from damaged_corpus import files
+    from damaged_corpus.cases import base_frame
+
+    frame = base_frame(tmp_path)
+    files.png_zlib_bomb(tmp_path / "media" / "bomb.png")
+    files.corrupt_flac(tmp_path / "media" / "bad.flac")
+    frame.at[0, "photo"], frame.at[0, "voice"] = "media/bomb.png", "media/bad.flac"
+    for column in ("photo", "voice"):
+        frame[column] = [str(tmp_path / p) for p in frame[column]]
+    X, y = frame.drop(columns="y"), frame["y"]
+    clf = MultimodalClassifier(fusion="late", epochs=1, min_steps=5, inner_folds=2, n_threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+        assert np.isfinite(clf.predict_proba(X)).all()
+        lazy = read_table(frame, label="y", decode=False)
+        assert lazy.present["photo"].all()  # not decoded: not found out yet
+        clf.fit(lazy)
+        assert np.isfinite(clf.predict_proba(lazy)).all()

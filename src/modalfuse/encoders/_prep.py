@@ -76,6 +76,22 @@ class Preprocessor:
         return self.columns[0]
 
 
+def _decodable(values: list[Any], modality: str, limit: int | None = None) -> list[tuple[Any, Any]]:
+    """``(value, decoded)`` for the first ``limit`` values that decode; the others are masked by ``_stack``
+    (a table read with ``decode=False`` may still hold an undecodable file)."""
+    out = []
+    for value in values:
+        try:
+            out.append((value, decode_media(value, modality)))
+        except DecodeError:
+            continue
+        if limit is not None and len(out) >= limit:
+            break
+    if not out:
+        raise DecodeError(f"none of the training rows' {modality} cells can be decoded")
+    return out
+
+
 def _standardize(X: np.ndarray, mask: np.ndarray, axes: tuple[int, ...]) -> tuple[list, list]:
     sub = X[mask]
     mean = sub.mean(axis=(0, *axes))
@@ -116,7 +132,7 @@ class ImagePreprocessor(Preprocessor):
 
     def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
         values = table.frame[self.column][mask].tolist()
-        sample = [decode_media(v, "image") for v in values[:64]]
+        sample = [decoded for _, decoded in _decodable(values, "image", limit=64)]
         size = self.options.get("size")
         if size is None:
             h, w = sample[0].shape[:2]
@@ -248,8 +264,9 @@ class AudioPreprocessor(Preprocessor):
         return self._features_of(np.zeros(self.state["n_samples"], np.float32)).shape
 
     def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
-        values = table.frame[self.column][mask].tolist()
-        rates = Counter(decode_media(v, "audio")[1] for v in values)
+        decodable = _decodable(table.frame[self.column][mask].tolist(), "audio")
+        values = [value for value, _ in decodable]
+        rates = Counter(decoded[1] for _, decoded in decodable)
         sr = int(self.options.get("sample_rate") or rates.most_common(1)[0][0])
         self.state = {
             "sample_rate": sr,
