@@ -2,7 +2,10 @@
 
 To add a case, write a function ``build(folder) -> Built`` and append ``Case(name, kind, build)`` to
 :data:`CASES` (``quick=True`` puts it in the default run's fit-and-predict subset). Kinds so far: media,
-text, tabular, label, csv (table files and formats), forms (in-memory input forms).
+text, tabular, label, csv (table files and formats), forms (in-memory input forms). A case that is not
+about reading a table (predict-time drift, a tampered model folder) sets ``Built.action``, a callable run
+instead of ``read_table`` (its error, if any, is checked the same way), and ``Built.check``, called with
+its result.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class Built:
     notes: list[str] = field(default_factory=list)  # substrings that must appear in table.notes
     rows: int = N_ROWS
     env: dict[str, str] = field(default_factory=dict)
+    action: Callable[[], Any] | None = None  # run instead of read_table(source, **kwargs)
+    check: Callable[[Any], None] | None = None  # further assertions on the result
 
 
 @dataclass(frozen=True)
