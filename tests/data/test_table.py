@@ -901,3 +901,15 @@ def test_confine_covers_symlinks_pointing_out(tmp_path: Path) -> None:
     ):
         read_table(tmp_path / "data" / "t.csv", label="y", confine=True)
     assert read_quiet(tmp_path / "data" / "t.csv", label="y").present["photo"].tolist() == [True, True]
+
+
+def test_declared_separators_are_checked() -> None:
+    from modalfuse._errors import OptionError
+
+    df = pd.DataFrame({"p": ["1.234,5", "2.000"], "y": [0, 1]})
+    assert read_quiet(df, label="y", thousands=".", decimal=",").frame["p"].tolist() == [1234.5, 2000.0]
+    assert read_quiet(df, label="y", decimal=",").frame["p"].tolist() == [1234.5, 2000.0]
+    with pytest.raises(OptionError, match="thousands and decimal cannot both be ','"):
+        read_table(df, label="y", thousands=",", decimal=",")
+    with pytest.raises(OptionError, match=r"thousands='_'"):
+        read_table(df, label="y", thousands="_")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modalfuse._errors import DecodeError
+from modalfuse._errors import DecodeError, OptionError
 from modalfuse.data._media import CellError, decode_media, media_cell, resolve_media_path
 from modalfuse.data._schema import is_missing
 
@@ -243,15 +243,24 @@ def _parse_with(strings: Sequence[str], convention: tuple[str, str]) -> np.ndarr
     return out
 
 
-def _grouped_numbers(series: pd.Series, conventions: Sequence[tuple[str, str]]) -> tuple[str, Any]:
-    """``("numbers", floats)``, ``("ambiguous", examples)`` or ``("no", None)`` for one column."""
+def _number_strings(series: pd.Series, conventions: Sequence[tuple[str, str]]) -> list[str] | None:
+    """The column's stripped strings when it may hold numbers with digit groups, else None (quickly: a
+    text column fails on its first value)."""
     present = [v for v in series if not is_missing(v)]
     if not present or not all(isinstance(v, str) for v in present):
-        return "no", None
+        return None
     strings = [v.strip() for v in present]
+    if not any(_PATTERNS[c].fullmatch(strings[0]) for c in conventions):
+        return None
     if pd.to_numeric(pd.Series(strings), errors="coerce").notna().all():
-        return "no", None  # plain numbers: the schema reads them as they are
-    readings = [r for r in (_parse_with(strings, c) for c in conventions) if r is not None]
+        return None  # plain numbers: the schema reads them as they are
+    return strings
+
+
+def _grouped_numbers(series: pd.Series, conventions: Sequence[tuple[str, str]]) -> tuple[str, Any]:
+    """``("numbers", floats)``, ``("ambiguous", examples)`` or ``("no", None)`` for one column."""
+    strings = _number_strings(series, conventions)
+    readings = [r for r in (_parse_with(strings, c) for c in conventions) if r is not None] if strings else []
     if not readings:
         return "no", None
     if any(not np.array_equal(readings[0], r) for r in readings[1:]):
@@ -259,6 +268,25 @@ def _grouped_numbers(series: pd.Series, conventions: Sequence[tuple[str, str]]) 
     values = np.full(len(series), np.nan)
     values[[not is_missing(v) for v in series]] = readings[0]
     return "numbers", values
+
+
+_SPACES = (" ", "\u00a0", "\u202f", "'")
+
+
+def _conventions(thousands: str | None, decimal: str | None) -> Sequence[tuple[str, str]]:
+    """The conventions to try: all of them, or the one ``thousands`` and ``decimal`` declare."""
+    if thousands is None and decimal is None:
+        return CONVENTIONS
+    if thousands not in (None, ",", ".", *_SPACES) or decimal not in (None, ",", "."):
+        raise OptionError(
+            f"thousands={thousands!r}, decimal={decimal!r}: thousands is one of ',', '.', ' ', \"'\" "
+            "and decimal one of '.', ','"
+        )
+    group = " " if thousands in _SPACES else (thousands or ("." if decimal == "," else ","))
+    mark = decimal or ("," if group == "." else ".")
+    if group == mark:
+        raise OptionError(f"thousands and decimal cannot both be {mark!r}")
+    return [(group, mark)]
 
 
 def parse_grouped_numbers(
@@ -275,22 +303,15 @@ def parse_grouped_numbers(
     ``,``), and every convention that fits reads the same numbers: ``"1,234.5"`` can only mean 1234.5,
     ``"1.234,5"`` only 1234.5, ``"1,5"`` only 1.5. When the readings differ (a column holding only
     ``"1,234"``-like values: 1234 or 1.234?) nothing is converted and a note says how to declare it.
-    ``thousands`` and ``decimal`` force one convention for every column.
+    ``thousands`` and ``decimal`` force one convention for every column (:class:`OptionError` for
+    separators other than those above).
 
     Returns
     -------
     list of str
         Notes: the columns converted, and the ambiguous ones.
     """
-    if thousands is not None or decimal is not None:
-        group = (
-            " "
-            if thousands in (" ", "\u00a0", "\u202f", "'")
-            else (thousands or ("." if decimal == "," else ","))
-        )
-        conventions: Sequence[tuple[str, str]] = [(group, decimal or ("," if group == "." else "."))]
-    else:
-        conventions = CONVENTIONS
+    conventions = _conventions(thousands, decimal)
     notes = []
     for col in columns:
         if frame[col].dtype != object and not pd.api.types.is_string_dtype(frame[col].dtype):
