@@ -125,3 +125,17 @@ def test_decode_by_content(tmp_path: Path) -> None:
     assert sr == 8000 and wave.shape == (2000,)
     with pytest.raises(DecodeError, match="implausible sample rate"):
         decode_media((np.zeros(10, np.float32), 5), "audio")
+
+
+def test_file_urls_and_windows_separators(tmp_path: Path) -> None:
+    (tmp_path / "img").mkdir()
+    png(tmp_path / "img" / "a b.png")
+    target = str((tmp_path / "img" / "a b.png").resolve())
+    assert resolve_media_path((tmp_path / "img" / "a b.png").as_uri(), Path("/")) == target  # file:// URL
+    assert resolve_media_path("img\\a b.png", tmp_path) == target  # written on Windows
+    assert reason("img\\gone.png", tmp_path).startswith("file not found")
+
+
+def test_integer_waves_are_scaled() -> None:
+    wave, _ = media_cell((np.array([0, 16384, -32768], np.int16), 8000), "audio")
+    np.testing.assert_allclose(wave, [0.0, 0.5, -1.0])

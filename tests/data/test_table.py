@@ -913,3 +913,20 @@ def test_declared_separators_are_checked() -> None:
         read_table(df, label="y", thousands=",", decimal=",")
     with pytest.raises(OptionError, match=r"thousands='_'"):
         read_table(df, label="y", thousands="_")
+
+
+def test_label_typos_and_spaces() -> None:
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "Label": ["yes", "yes ", " no", "no"]})
+    with pytest.raises(
+        SchemaError, match=r"label column 'label' is not in the table; did you mean 'Label'\?"
+    ):
+        read_table(df, label="label")
+    table = read_quiet(df, label="Label")
+    assert table.y.tolist() == ["yes", "yes", "no", "no"]
+    assert "differing only in surrounding spaces (2 merged" in table.notes[0]
+
+
+def test_complex_numbers_are_not_real_numbers() -> None:
+    df = pd.DataFrame({"c": [1 + 0j, 2 + 1j, 3 + 0j, 4 + 0j], "y": [0, 1, 0, 1]})
+    table = read_quiet(df, label="y")
+    assert table.frame["c"].tolist()[0] == 1.0 and table.present["c"].tolist() == [True, False, True, True]

@@ -80,6 +80,8 @@ def _to_numbers(values: list[Any]) -> np.ndarray:
     """float64 array; NaN where a cell is missing or not a number (``"3.5"`` is a number)."""
     try:
         nums = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+        if pd.api.types.is_complex_dtype(nums.dtype):  # a real number only where the imaginary part is 0
+            nums = pd.Series(np.where(np.imag(nums.to_numpy()) == 0, np.real(nums.to_numpy()), np.nan))
         return np.array(nums.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64, copy=True)
     except (TypeError, ValueError):  # arrays, lists, bytes ... in the column: cell by cell
         out = np.full(len(values), np.nan)

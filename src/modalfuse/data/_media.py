@@ -16,6 +16,8 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import numpy as np
 
@@ -89,29 +91,18 @@ def _stat_reason(exc: OSError | ValueError, candidate: Path) -> str:
     return f"cannot access file: {exc.strerror or exc}: {candidate}"
 
 
-def resolve_media_path(value: str, root: Path, *, confine: bool = False, where: str = "") -> str:
-    """The absolute path of a regular, readable file named by ``value`` (relative paths: against ``root``).
-
-    Symbolic links are followed. Raises :class:`CellError` with an accurate reason (``file not found``,
-    ``symlink loop``, ``is a directory``, ``not a regular file: character device``, ``permission
-    denied``, a URL, ...) and, with ``confine``, :class:`SchemaError` (prefixed by ``where``) for a path
-    that resolves outside ``root``, through ``..``, an absolute path or a symbolic link alike.
-    """
+def _local_text(value: str) -> str:
+    """The cell as a local path string: ``file://`` URLs are turned into paths, other URLs refused."""
     text = value.strip()
+    if text.lower().startswith("file://"):
+        return url2pathname(urlparse(text).path)
     if _URL.match(text):
         raise CellError(f"a URL, not a local file (modalfuse reads local files only): {text[:200]}")
-    p = Path(os.path.expanduser(text))
-    candidate = p if p.is_absolute() else root / p
-    try:
-        full = candidate.resolve()
-    except RuntimeError:  # Python < 3.13: "Symlink loop from ..."
-        raise CellError(f"symlink loop: {candidate}") from None
-    except (OSError, ValueError) as exc:
-        raise CellError(_stat_reason(exc, candidate)) from None
-    if confine and not full.is_relative_to(root.resolve()):
-        raise SchemaError(
-            f"{where}path {value!r} escapes the table's folder {root} (it resolves to {full}; confine=True)"
-        )
+    return text
+
+
+def _regular_file(candidate: Path, full: Path) -> str:
+    """``full`` when it is a regular, readable file, else :class:`CellError` saying what it is."""
     try:
         st = os.stat(full)
     except (OSError, ValueError) as exc:
@@ -126,6 +117,44 @@ def resolve_media_path(value: str, root: Path, *, confine: bool = False, where: 
     return str(full)
 
 
+def _resolve(text: str, value: str, root: Path, confine: bool, where: str) -> str:
+    p = Path(os.path.expanduser(text))
+    candidate = p if p.is_absolute() else root / p
+    try:
+        full = candidate.resolve()
+    except RuntimeError:  # Python < 3.13: "Symlink loop from ..."
+        raise CellError(f"symlink loop: {candidate}") from None
+    except (OSError, ValueError) as exc:
+        raise CellError(_stat_reason(exc, candidate)) from None
+    if confine and not full.is_relative_to(root.resolve()):
+        raise SchemaError(
+            f"{where}path {value!r} escapes the table's folder {root} (it resolves to {full}; confine=True)"
+        )
+    return _regular_file(candidate, full)
+
+
+def resolve_media_path(value: str, root: Path, *, confine: bool = False, where: str = "") -> str:
+    """The absolute path of a regular, readable file named by ``value`` (relative paths: against ``root``).
+
+    Symbolic links are followed; ``file://`` URLs are read as paths; a relative path written with
+    Windows backslashes (``img\\a.png``) that does not exist as written is tried with slashes. Raises
+    :class:`CellError` with an accurate reason (``file not found``, ``symlink loop``, ``is a directory``,
+    ``not a regular file: character device``, ``permission denied``, a URL, ...) and, with ``confine``,
+    :class:`SchemaError` (prefixed by ``where``) for a path that resolves outside ``root``, through
+    ``..``, an absolute path or a symbolic link alike.
+    """
+    text = _local_text(value)
+    try:
+        return _resolve(text, value, root, confine, where)
+    except CellError as exc:
+        if "\\" not in text or not exc.reason.startswith("file not found"):
+            raise
+        try:
+            return _resolve(text.replace("\\", "/"), value, root, confine, where)
+        except CellError:
+            raise exc from None
+
+
 # ------------------------------------------------------------------------------------------- cell forms
 def _is_pil_image(value: Any) -> bool:
     from PIL import Image
@@ -137,9 +166,12 @@ def _wave_tuple(array: Any, rate: Any) -> tuple[np.ndarray, int]:
     """``(wave float32, sample_rate)`` from an in-memory wave, checked; ``(channels, samples)`` or
     ``(samples, channels)`` arrays are mixed down to mono (the shorter axis is the channels)."""
     try:
-        wave = np.asarray(array, dtype=np.float32)
+        raw = np.asarray(array)
+        wave = raw.astype(np.float32)
     except (TypeError, ValueError) as exc:
         raise CellError(f"audio wave is not an array of numbers: {exc}") from None
+    if np.issubdtype(raw.dtype, np.integer):  # PCM samples: scaled to [-1, 1] by their type's range
+        wave /= float(np.iinfo(raw.dtype).max) + 1.0
     if isinstance(rate, bool) or not isinstance(rate, int | np.integer | float) or rate != int(rate):
         raise CellError(f"audio sample rate is not a whole number: {rate!r:.40}")
     if wave.ndim == 2:

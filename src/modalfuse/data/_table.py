@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modalfuse._errors import MissingValueError, SchemaError
+from modalfuse._errors import MissingValueError, SchemaError, did_you_mean
 from modalfuse.data._cells import CellContext, Problem, as_text, check_column, parse_grouped_numbers
 from modalfuse.data._frame import frame_from_source, one_column_hint, read_frame
 from modalfuse.data._media import decode_media
@@ -154,8 +154,8 @@ class MultimodalTable:
 # ------------------------------------------------------------------------------------------- label, groups
 def _missing_column(frame: pd.DataFrame, column: str, what: str) -> SchemaError:
     return SchemaError(
-        f"{what} column {column!r} is not in the table; columns are {list(frame.columns)}"
-        + one_column_hint(frame)
+        f"{what} column {column!r} is not in the table{did_you_mean(column, frame.columns)} "
+        f"(columns: {list(frame.columns)})" + one_column_hint(frame)
     )
 
 
@@ -194,7 +194,16 @@ def _label_values(values: np.ndarray, label: str, notes: list[str]) -> np.ndarra
         kinds = {"number" if isinstance(v, int | float | np.number) else "other" for v in values}
         if len(kinds) > 1:
             notes.append(f"label column {label!r} mixes numbers and strings; every label is read as a string")
-            return np.array([as_text(v) for v in values], dtype=object)
+            values = np.array([as_text(v) for v in values], dtype=object)
+    if values.dtype == object and any(isinstance(v, str) and v != v.strip() for v in values):
+        stripped = np.array([v.strip() if isinstance(v, str) else v for v in values], dtype=object)
+        merged = len(set(values.tolist())) - len(set(stripped.tolist()))
+        if merged:
+            notes.append(
+                f"label column {label!r} has labels differing only in surrounding spaces ({merged} merged, "
+                "e.g. 'yes ' and 'yes'); the spaces are ignored"
+            )
+        values = stripped
     return values
 
 
