@@ -168,14 +168,11 @@ def _check_roles(
     """The label and groups column names, checked against the table and ``modalities``."""
     if not len(frame):
         raise SchemaError("the table has no rows" + (" (a header only)" if len(frame.columns) else ""))
-    roles = {
-        "label": None if label is None else str(label),
-        "groups": None if groups is None else str(groups),
-    }
+    roles = {what: str(col) for what, col in (("label", label), ("groups", groups)) if col is not None}
     for what, col in roles.items():
-        if col is not None and col not in frame.columns:
+        if col not in frame.columns:
             raise _missing_column(frame, col, what)
-    if roles["label"] is not None and roles["label"] == roles["groups"]:
+    if len(roles) == 2 and roles["label"] == roles["groups"]:
         raise SchemaError(f"column {roles['label']!r} cannot be both the label and the groups")
     for col, mod in (modalities or {}).items():
         what = next((w for w, c in roles.items() if c == str(col)), None)
@@ -183,28 +180,35 @@ def _check_roles(
             raise SchemaError(
                 f"modalities declares column {str(col)!r} as {mod!r}, but it is the {what} column"
             )
-    return roles["label"], roles["groups"]
+    return roles.get("label"), roles.get("groups")
+
+
+def _strip_labels(values: np.ndarray, label: str, notes: list[str]) -> np.ndarray:
+    """String labels without surrounding spaces (``"yes "`` is ``"yes"``), with a note when that merges some."""
+    if not any(isinstance(v, str) and v != v.strip() for v in values):
+        return values
+    stripped = np.array([v.strip() if isinstance(v, str) else v for v in values], dtype=object)
+    merged = len(set(values.tolist())) - len(set(stripped.tolist()))
+    if merged:
+        notes.append(
+            f"label column {label!r} has labels differing only in surrounding spaces ({merged} merged, "
+            "e.g. 'yes ' and 'yes'); the spaces are ignored"
+        )
+    return stripped
 
 
 def _label_values(values: np.ndarray, label: str, notes: list[str]) -> np.ndarray:
-    """Labels of one type: whole-number floats become ints; numbers mixed with strings become strings."""
+    """Labels of one type: whole-number floats become ints; numbers mixed with strings become strings;
+    surrounding spaces are dropped."""
     if values.dtype.kind == "f" and len(values) and np.all(np.mod(values, 1) == 0):
         return values.astype(np.int64)
-    if values.dtype == object:
-        kinds = {"number" if isinstance(v, int | float | np.number) else "other" for v in values}
-        if len(kinds) > 1:
-            notes.append(f"label column {label!r} mixes numbers and strings; every label is read as a string")
-            values = np.array([as_text(v) for v in values], dtype=object)
-    if values.dtype == object and any(isinstance(v, str) and v != v.strip() for v in values):
-        stripped = np.array([v.strip() if isinstance(v, str) else v for v in values], dtype=object)
-        merged = len(set(values.tolist())) - len(set(stripped.tolist()))
-        if merged:
-            notes.append(
-                f"label column {label!r} has labels differing only in surrounding spaces ({merged} merged, "
-                "e.g. 'yes ' and 'yes'); the spaces are ignored"
-            )
-        values = stripped
-    return values
+    if values.dtype != object:
+        return values
+    kinds = {"number" if isinstance(v, int | float | np.number) else "other" for v in values}
+    if len(kinds) > 1:
+        notes.append(f"label column {label!r} mixes numbers and strings; every label is read as a string")
+        values = np.array([as_text(v) for v in values], dtype=object)
+    return _strip_labels(values, label, notes)
 
 
 def _few_rows_note(y: np.ndarray, row_ids: np.ndarray, label: str) -> str | None:
