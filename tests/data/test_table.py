@@ -930,3 +930,11 @@ def test_complex_numbers_are_not_real_numbers() -> None:
     df = pd.DataFrame({"c": [1 + 0j, 2 + 1j, 3 + 0j, 4 + 0j], "y": [0, 1, 0, 1]})
     table = read_quiet(df, label="y")
     assert table.frame["c"].tolist()[0] == 1.0 and table.present["c"].tolist() == [True, False, True, True]
+
+
+def test_regex_separator_is_left_to_pandas(tmp_path: Path) -> None:
+    (tmp_path / "t.txt").write_text(
+        "x   colour  y\n1   red     0\n2   blue    1\n3   red     0\n4   blue    1\n"
+    )
+    table = read_table(tmp_path / "t.txt", label="y", sep=r"\s+")
+    assert table.schema.columns == {"x": "numeric", "colour": "categorical"}

@@ -101,6 +101,8 @@ def _sample_text(path: Path, enc: str) -> tuple[str, bool]:
 
 # ------------------------------------------------------------------------------------------- CSV
 def _sample_rows(sample: str, delimiter: str, more: bool) -> list[list[str]]:
+    if len(delimiter) != 1:  # a regular expression given as sep=: left to pandas
+        return []
     reader = csv.reader(io.StringIO(sample), delimiter=delimiter)
     rows = []
     try:
