@@ -486,7 +486,7 @@ def _build_table(frame: pd.DataFrame, opts: _Options) -> MultimodalTable:
     features = _drop_empty_columns(features, schema, present, notes)
     if not schema.columns:
         raise SchemaError(
-            "no usable modality: every feature column is empty, ignored or missing in every row"
+            "no usable modality: every feature column is empty, ignored, an identifier or missing in every row"
             + (f" (label {label!r}, groups {groups!r} are not features)" if label or groups else "")
         )
     for note in notes:
