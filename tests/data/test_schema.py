@@ -273,3 +273,29 @@ def test_clothing_id_is_an_identifier() -> None:
     )
     for column in ("Age", "Rating", "Positive Feedback Count"):
         assert table.schema.columns[column] == "numeric"
+
+
+def test_in_memory_media_forms_are_recognised(tmp_path: Path) -> None:
+    from damaged_corpus.files import png_bytes, wav
+
+    sound = wav(tmp_path / "a.wav").read_bytes()
+    frame = pd.DataFrame(
+        {
+            "pil": [Image.new("L", (2, 2)), None],
+            "png": [png_bytes(), png_bytes()],
+            "wav": [sound, sound],
+            "hf_image": [{"bytes": None, "path": "x.jpg"}, None],
+            "hf_audio": [{"bytes": sound, "path": None}, None],
+            "hf_array": [{"array": np.zeros(10), "sampling_rate": 8000}, None],
+        }
+    )
+    assert infer_schema(frame, exclude=[], root=tmp_path).columns == {
+        "pil": "image",
+        "png": "image",
+        "wav": "audio",
+        "hf_image": "image",
+        "hf_audio": "audio",
+        "hf_array": "audio",
+    }
+    with pytest.raises(SchemaError, match=r"'meta' holds dict values with keys \['a'\]"):
+        infer_schema(pd.DataFrame({"meta": [{"a": 1}]}), exclude=[], root=tmp_path)
