@@ -57,7 +57,8 @@ _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I
 ImageSource = str | os.PathLike[str] | np.ndarray | bytes | Image.Image
 
 #: Pixel budget of :func:`load_image` (width x height of the first frame): 8192 x 8192 = 67,108,864 pixels,
-#: enough for a 50-megapixel photo and below Pillow's own decompression-bomb warning (about 89 million).
+#: enough for a 50-megapixel photo and below Pillow's own decompression-bomb warning (about 89 million);
+#: an RGB image at the budget takes about 0.8 GB once converted to float32.
 #: The header is read first and a larger image is refused before any pixel is decoded, so a
 #: "decompression bomb" (a small file that claims to be 20000 x 20000) costs nothing. Change it per call
 #: (``max_pixels=``), for the process (assign this attribute) or with the environment variable
