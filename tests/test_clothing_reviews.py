@@ -52,13 +52,18 @@ def _empty(series: pd.Series) -> np.ndarray:
 def test_inferred_schema(raw: pd.DataFrame, table) -> None:
     import modalfuse as mf
 
-    # The saved index ("Unnamed: 0") is left out without being declared; "Clothing ID" (an integer id)
-    # would be inferred numeric, so it has to be declared "ignore".
+    # The saved index ("Unnamed: 0") and the identifier "Clothing ID" (420 items over 2,349 reviews) are
+    # left out without being declared, the identifier with a note.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         undeclared = mf.read_table(CSV, label=LABEL)
     assert "Unnamed: 0" not in undeclared.schema.columns
-    assert undeclared.schema.columns["Clothing ID"] == "numeric"
+    assert "Clothing ID" not in undeclared.schema.columns
+    assert undeclared.schema.columns == table.schema.columns
+    assert [n for n in undeclared.notes if "Clothing ID" in n] == [
+        "column 'Clothing ID' looks like an identifier (420 distinct codes in 2349 rows) and is not used as a "
+        "feature; declare it in modalities= to use it (e.g. {'Clothing ID': 'categorical'})"
+    ]
 
     assert set(raw.columns) - set(table.schema.columns) == {"Unnamed: 0", "Clothing ID", LABEL}
     assert {c: table.schema.columns[c] for c in TEXT} == dict.fromkeys(TEXT, "text")

@@ -55,6 +55,10 @@ def content_key(value: Any) -> Hashable:
     if isinstance(value, np.ndarray):
         digest = hashlib.blake2b(np.ascontiguousarray(value).tobytes(), digest_size=16).hexdigest()
         return ("array", value.dtype.str, value.shape, digest)
+    if isinstance(value, bytes | bytearray | memoryview):  # the bytes of an image or audio file
+        return ("bytes", len(value), hashlib.blake2b(value, digest_size=16).hexdigest())
+    if isinstance(value, tuple):  # an in-memory (wave, sample_rate)
+        return ("tuple", *(content_key(v) for v in value))
     if isinstance(value, str | os.PathLike):
         path = os.fspath(value)
         try:

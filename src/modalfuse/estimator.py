@@ -37,7 +37,7 @@ def _as_table(
     if isinstance(X, MultimodalTable):
         table = X
     elif isinstance(X, pd.DataFrame):
-        table = read_table(X, modalities=modalities, decode=False)
+        table = read_table(X, modalities=modalities)  # decoded now: undecodable files are problems
     else:
         raise TypeError(f"expected a MultimodalTable or a pandas DataFrame, got {type(X).__name__}")
     if y is not None or groups is not None:

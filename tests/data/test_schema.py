@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from modalfuse._errors import SchemaError
-from modalfuse.data import MODALITIES, Schema, infer_schema, is_missing
+from modalfuse.data import MODALITIES, Schema, identifier_kind, infer_schema, is_missing
 
 
 def _png(path: Path) -> Path:
@@ -209,3 +209,93 @@ def test_schema_inputs_group_tabular_columns() -> None:
     clash = Schema({"tabular": "text", "x": "numeric"})
     assert clash.inputs() == {"tabular": ("text", ["tabular"]), "tabular_columns": ("tabular", ["x"])}
     assert Schema({"img": "image"}).inputs() == {"img": ("image", ["img"])}
+
+
+# ------------------------------------------------------------------------------------------ identifiers
+@pytest.mark.parametrize(
+    "name", ["id", "ID", "customer_id", "Clothing ID", "customerId", "CustomerID", "uuid", "order-guid"]
+)
+def test_identifier_names(name: str) -> None:
+    unique = pd.Series([100 + i for i in range(8)], name=name)
+    assert identifier_kind(unique) == "exclude"
+
+
+def test_identifier_rule() -> None:
+    n = 300
+    assert identifier_kind(pd.Series([f"u{i:04d}" for i in range(n)], name="user_id")) == "exclude"
+    # many reviews per item: not unique, but more distinct codes than categories are kept
+    assert identifier_kind(pd.Series([i % 120 for i in range(n)], name="item_id")) == "exclude"
+    # a handful of stores: codes name things, so categorical, never numeric
+    assert identifier_kind(pd.Series([i % 5 for i in range(n)], name="store_id")) == "categorical"
+    # names that merely contain the letters, and values that are not codes
+    assert identifier_kind(pd.Series(range(n), name="idea")) is None
+    assert identifier_kind(pd.Series(range(n), name="width")) is None
+    assert identifier_kind(pd.Series([0.5 + i for i in range(n)], name="score_id")) is None
+    assert identifier_kind(pd.Series([f"a b {i}" for i in range(n)], name="note_id")) is None
+
+
+def test_identifiers_are_left_out_with_a_note_unless_declared() -> None:
+    frame = pd.DataFrame(
+        {
+            "customer_id": [1000 + i for i in range(20)],
+            "store_id": [i % 4 for i in range(20)],
+            "x": [float(i) for i in range(20)],
+        }
+    )
+    notes: list[str] = []
+    schema = infer_schema(frame, exclude=[], root=Path.cwd(), notes=notes)
+    assert schema.columns == {"store_id": "categorical", "x": "numeric"}
+    assert notes == [
+        "column 'customer_id' looks like an identifier (20 distinct codes in 20 rows) and is not used as a "
+        "feature; declare it in modalities= to use it (e.g. {'customer_id': 'categorical'})"
+    ]
+    declared = infer_schema(frame, exclude=[], modalities={"customer_id": "numeric"}, root=Path.cwd())
+    assert declared.columns["customer_id"] == "numeric"
+
+
+CLOTHING = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "clothing_reviews" / "val.csv"
+
+
+@pytest.mark.skipif(not CLOTHING.is_file(), reason=f"clothing_reviews data not found at {CLOTHING}")
+def test_clothing_id_is_an_identifier() -> None:
+    """``Clothing ID``: 420 items over 2,349 reviews, so not unique per row, but an identifier."""
+    import warnings
+
+    from modalfuse import read_table
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        table = read_table(CLOTHING, label="Recommended IND")
+    assert "Clothing ID" not in table.schema.columns
+    assert any(
+        "'Clothing ID' looks like an identifier (420 distinct codes in 2349 rows)" in str(w.message)
+        for w in record
+    )
+    for column in ("Age", "Rating", "Positive Feedback Count"):
+        assert table.schema.columns[column] == "numeric"
+
+
+def test_in_memory_media_forms_are_recognised(tmp_path: Path) -> None:
+    from damaged_corpus.files import png_bytes, wav
+
+    sound = wav(tmp_path / "a.wav").read_bytes()
+    frame = pd.DataFrame(
+        {
+            "pil": [Image.new("L", (2, 2)), None],
+            "png": [png_bytes(), png_bytes()],
+            "wav": [sound, sound],
+            "hf_image": [{"bytes": None, "path": "x.jpg"}, None],
+            "hf_audio": [{"bytes": sound, "path": None}, None],
+            "hf_array": [{"array": np.zeros(10), "sampling_rate": 8000}, None],
+        }
+    )
+    assert infer_schema(frame, exclude=[], root=tmp_path).columns == {
+        "pil": "image",
+        "png": "image",
+        "wav": "audio",
+        "hf_image": "image",
+        "hf_audio": "audio",
+        "hf_array": "audio",
+    }
+    with pytest.raises(SchemaError, match=r"'meta' holds dict values with keys \['a'\]"):
+        infer_schema(pd.DataFrame({"meta": [{"a": 1}]}), exclude=[], root=tmp_path)

@@ -421,8 +421,8 @@ def test_unreadable_table_files(tmp_path: Path) -> None:
     (tmp_path / "t.xlsx").write_text("x")
     with pytest.raises(SchemaError, match=r"unsupported table format '\.xlsx'"):
         read_table(tmp_path / "t.xlsx", label="a")
-    with pytest.raises(TypeError, match="file path or a pandas DataFrame"):
-        read_table([{"a": 1}], label="a")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="file path, a pandas DataFrame, a list of records"):
+        read_table(42, label="a")  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------ schema errors
@@ -464,7 +464,7 @@ def test_rows_without_a_label_are_dropped_with_a_note(tmp_path: Path) -> None:
     assert table.y.tolist() == [0, 1, 1] and table.y.dtype.kind == "i"  # not 0.0, 1.0
     assert table.frame["x"].tolist()[0] == 1.0 and table.present["x"].tolist() == [True, False, True]
     assert table.problems == [Problem(2, "x", "empty cell")]  # positions as read
-    assert len(table.notes) == 1
+    assert len(table.notes) == 2 and "class(es) of label 'y' with a single row: 0 (row 0)" in table.notes[1]
     with pytest.raises(MissingValueError, match=r"row 1, column 'y': the label is missing"):
         read_table(tmp_path / "t.csv", label="y", strict=True)
     # string labels keep their values
@@ -493,7 +493,9 @@ def test_groups_column_is_not_a_feature(tmp_path: Path) -> None:
 
 
 def test_unnamed_index_columns_are_ignored(tmp_path: Path) -> None:
-    df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "colour": ["r", "g", "r"], "y": [0, 1, 0]}, index=[10, 11, 12])
+    df = pd.DataFrame(
+        {"x": [1.0, 2.0, 3.0, 4.0], "colour": ["r", "g", "r", "g"], "y": [0, 1, 0, 1]}, index=[10, 11, 12, 13]
+    )
     df.to_csv(tmp_path / "t.csv")  # writes the index as a column with no header
     assert pd.read_csv(tmp_path / "t.csv").columns[0] == "Unnamed: 0"
     with warnings.catch_warnings():
@@ -501,7 +503,7 @@ def test_unnamed_index_columns_are_ignored(tmp_path: Path) -> None:
         table = read_table(tmp_path / "t.csv", label="y")
     assert table.schema.columns == {"x": "numeric", "colour": "categorical"}
     # a header-less column that is not an index is left out too, but with a note
-    (tmp_path / "u.csv").write_text("x,,y\n1,a,0\n2,b,1\n3,a,0\n")
+    (tmp_path / "u.csv").write_text("x,,y\n1,a,0\n2,b,1\n3,a,0\n4,b,1\n")
     with pytest.warns(UserWarning, match=r"'Unnamed: 1' has no header"):
         table = read_table(tmp_path / "u.csv", label="y")
     assert table.schema.columns == {"x": "numeric"}
@@ -533,7 +535,7 @@ def test_dataframe_with_in_memory_images_and_waves() -> None:
     assert sorted(reasons) == [(1, "clip"), (2, "pixels"), (3, "pixels")]
     assert "image array must have shape" in reasons[(2, "pixels")]
     assert reasons[(3, "pixels")] == "empty cell"
-    assert reasons[(1, "clip")].startswith("not a file path or a (wave, sample_rate) tuple: ndarray")
+    assert reasons[(1, "clip")].startswith("not a file path, bytes or a (wave, sample_rate) tuple: ndarray")
     image = decode_media(table.frame["pixels"][0], "image")
     assert image.shape == (5, 5, 1) and np.allclose(image[..., 0], images[0])
     wave, sr = decode_media(table.frame["clip"][0], "audio")
@@ -544,9 +546,9 @@ def test_non_path_values_in_a_declared_media_column() -> None:
     df = pd.DataFrame({"photo": [1.5, 2.5, 3.5], "x": [1.0, 2.0, 3.0], "y": [0, 1, 0]})
     table = read_quiet(df, label="y", modalities={"photo": "image"})
     assert [p.reason for p in table.problems] == [
-        "not a file path or an array: float 1.5",
-        "not a file path or an array: float 2.5",
-        "not a file path or an array: float 3.5",
+        "not a file path, bytes, an array or a PIL image: float 1.5",
+        "not a file path, bytes, an array or a PIL image: float 2.5",
+        "not a file path, bytes, an array or a PIL image: float 3.5",
     ]
     assert "photo" not in table.schema.columns and table.schema.columns == {"x": "numeric"}
 
@@ -646,3 +648,293 @@ def test_each_file_is_decoded_once(tmp_path: Path) -> None:
     assert decode_media(str(tmp_path / "b.png"), "image").shape == (3, 3, 1)
     with pytest.raises(ValueError, match="not a media modality"):
         decode_media("x", "text")
+
+
+# ------------------------------------------------------------------------------------------ delimiters, headers
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_delimiter_is_sniffed(tmp_path: Path, sep: str, bom: bytes) -> None:
+    text = (
+        sep.join(["name", "price", "y"])
+        + "\n"
+        + "".join(f"{w}{sep}{i}.5{sep}{i % 2}\n" for i, w in enumerate("abcdef"))
+    )
+    (tmp_path / "t.csv").write_bytes(bom + text.encode())
+    table = read_table(tmp_path / "t.csv", label="y")
+    assert table.schema.columns == {"name": "categorical", "price": "numeric"}
+    assert list(table.frame.columns) == ["name", "price"]  # no BOM in the first name
+    assert table.frame["price"].tolist() == [0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
+
+
+def test_commas_inside_a_semicolon_file_and_explicit_sep(tmp_path: Path) -> None:
+    # decimal commas and commas in text do not fool the sniffer: the header has no comma
+    (tmp_path / "t.csv").write_text(
+        "note;weight;y\nsoft, warm;1,5;0\nthin, cheap;2,5;1\nok, fine;3,0;0\nbad, torn;4,5;1\n"
+    )
+    table = read_table(tmp_path / "t.csv", label="y")
+    assert table.frame["note"].tolist()[:2] == ["soft, warm", "thin, cheap"]
+    assert table.frame["weight"].tolist() == [1.5, 2.5, 3.0, 4.5]  # decimal commas: unambiguous
+    # an explicit sep is used as given; a wrong one names the delimiter in the error
+    with pytest.raises(
+        SchemaError, match=r"t\.csv: label column 'y' is not in the table.*contains ';'.*sep=';'"
+    ):
+        read_table(tmp_path / "t.csv", label="y", sep=",")
+    with pytest.warns(UserWarning, match=r"single column whose header 'note;weight;y' contains ';'"):
+        read_table(tmp_path / "t.csv", sep="\t", modalities={"note;weight;y": "text"})
+
+
+def test_utf16_file_from_a_spreadsheet(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_bytes("name\tprice\ty\nä\t1\t0\nö\t2\t1\nü\t3\t0\nß\t4\t1\n".encode("utf-16"))
+    table = read_table(tmp_path / "t.csv", label="y")
+    assert table.frame["name"].tolist() == ["ä", "ö", "ü", "ß"] and table.y.tolist() == [0, 1, 0, 1]
+
+
+def test_duplicate_csv_header_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("size,colour,size,y\n1,red,2,0\n3,blue,4,1\n")
+    with pytest.raises(
+        SchemaError, match=r"t\.csv: duplicate column name\(s\) in the header: 'size' in columns 1, 3"
+    ):
+        read_table(tmp_path / "t.csv", label="y")
+    (tmp_path / "u.csv").write_text("a,,,y\n1,2,3,0\n4,5,6,1\n")  # blank names are not duplicates
+    assert "a" in read_quiet(tmp_path / "u.csv", label="y").schema.columns
+
+
+def test_numbers_with_digit_groups(tmp_path: Path) -> None:
+    df = pd.DataFrame(
+        {
+            "price": ["1,234.5", "12,345", "999", "1,000,000", None],  # only commas-as-groups fits
+            "euro": ["1.234,5", "12.345", "999", "7,25", ""],  # only dots-as-groups fits
+            "swiss": ["1'234", "12'345.5", "999", "1 000", "2 500"],
+            "unclear": ["1,234", "12,345", "999", "5,000", "7,001"],  # 1234 or 1.234?
+            "code": ["1.2.3", "2.0.1", "3.1.4", "1.2.3", "2.0.1"],  # not numbers
+            "y": [0, 1, 0, 1, 0],
+        }
+    )
+    with pytest.warns(UserWarning) as record:
+        table = read_table(df, label="y")
+    assert table.frame["price"].tolist()[:4] == [1234.5, 12345.0, 999.0, 1_000_000.0]
+    assert table.present["price"].tolist() == [True, True, True, True, False]
+    assert table.frame["euro"].tolist()[:4] == [1234.5, 12345.0, 999.0, 7.25]
+    assert table.frame["swiss"].tolist() == [1234.0, 12345.5, 999.0, 1000.0, 2500.0]
+    assert table.schema.columns["unclear"] == "categorical" and table.schema.columns["code"] == "categorical"
+    messages = [str(w.message) for w in record]
+    assert any(
+        "'unclear' holds numbers with separators that read two ways" in m and "thousands=','" in m
+        for m in messages
+    )
+    assert any("'price' holds numbers written with digit groups; read as numbers" in m for m in messages)
+    # declared conventions settle the ambiguous column
+    assert read_quiet(df, label="y", thousands=",").frame["unclear"].tolist()[:2] == [1234.0, 12345.0]
+    assert read_quiet(df, label="y", decimal=",").frame["unclear"].tolist()[:2] == [1.234, 12.345]
+    # a column declared categorical keeps its strings
+    kept = read_quiet(df, label="y", modalities={"price": "categorical"})
+    assert kept.frame["price"].tolist()[0] == "1,234.5"
+
+
+def test_huge_numbers_are_masked(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("x,z,y\n1e308,1,0\n-1.7e308,2,1\n1e150,3,0\n2.5,4,1\n1e-320,5,0\n")
+    table = read_table(tmp_path / "t.csv", label="y")
+    assert table.present["x"].tolist() == [False, False, True, True, True]
+    assert [str(p) for p in table.problems] == [
+        "row 0, column 'x': number too large in magnitude: 1e+308 (beyond +-1e+150, where arithmetic on it "
+        "overflows; treated as missing)",
+        "row 1, column 'x': number too large in magnitude: -1.7e+308 (beyond +-1e+150, where arithmetic on it "
+        "overflows; treated as missing)",
+    ]
+
+
+def test_fit_and_predict_with_huge_and_non_finite_numbers(tmp_path: Path) -> None:
+    """1e308 in training made every prediction NaN; at predict time huge and non-finite cells are missing."""
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 12)
+    x = y * 2.0 + rng.normal(0, 0.3, 24)
+    x[5] = 1e308
+    train = read_quiet(pd.DataFrame({"x": x, "z": rng.normal(size=24), "y": y}), label="y")
+    clf = mf.MultimodalClassifier(fusion="late", epochs=1, min_steps=5, inner_folds=2, n_threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow on the way
+        clf.fit(train)
+        new = pd.DataFrame(
+            {"x": [1e308, -np.inf, np.nan, 1e200, 0.5], "z": [np.inf, 1e300, 0.1, -1e308, 0.2]}
+        )
+        proba = clf.predict_proba(new)
+    assert np.isfinite(proba).all() and proba.shape == (5, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ labels
+def test_single_row_class_gets_a_note(tmp_path: Path) -> None:
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "y": ["a", "b", "a", "b", "rare", "a"]})
+    with pytest.warns(UserWarning, match=r"class\(es\) of label 'y' with a single row: 'rare' \(row 4\)"):
+        table = read_table(df, label="y")
+    assert "stratified cross-validation needs at least as many rows per class as folds" in table.notes[0]
+
+
+def test_label_edge_cases(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("x,y\n1,\n2,\n")
+    with pytest.raises(
+        SchemaError, match=r"^t\.csv: label column 'y' is empty: no value in any of its 2 rows$"
+    ):
+        read_table(tmp_path / "t.csv", label="y")
+    (tmp_path / "h.csv").write_text("x,y\n")
+    with pytest.raises(SchemaError, match=r"^h\.csv: the table has no rows \(a header only\)$"):
+        read_table(tmp_path / "h.csv", label="y")
+    mixed = read_quiet(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [0, "0", 1.0, "1"]}), label="y")
+    assert mixed.y.tolist() == ["0", "0", "1", "1"]
+    assert "mixes numbers and strings" in mixed.notes[0]
+
+
+# ------------------------------------------------------------------------------------------ input forms
+def test_records_mappings_and_dataset_objects(tmp_path: Path) -> None:
+    records = [{"x": float(i), "colour": "rg"[i % 2], "y": i % 2} for i in range(6)]
+    table = read_table(records, label="y")
+    assert table.schema.columns == {"x": "numeric", "colour": "categorical"} and table.name == "records"
+    assert read_table({"x": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]}, label="y").y.tolist() == [0, 1, 0, 1]
+
+    class Dataset:  # what datasets.Dataset offers
+        def to_pandas(self) -> pd.DataFrame:
+            return pd.DataFrame(records)
+
+    assert read_table(Dataset(), label="y").name == "Dataset"
+    with pytest.raises(TypeError, match="item 1 is a int"):
+        read_table([{"x": 1}, 2])
+
+
+def test_huggingface_dataset(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets", reason="the datasets package is not installed (optional)")
+    images = [Image.fromarray(np.full((6, 6), 40 * i, np.uint8)) for i in range(6)]
+    ds = datasets.Dataset.from_dict(
+        {"photo": images, "n": [float(i) for i in range(6)], "y": [0, 1, 0, 1, 0, 1]},
+        features=datasets.Features(
+            {"photo": datasets.Image(), "n": datasets.Value("float64"), "y": datasets.Value("int64")}
+        ),
+    )
+    table = read_table(ds, label="y")
+    assert table.schema.columns == {"photo": "image", "n": "numeric"}
+    assert table.present["photo"].all()
+    assert np.allclose(decode_media(table.frame["photo"][2], "image"), 80 / 255)
+
+
+def test_pil_bytes_and_huggingface_cells() -> None:
+    import io
+
+    def png_bytes(value: int) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(np.full((4, 4), value, np.uint8)).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    pil = [Image.fromarray(np.full((4, 4), 30 * i, np.uint8)) for i in range(4)]
+    raw = [png_bytes(30 * i) for i in range(4)]
+    raw[2] = png_bytes(60)[:-20]  # cut short
+    hf = [{"bytes": png_bytes(10 * i), "path": None} for i in range(4)]
+    hf[1] = {"bytes": None, "path": None}
+    t = np.arange(800) / 8000
+    sounds = [{"array": np.sin(2 * np.pi * 440 * t), "sampling_rate": 8000, "path": None} for _ in range(4)]
+    df = pd.DataFrame({"pil": pil, "raw": raw, "hf": hf, "sound": sounds, "y": ["a", "b", "a", "b"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # recognised, not guessed
+        table = read_table(df, label="y")
+    assert table.schema.columns == {"pil": "image", "raw": "image", "hf": "image", "sound": "audio"}
+    assert table.present["pil"].all() and table.present["sound"].all()
+    assert table.present["raw"].tolist() == [True, True, False, True]
+    assert table.present["hf"].tolist() == [True, False, True, True]
+    reasons = {(p.row, p.column): p.reason for p in table.problems}
+    assert reasons[(2, "raw")].startswith("truncated or corrupt in-memory image")
+    assert reasons[(1, "hf")] == "a dict cell with neither bytes nor a path (keys ['bytes', 'path'])"
+    assert np.allclose(decode_media(table.frame["pil"][3], "image"), 90 / 255)
+    assert np.allclose(decode_media(table.frame["hf"][2], "image"), 20 / 255)
+    wave, sr = decode_media(table.frame["sound"][0], "audio")
+    assert sr == 8000 and wave.shape == (800,)
+    # bytes that are no known format: a clear error naming the column, not a UnicodeDecodeError
+    with pytest.raises(
+        SchemaError, match=r"dataframe: column 'blob' holds bytes that are not a known image or audio"
+    ):
+        read_table(pd.DataFrame({"blob": [b"\x00\x01\x02", b"\x03"], "y": [0, 1]}), label="y")
+
+
+def test_in_memory_media_fit_and_predict() -> None:
+    """PIL images and (wave, rate) cells train and predict (a wave tuple used to crash the feature cache)."""
+    t = np.arange(1600) / 8000
+    rows = []
+    for i in range(16):
+        label = i % 2
+        rows.append(
+            {
+                "img": Image.fromarray(np.full((8, 8), 40 + 150 * label, np.uint8)),
+                "snd": (np.sin(2 * np.pi * (300 + 900 * label) * t).astype(np.float32), 8000),
+                "y": label,
+            }
+        )
+    table = read_quiet(pd.DataFrame(rows), label="y")
+    clf = mf.MultimodalClassifier(fusion="late", epochs=1, min_steps=5, inner_folds=2, n_threads=1).fit(table)
+    proba = clf.predict_proba(table)
+    assert proba.shape == (16, 2) and np.isfinite(proba).all()
+
+
+# ------------------------------------------------------------------------------------------ paths and confinement
+def test_unusable_paths_get_accurate_reasons(tmp_path: Path) -> None:
+    png(tmp_path / "a.png")
+    os.symlink("loop2.png", tmp_path / "loop1.png")
+    os.symlink("loop1.png", tmp_path / "loop2.png")
+    os.symlink("/dev/zero", tmp_path / "zero.png")
+    (tmp_path / "dir.png").mkdir()
+    df = pd.DataFrame({"photo": ["a.png", "loop1.png", "zero.png", "dir.png", "a.png"], "y": [0, 1, 0, 1, 1]})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    table = read_table(tmp_path / "t.csv", label="y")
+    assert table.present["photo"].tolist() == [True, False, False, False, True]
+    assert [p.reason for p in table.problems] == [
+        f"symlink loop: {tmp_path / 'loop1.png'}",
+        "not a regular file: character device: /dev/zero",
+        f"is a directory, not a file: {(tmp_path / 'dir.png').resolve()}",
+    ]
+
+
+def test_confine_covers_symlinks_pointing_out(tmp_path: Path) -> None:
+    png(tmp_path / "secret.png")
+    png(tmp_path / "data" / "in.png")
+    os.symlink(tmp_path / "secret.png", tmp_path / "data" / "link.png")
+    pd.DataFrame({"photo": ["in.png", "link.png"], "y": [0, 1]}).to_csv(
+        tmp_path / "data" / "t.csv", index=False
+    )
+    with pytest.raises(
+        SchemaError, match=r"^t\.csv: row 1, column 'photo': path 'link.png' escapes .*confine=True\)$"
+    ):
+        read_table(tmp_path / "data" / "t.csv", label="y", confine=True)
+    assert read_quiet(tmp_path / "data" / "t.csv", label="y").present["photo"].tolist() == [True, True]
+
+
+def test_declared_separators_are_checked() -> None:
+    from modalfuse._errors import OptionError
+
+    df = pd.DataFrame({"p": ["1.234,5", "2.000"], "y": [0, 1]})
+    assert read_quiet(df, label="y", thousands=".", decimal=",").frame["p"].tolist() == [1234.5, 2000.0]
+    assert read_quiet(df, label="y", decimal=",").frame["p"].tolist() == [1234.5, 2000.0]
+    with pytest.raises(OptionError, match="thousands and decimal cannot both be ','"):
+        read_table(df, label="y", thousands=",", decimal=",")
+    with pytest.raises(OptionError, match=r"thousands='_'"):
+        read_table(df, label="y", thousands="_")
+
+
+def test_label_typos_and_spaces() -> None:
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "Label": ["yes", "yes ", " no", "no"]})
+    with pytest.raises(
+        SchemaError, match=r"label column 'label' is not in the table; did you mean 'Label'\?"
+    ):
+        read_table(df, label="label")
+    table = read_quiet(df, label="Label")
+    assert table.y.tolist() == ["yes", "yes", "no", "no"]
+    assert "differing only in surrounding spaces (2 merged" in table.notes[0]
+
+
+def test_complex_numbers_are_not_real_numbers() -> None:
+    df = pd.DataFrame({"c": [1 + 0j, 2 + 1j, 3 + 0j, 4 + 0j], "y": [0, 1, 0, 1]})
+    table = read_quiet(df, label="y")
+    assert table.frame["c"].tolist()[0] == 1.0 and table.present["c"].tolist() == [True, False, True, True]
+
+
+def test_regex_separator_is_left_to_pandas(tmp_path: Path) -> None:
+    (tmp_path / "t.txt").write_text(
+        "x   colour  y\n1   red     0\n2   blue    1\n3   red     0\n4   blue    1\n"
+    )
+    table = read_table(tmp_path / "t.txt", label="y", sep=r"\s+")
+    assert table.schema.columns == {"x": "numeric", "colour": "categorical"}

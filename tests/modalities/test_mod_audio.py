@@ -270,3 +270,64 @@ def test_audio_quality_orders_signals() -> None:
     assert clipped < 0.1
     assert silent == 0.0
     assert 0.0 <= audio_quality(sine(440, 0.005), SR) <= 1.0
+
+
+# ----------------------------------------------------------------------------- budgets and lying headers
+def test_giant_header_is_refused_without_allocating(tmp_path) -> None:
+    """A WAV whose header claims 2 GB of samples, holding 0.1 s: refused from the header."""
+    import resource
+
+    from damaged_corpus.files import wav_giant_header
+
+    path = wav_giant_header(tmp_path / "giant.wav")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DecodeError, match=r"truncated WAV: header declares 2147483632 bytes"):
+        load_audio(path)
+    with pytest.raises(DecodeError, match="truncated WAV"):
+        load_audio(path.read_bytes())
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 50
+
+
+def test_streamed_wav_decodes_what_is_there(tmp_path) -> None:
+    from damaged_corpus.files import wav_streamed_size
+
+    wave, sr = load_audio(wav_streamed_size(tmp_path / "stream.wav"))
+    assert sr == 8000 and wave.shape == (2000,)
+
+
+def test_sample_budget(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modalfuse.modalities import audio
+
+    path = tmp_path / "long.wav"
+    sf.write(path, np.zeros((80_000, 2), np.float32), 8000)  # 10 s stereo: 160,000 samples
+    assert load_audio(path)[0].shape == (80_000,)
+    with pytest.raises(
+        DecodeError, match=r"audio too long: more than 100,000 samples \(2 channel\(s\) at 8000 Hz"
+    ):
+        load_audio(path, max_samples=100_000)
+    monkeypatch.setenv("MODALFUSE_MAX_AUDIO_SAMPLES", "159999")
+    assert audio.sample_budget() == 159_999
+    with pytest.raises(DecodeError, match="more than 159,999 samples"):
+        load_audio(path)
+
+
+def test_implausible_rates_and_magnitudes(tmp_path) -> None:
+    from damaged_corpus.files import float_wav, wav_rate
+
+    with pytest.raises(DecodeError, match=r"implausible sample rate 1 Hz"):
+        load_audio(wav_rate(tmp_path / "slow.wav", 1))
+    with pytest.raises(DecodeError, match=r"samples far outside \[-1, 1\] \(peak 1e\+30"):
+        load_audio(float_wav(tmp_path / "huge.wav", np.full(100, 1e30)))
+    # the 16-bit integer scale some tools write float files in is still read
+    wave, _ = load_audio(float_wav(tmp_path / "int-scale.wav", np.full(100, 30000.0)))
+    assert wave.max() == 30000.0
+
+
+def test_bytes_source(tmp_path) -> None:
+    path = tmp_path / "a.flac"
+    sf.write(path, 0.5 * np.sin(np.arange(4000) / 5), 16000)
+    wave, sr = load_audio(path.read_bytes())
+    assert sr == 16000 and wave.shape == (4000,)
+    np.testing.assert_allclose(wave, load_audio(path)[0])
+    with pytest.raises(DecodeError, match="cannot decode audio"):
+        load_audio(b"RIFF\x00\x00 not really a wave file at all")

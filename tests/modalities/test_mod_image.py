@@ -290,3 +290,82 @@ def test_image_quality_orders_images() -> None:
     assert q_sharp > 0.95
     assert q_flat == 0.0
     assert 0.0 <= q_ramp < 0.1
+
+
+# ----------------------------------------------------------------------------- pixel budget, input forms
+def test_decompression_bomb_is_refused_before_decoding(tmp_path) -> None:
+    """A 394 KB PNG of 20000 x 20000 pixels (400 MB decoded): refused from its header, nothing allocated."""
+    import resource
+
+    from damaged_corpus.files import png_zlib_bomb
+
+    path = png_zlib_bomb(tmp_path / "bomb.png")
+    assert path.stat().st_size < 1_000_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with pytest.raises(DecodeError) as info:
+        load_image(path)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert info.value.path == str(path)
+    assert info.value.reason.startswith("PNG image too large: 20000x20000 = 400,000,000 pixels")
+    assert "over the pixel budget of 67,108,864" in info.value.reason
+    assert grown_mib < 50  # decoding would have taken 400 MB (1.6 GB as float32)
+    with pytest.raises(DecodeError, match="20000x20000"):  # the same bytes in memory
+        load_image(path.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("maker", "suffix", "size"),
+    [
+        ("png_header_bomb", ".png", "30000x30000"),
+        ("tiff_header_bomb", ".tif", "100000x100000"),
+        ("gif_header_bomb", ".gif", "65535x65535"),
+        ("bmp_header_bomb", ".bmp", "30000x30000"),
+        ("jpeg_header_bomb", ".jpg", "65500x65500"),
+        ("webp_header_bomb", ".webp", "268,435,456 pixels"),
+    ],
+)
+def test_every_format_checks_the_pixel_budget(tmp_path, maker: str, suffix: str, size: str) -> None:
+    from damaged_corpus import files
+
+    path = getattr(files, maker)(tmp_path / f"big{suffix}")
+    with pytest.raises(DecodeError, match="too large") as info:
+        load_image(path)
+    assert size in info.value.reason and "pixel budget" in info.value.reason
+
+
+def test_pixel_budget_is_configurable(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modalfuse.modalities import image
+
+    path = tmp_path / "wide.png"
+    Image.fromarray(np.zeros((100, 300), np.uint8)).save(path)
+    assert load_image(path).shape == (100, 300, 1)  # 30,000 pixels: within the default budget
+    with pytest.raises(DecodeError, match=r"300x100 = 30,000 pixels, over the pixel budget of 20,000"):
+        load_image(path, max_pixels=20_000)
+    monkeypatch.setenv("MODALFUSE_MAX_IMAGE_PIXELS", "29_999")
+    assert image.pixel_budget() == 29_999
+    with pytest.raises(DecodeError, match="budget of 29,999"):
+        load_image(path)
+    monkeypatch.delenv("MODALFUSE_MAX_IMAGE_PIXELS")
+    monkeypatch.setattr(image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(DecodeError, match="budget of 1,000"):
+        load_image(path)
+    assert load_image(path, max_pixels=30_000).shape == (100, 300, 1)
+
+
+def test_bytes_and_pil_sources(tmp_path) -> None:
+    import io
+
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 4, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    np.testing.assert_allclose(load_image(buffer.getvalue()), rgb / 255.0, atol=1e-6)
+    np.testing.assert_allclose(load_image(Image.fromarray(rgb)), rgb / 255.0, atol=1e-6)
+    grey16 = Image.fromarray(np.full((3, 3), 65535, np.uint16))
+    np.testing.assert_allclose(load_image(grey16), 1.0)
+    palette = Image.new("P", (2, 2))
+    palette.putpalette([255, 0, 0] + [0] * 765)
+    np.testing.assert_allclose(load_image(palette)[0, 0], [1.0, 0.0, 0.0])
+    with pytest.raises(DecodeError, match="not a valid in-memory image: unknown format"):
+        load_image(b"\x00\x01 not an image")
+    with pytest.raises(DecodeError, match="empty image bytes"):
+        load_image(b"")

@@ -135,3 +135,23 @@ def test_errors(frame: pd.DataFrame) -> None:
     prep = TabularPreprocessor(numeric=["age"], categorical=["colour"]).fit(frame)
     with pytest.raises(SchemaError, match="colour"):
         prep.transform(frame.drop(columns=["colour"]))
+
+
+def test_huge_values_never_overflow() -> None:
+    """Values near float64's limit, at fit or at transform time, give finite scaled values."""
+    import warnings
+
+    from modalfuse.modalities.tabular import Z_CLIP
+
+    train = pd.DataFrame({"a": [1e308, 1e308, -1.7e308, 2.0], "c": [5.0] * 4, "b": [1.0, 2.0, 3.0, 4.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow RuntimeWarning either
+        prep = TabularPreprocessor(numeric=["a", "c", "b"]).fit(train)
+        out = prep.transform(train)
+        later = prep.transform(pd.DataFrame({"a": [1e300], "c": [1e308], "b": [-1e200]}))
+    assert np.isfinite(prep.means_["a"]) and np.isfinite(prep.stds_["a"]) and np.isfinite(prep.medians_["a"])
+    assert np.isfinite(out).all() and np.isfinite(later).all()
+    np.testing.assert_allclose(out[:, 0].mean(), 0.0, atol=1e-6)  # still standardised
+    np.testing.assert_allclose(out[:, 2], (train["b"] - 2.5) / train["b"].std(ddof=0), rtol=1e-6)
+    assert out[:, 1].tolist() == [0.0] * 4  # constant column: std 1, centred
+    assert later[0, 1] == Z_CLIP and later[0, 2] == -Z_CLIP  # clipped, not infinite

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ import pandas as pd
 
 from modalfuse._errors import SchemaError
 
-__all__ = ["MODALITIES", "Schema", "infer_schema", "is_missing"]
+__all__ = ["MODALITIES", "Schema", "identifier_kind", "infer_schema", "is_missing"]
 
 #: Modalities a column can hold. ``numeric`` and ``categorical`` are both tabular.
 MODALITIES = ("image", "audio", "text", "numeric", "categorical")
@@ -104,38 +105,68 @@ def _any_exists(values: pd.Series, root: Path, limit: int = 50) -> bool:
     return False
 
 
-def _infer_column(series: pd.Series, root: Path) -> str:
-    """Guess one column's modality from its non-missing values.
+def _object_modality(first: object, name: object) -> str | None:
+    """The modality of a column whose first present value is not a scalar, or None for scalars.
 
-    In order: 2-D/3-D arrays are images and ``(wave, sample_rate)`` tuples audio; booleans are
-    categorical and numbers numeric; strings that mostly (at least half) end in an image/audio extension
-    are image/audio when at least one such file exists under ``root``, and also when *every* value has
-    such an extension though none exists (so a wrong folder shows up as "file not found" per row rather
-    than as a text column of paths); strings that are almost all (95 %) numbers are numeric (the others
-    are reported as "not a number"); few distinct values are categorical; multi-word or long strings are
-    text; anything else is categorical.
+    Raises :class:`SchemaError` for containers no modality reads.
     """
-    present = series[[not is_missing(v) for v in series]]
-    if len(present) == 0:
-        return "numeric" if pd.api.types.is_numeric_dtype(series) else "text"
-    first = present.iloc[0]
     if isinstance(first, np.ndarray):
         if first.ndim in (2, 3):
             return "image"
         raise SchemaError(
-            f"column {series.name!r} holds {first.ndim}-D arrays: declare its modality with modalities={{...}}"
+            f"column {name!r} holds {first.ndim}-D arrays: declare its modality with modalities={{...}}"
         )
     if isinstance(first, tuple) and len(first) == 2 and isinstance(first[0], np.ndarray | list):
         return "audio"  # (wave, sample_rate) in memory
-    if isinstance(first, list | tuple | dict | set | np.ndarray):
+    if type(first).__module__.startswith("PIL.") and hasattr(first, "getbands"):
+        return "image"  # a decoded PIL.Image.Image
+    if isinstance(first, bytes | bytearray | memoryview):
+        return _bytes_modality(bytes(first), name)
+    if isinstance(first, Mapping):
+        return _mapping_modality(first, name)
+    if isinstance(first, list | tuple | set):
         raise SchemaError(
-            f"column {series.name!r} holds {type(first).__name__} values, which no modality reads; "
-            f"declare it with modalities={{{str(series.name)!r}: ...}} or drop it with 'ignore'"
+            f"column {name!r} holds {type(first).__name__} values, which no modality reads; "
+            f"declare it with modalities={{{str(name)!r}: ...}} or drop it with 'ignore'"
         )
-    if pd.api.types.is_bool_dtype(series) or all(isinstance(v, bool | np.bool_) for v in present):
-        return "categorical"
-    if pd.api.types.is_numeric_dtype(series):
-        return "numeric"
+    return None
+
+
+def _bytes_modality(data: bytes, name: object) -> str:
+    from modalfuse.data._media import media_kind_of_bytes
+
+    kind = media_kind_of_bytes(data)
+    if kind is None:
+        raise SchemaError(
+            f"column {name!r} holds bytes that are not a known image or audio format (they start "
+            f"{data[:8]!r}); declare it with modalities={{{str(name)!r}: ...}} or drop it with 'ignore'"
+        )
+    return kind
+
+
+def _mapping_modality(cell: Mapping, name: object) -> str:
+    """A Hugging Face style cell: ``{"array", "sampling_rate"}`` is audio; ``{"bytes", "path"}`` is read
+    by the bytes' magic number, else by the path's extension."""
+    if cell.get("array") is not None and "sampling_rate" in cell:
+        return "audio"
+    data = cell.get("bytes")
+    if isinstance(data, bytes | bytearray | memoryview) and len(data):
+        return _bytes_modality(bytes(data), name)
+    path = cell.get("path")
+    if isinstance(path, str | os.PathLike):
+        ext = os.path.splitext(os.fspath(path).strip())[1].lower()
+        for exts, modality in ((IMAGE_EXTENSIONS, "image"), (AUDIO_EXTENSIONS, "audio")):
+            if ext in exts:
+                return modality
+    raise SchemaError(
+        f"column {name!r} holds dict values with keys {sorted(map(str, cell))}, which no modality reads "
+        "(images and audio are read from {'bytes', 'path'} and {'array', 'sampling_rate'} dicts); "
+        f"declare it with modalities={{{str(name)!r}: ...}} or drop it with 'ignore'"
+    )
+
+
+def _string_modality(present: pd.Series, root: Path) -> str:
+    """The modality of a column of strings (and stray scalars)."""
     for exts, modality in ((IMAGE_EXTENSIONS, "image"), (AUDIO_EXTENSIONS, "audio")):
         share = _extension_share(present, exts)
         if share >= 0.5 and (share == 1.0 or _any_exists(present, root)):
@@ -145,33 +176,91 @@ def _infer_column(series: pd.Series, root: Path) -> str:
         return "numeric"
     strings = present.astype(str)
     n_unique = strings.nunique()
-    words = strings.str.split().str.len().mean()
     if n_unique <= 50 and n_unique / len(strings) < 0.5:
         return "categorical"
-    if words >= 2 or strings.str.len().mean() > 20:
+    if strings.str.split().str.len().mean() >= 2 or strings.str.len().mean() > 20:
         return "text"
     return "categorical"
 
 
-def infer_schema(
-    frame: pd.DataFrame,
-    *,
-    exclude: list[str],
-    modalities: Mapping[str, str] | None = None,
-    root: Path,
-) -> Schema:
-    """Infer each feature column's modality; ``modalities`` overrides (``"ignore"`` drops a column).
+def _infer_column(series: pd.Series, root: Path) -> str:
+    """Guess one column's modality from its non-missing values.
 
-    Columns in ``exclude`` (label, groups) and columns without a header (pandas names them
-    ``"Unnamed: <i>"``, typically a saved index) are not features unless ``modalities`` declares them.
-    ``"tabular"`` in ``modalities`` means numeric or categorical, whichever fits the values.
-
-    Raises
-    ------
-    SchemaError
-        If ``modalities`` names a column the table does not have or an unknown modality.
+    In order: 2-D/3-D arrays and PIL images are images, ``(wave, sample_rate)`` tuples audio; bytes are
+    images or audio by their magic number (PNG, JPEG, ... / WAV, FLAC, ...); Hugging Face style dicts
+    (``{"bytes", "path"}``, ``{"array", "sampling_rate"}``) likewise; booleans are categorical and numbers
+    numeric; strings that mostly (at least half) end in an image/audio extension are image/audio when at
+    least one such file exists under ``root``, and also when *every* value has such an extension though
+    none exists (so a wrong folder shows up as "file not found" per row rather than as a text column of
+    paths); strings that are almost all (95 %) numbers are numeric (the others are reported as "not a
+    number"); few distinct values are categorical; multi-word or long strings are text; anything else is
+    categorical.
     """
-    declared = {str(c): m for c, m in (modalities or {}).items()}
+    present = series[[not is_missing(v) for v in series]]
+    if len(present) == 0:
+        return "numeric" if pd.api.types.is_numeric_dtype(series) else "text"
+    by_object = _object_modality(present.iloc[0], series.name)
+    if by_object is not None:
+        return by_object
+    if pd.api.types.is_bool_dtype(series) or all(isinstance(v, bool | np.bool_) for v in present):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(series):
+        return "numeric"
+    return _string_modality(present, root)
+
+
+# ------------------------------------------------------------------------------------------- identifiers
+_ID_WORDS = frozenset({"id", "ids", "uuid", "guid", "identifier"})
+#: Identifier-like columns with more distinct values than this are left out (as many as the categorical
+#: inference and the tabular encoder's ``max_categories`` keep).
+ID_MAX_CATEGORIES = 50
+
+
+def _name_words(name: str) -> list[str]:
+    """``"Clothing ID"``, ``"customer_id"``, ``"customerId"``, ``"CustomerID"`` -> lower-case words."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", spaced)
+    return [w.lower() for w in re.split(r"[^A-Za-z0-9]+", spaced) if w]
+
+
+def _is_code(value: object) -> bool:
+    """A whole number or a single-token string: what identifiers look like."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, int | np.integer):
+        return True
+    if isinstance(value, float | np.floating):
+        return bool(np.isfinite(value) and float(value).is_integer())
+    return isinstance(value, str) and len(value.split()) == 1
+
+
+def identifier_kind(series: pd.Series) -> str | None:
+    """How an undeclared column that looks like an identifier is treated, or None when it does not.
+
+    A column looks like an identifier when its name's last word is ``id``, ``uuid``, ``guid`` or
+    ``identifier`` (``id``, ``ID``, ``customer_id``, ``Clothing ID``, ``customerId``, ``uuid``; not
+    ``idea`` or ``width``) and every value is a code: a whole number or a single-token string. Then:
+
+    * ``"exclude"`` when the codes are unique per row or have more than :data:`ID_MAX_CATEGORIES`
+      distinct values: a row number or a fine-grained key (``Clothing ID`` in the clothing reviews: 420
+      items over 2,349 reviews) says nothing a model can generalise from, and as a number it is
+      meaningless;
+    * ``"categorical"`` for fewer distinct codes (a ``store_id`` with five stores): codes name things,
+      they are not quantities, so they are never numeric.
+    """
+    words = _name_words(str(series.name))
+    if not words or words[-1] not in _ID_WORDS:
+        return None
+    present = [v for v in series if not is_missing(v)]
+    if not present or not all(_is_code(v) for v in present):
+        return None
+    keys = {str(int(v)) if isinstance(v, float | np.floating) else str(v) for v in present}
+    if len(keys) == len(present) or len(keys) > ID_MAX_CATEGORIES:
+        return "exclude"
+    return "categorical"
+
+
+def _check_declared(frame: pd.DataFrame, declared: Mapping[str, str]) -> None:
     for col, mod in declared.items():
         if col not in frame.columns:
             raise SchemaError(
@@ -182,19 +271,59 @@ def infer_schema(
             raise SchemaError(
                 f"column {col!r}: unknown modality {mod!r}; use one of {[*MODALITIES, 'ignore']}"
             )
+
+
+def _undeclared_modality(series: pd.Series, root: Path, notes: list[str] | None) -> str | None:
+    """The inferred modality of an undeclared column, or None when it is left out (an identifier)."""
+    kind = identifier_kind(series)
+    if kind == "exclude":
+        if notes is not None:
+            n = series.map(lambda v: not is_missing(v)).sum()
+            distinct = series[series.map(lambda v: not is_missing(v))].astype(str).nunique()
+            notes.append(
+                f"column {series.name!r} looks like an identifier ({distinct} distinct codes in {n} rows) "
+                f"and is not used as a feature; declare it in modalities= to use it "
+                f"(e.g. {{{str(series.name)!r}: 'categorical'}})"
+            )
+        return None
+    return kind or _infer_column(series, root)
+
+
+def infer_schema(
+    frame: pd.DataFrame,
+    *,
+    exclude: list[str],
+    modalities: Mapping[str, str] | None = None,
+    root: Path,
+    notes: list[str] | None = None,
+) -> Schema:
+    """Infer each feature column's modality; ``modalities`` overrides (``"ignore"`` drops a column).
+
+    Columns in ``exclude`` (label, groups) and columns without a header (pandas names them
+    ``"Unnamed: <i>"``, typically a saved index) are not features unless ``modalities`` declares them.
+    Undeclared identifier-like columns (see :func:`identifier_kind`) are left out, with a note appended
+    to ``notes``, or read as categorical. ``"tabular"`` in ``modalities`` means numeric or categorical,
+    whichever fits the values.
+
+    Raises
+    ------
+    SchemaError
+        If ``modalities`` names a column the table does not have or an unknown modality.
+    """
+    declared = {str(c): m for c, m in (modalities or {}).items()}
+    _check_declared(frame, declared)
     columns: dict[str, str] = {}
     for col in frame.columns:
-        if col in exclude:
-            continue
         mod = declared.get(col)
+        if col in exclude or mod in ("ignore", "skip"):
+            continue
         if mod is None and str(col).startswith("Unnamed:"):
             continue  # a saved pandas index, not a feature
-        if mod == "ignore" or mod == "skip":
-            continue
-        if mod == "tabular" or mod is None:
-            inferred = _infer_column(frame[col], root)
-            if mod == "tabular" and inferred not in ("numeric", "categorical"):
-                inferred = "categorical"
-            mod = inferred
-        columns[str(col)] = mod
+        if mod is None:
+            mod = _undeclared_modality(frame[col], root, notes)
+        elif mod == "tabular":
+            mod = _infer_column(frame[col], root)
+            mod = mod if mod in ("numeric", "categorical") else "categorical"
+        if mod is not None:
+            columns[str(col)] = mod
     return Schema(columns)

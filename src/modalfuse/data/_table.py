@@ -1,8 +1,13 @@
-"""Reading a multimodal table and keeping track of what is missing, row by row."""
+"""Reading a multimodal table and keeping track of what is missing, row by row.
+
+:func:`read_table` runs named steps: the source becomes a DataFrame (:mod:`modalfuse.data._frame`), the
+label and groups columns are taken out, numbers written with digit groups are read as numbers, each
+column's modality is inferred (:mod:`modalfuse.data._schema`), every cell is checked for its modality
+(:mod:`modalfuse.data._cells`), columns missing in every row are dropped, and the notes are warned.
+"""
 
 from __future__ import annotations
 
-import gzip
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -13,54 +18,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modalfuse._cache import active_cache, content_key
-from modalfuse._errors import DecodeError, MissingValueError, SchemaError, UnknownNameError
+from modalfuse._errors import MissingValueError, SchemaError, UnknownNameError, did_you_mean
+from modalfuse.data._cells import CellContext, Problem, as_text, check_column, parse_grouped_numbers
+from modalfuse.data._frame import frame_from_source, one_column_hint, read_frame
+from modalfuse.data._media import decode_media
 from modalfuse.data._schema import Schema, infer_schema, is_missing
 
 __all__ = ["MultimodalTable", "Problem", "decode_media", "read_frame", "read_table"]
 
-
-@dataclass(frozen=True)
-class Problem:
-    """One cell that is missing or could not be used.
-
-    Attributes
-    ----------
-    row : int
-        Position of the row in the table as read (0-based; a CSV's first data line is row 0).
-    column : str
-        Column name.
-    reason : str
-        What is wrong, for a person to read.
-    """
-
-    row: int
-    column: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"row {self.row}, column {self.column!r}: {self.reason}"
-
-
-def decode_media(value: Any, modality: str) -> np.ndarray | tuple[np.ndarray, int]:
-    """Decode one image or audio cell (cached by content). Raises ``DecodeError``.
-
-    Images come back as float32 ``(H, W, C)`` in [0, 1]; audio as ``(wave float32, sample_rate)`` at the
-    file's own rate, mixed down to mono.
-    """
-    if modality == "image":
-        from modalfuse.modalities.image import load_image
-
-        if isinstance(value, np.ndarray):
-            return load_image(value)
-        return active_cache().get_or_compute(("image", content_key(value)), lambda: load_image(value))
-    if modality == "audio":
-        from modalfuse.modalities.audio import load_audio
-
-        if isinstance(value, tuple):  # (wave, sample_rate) given in memory
-            return np.asarray(value[0], dtype=np.float32), int(value[1])
-        return active_cache().get_or_compute(("audio", content_key(value)), lambda: load_audio(value))
-    raise ValueError(f"not a media modality: {modality!r}")
+TableSource = str | os.PathLike | pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any] | Any
 
 
 class MultimodalTable:
@@ -185,117 +151,204 @@ class MultimodalTable:
         return out
 
 
-def _compressed(path: Path) -> bool:
-    return path.suffix.lower() == ".gz"
-
-
-def _first_bad_byte(path: Path, encoding: str) -> tuple[int, int, bytes] | None:
-    """(file offset, line number, byte) of the first byte of ``path`` that ``encoding`` cannot decode."""
-    try:
-        with gzip.open(path, "rb") if _compressed(path) else path.open("rb") as f:
-            raw = f.read()
-        raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        return exc.start, raw.count(b"\n", 0, exc.start) + 1, raw[exc.start : exc.start + 1]
-    except (OSError, LookupError):
-        pass
-    return None
-
-
-def _read_any(path: Path, encoding: str | None) -> pd.DataFrame:
-    """Read a table file; every failure becomes a :class:`SchemaError` naming the file."""
-    suffix = "".join(path.suffixes[-2:]).lower() if _compressed(path) else path.suffix.lower()
-    if not path.is_file():
-        raise SchemaError(f"{path}: no such file")
-    enc = encoding or "utf-8"
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz"):
-            return pd.read_json(path, lines=True, dtype=False, encoding=enc)
-        if suffix in (".json", ".json.gz"):
-            return pd.read_json(path, dtype=False, encoding=enc)
-        if suffix in (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz"):
-            sep = "\t" if suffix.startswith(".tsv") else ","
-            return pd.read_csv(path, sep=sep, encoding=enc, keep_default_na=True)
-    except UnicodeDecodeError as exc:
-        where = _first_bad_byte(path, enc)
-        at = (
-            f"line {where[1]}, byte {where[0]}: {where[2]!r}"
-            if where is not None
-            else f"byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}"
-        )
-        raise SchemaError(
-            f"{path}: not valid {enc} text ({at}); pass the file's encoding, e.g. encoding='latin-1' "
-            "or encoding='cp1252' (CLI: --encoding latin-1)"
-        ) from None
-    except LookupError:
-        raise SchemaError(
-            f"{path}: unknown text encoding {encoding!r}; e.g. 'utf-8', 'latin-1', 'cp1252'"
-        ) from None
-    except (ValueError, OSError) as exc:  # empty file, malformed CSV/JSON, not a Parquet file, ...
-        raise SchemaError(f"{path}: cannot read it as a {suffix.lstrip('.')} table: {exc}") from exc
-    raise SchemaError(
-        f"{path}: unsupported table format {suffix!r}; use .csv, .tsv, .parquet, .jsonl or .json (optionally .gz)"
+# ------------------------------------------------------------------------------------------- label, groups
+def _missing_column(frame: pd.DataFrame, column: str, what: str) -> SchemaError:
+    return SchemaError(
+        f"{what} column {column!r} is not in the table{did_you_mean(column, frame.columns)} "
+        f"(columns: {list(frame.columns)})" + one_column_hint(frame)
     )
 
 
-def read_frame(path: str | os.PathLike, *, encoding: str | None = None) -> pd.DataFrame:
-    """Read a table file (CSV, TSV, Parquet, JSONL, JSON) into a DataFrame, as :func:`read_table` does.
-
-    Raises :class:`SchemaError` naming the file for a missing, malformed or wrongly encoded file.
-    """
-    return _read_any(Path(path), encoding)
-
-
-def _resolve_path(value: str, root: Path, confine: bool, row: int, column: str) -> str:
-    p = Path(os.path.expanduser(value.strip()))
-    full = (p if p.is_absolute() else root / p).resolve()
-    if confine and not full.is_relative_to(root.resolve()):
-        raise SchemaError(f"row {row}, column {column!r}: path {value!r} escapes the table's folder {root}")
-    return str(full)
-
-
-def _as_text(value: Any) -> str:
-    """A categorical or text cell as a string; whole floats lose their ``.0``.
-
-    pandas reads an integer column with a missing cell as floats, so without this the same category
-    would be ``"1.0"`` in one table and ``"1"`` in another.
-    """
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def _check_roles(
+    frame: pd.DataFrame,
+    label: str | None,
+    groups: str | None,
+    modalities: Mapping[str, str] | None,
+) -> tuple[str | None, str | None]:
+    """The label and groups column names, checked against the table and ``modalities``."""
+    if not len(frame):
+        raise SchemaError("the table has no rows" + (" (a header only)" if len(frame.columns) else ""))
+    roles = {what: str(col) for what, col in (("label", label), ("groups", groups)) if col is not None}
+    for what, col in roles.items():
+        if col not in frame.columns:
+            raise _missing_column(frame, col, what)
+    if len(roles) == 2 and roles["label"] == roles["groups"]:
+        raise SchemaError(f"column {roles['label']!r} cannot be both the label and the groups")
+    for col, mod in (modalities or {}).items():
+        what = next((w for w, c in roles.items() if c == str(col)), None)
+        if what is not None and mod not in ("ignore", "skip"):
+            raise SchemaError(
+                f"modalities declares column {str(col)!r} as {mod!r}, but it is the {what} column"
+            )
+    return roles.get("label"), roles.get("groups")
 
 
-def _to_numbers(values: list[Any]) -> np.ndarray:
-    """float64 array; NaN where a cell is missing or not a number (``"3.5"`` is a number)."""
-    try:
-        nums = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
-        return np.array(nums.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64, copy=True)
-    except (TypeError, ValueError):  # arrays, lists, ... in the column: cell by cell
-        out = np.full(len(values), np.nan)
-        for i, v in enumerate(values):
-            try:
-                out[i] = float(pd.to_numeric(v, errors="coerce"))
-            except (TypeError, ValueError):
-                pass
-        return out
+def _strip_labels(values: np.ndarray, label: str, notes: list[str]) -> np.ndarray:
+    """String labels without surrounding spaces (``"yes "`` is ``"yes"``), with a note when that merges some."""
+    if not any(isinstance(v, str) and v != v.strip() for v in values):
+        return values
+    stripped = np.array([v.strip() if isinstance(v, str) else v for v in values], dtype=object)
+    merged = len(set(values.tolist())) - len(set(stripped.tolist()))
+    if merged:
+        notes.append(
+            f"label column {label!r} has labels differing only in surrounding spaces ({merged} merged, "
+            "e.g. 'yes ' and 'yes'); the spaces are ignored"
+        )
+    return stripped
 
 
-def _is_wave_tuple(value: Any) -> bool:
-    return isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int | np.integer)
+def _label_values(values: np.ndarray, label: str, notes: list[str]) -> np.ndarray:
+    """Labels of one type: whole-number floats become ints; numbers mixed with strings become strings;
+    surrounding spaces are dropped."""
+    if values.dtype.kind == "f" and len(values) and np.all(np.mod(values, 1) == 0):
+        return values.astype(np.int64)
+    if values.dtype != object:
+        return values
+    kinds = {"number" if isinstance(v, int | float | np.number) else "other" for v in values}
+    if len(kinds) > 1:
+        notes.append(f"label column {label!r} mixes numbers and strings; every label is read as a string")
+        values = np.array([as_text(v) for v in values], dtype=object)
+    return _strip_labels(values, label, notes)
 
 
+def _few_rows_note(y: np.ndarray, row_ids: np.ndarray, label: str) -> str | None:
+    """A note naming the classes that have a single row."""
+    classes, counts = np.unique(y.astype(str) if y.dtype == object else y, return_counts=True)
+    single = [
+        c.item() if isinstance(c, np.generic) else c for c, n in zip(classes, counts, strict=True) if n == 1
+    ]
+    if not single:
+        return None
+    keys = y.astype(str) if y.dtype == object else y
+    where = [int(row_ids[np.flatnonzero(keys == c)[0]]) for c in single]
+    listing = ", ".join(f"{c!r} (row {r})" for c, r in zip(single, where, strict=True))
+    return (
+        f"class(es) of label {label!r} with a single row: {listing}; a model cannot both learn such a class "
+        "and be evaluated on it, and stratified cross-validation needs at least as many rows per class as folds"
+    )
+
+
+def _take_label(
+    frame: pd.DataFrame, label: str | None, strict: bool, notes: list[str]
+) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray]:
+    """Drop the rows without a label (with a note); return ``(frame, y, row_ids)``."""
+    if label is None:
+        return frame, None, np.arange(len(frame))
+    missing = np.array([is_missing(v) for v in frame[label]], dtype=bool)
+    if missing.all():
+        raise SchemaError(f"label column {label!r} is empty: no value in any of its {len(frame)} rows")
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        if strict:
+            raise MissingValueError(f"row {rows[0]}, column {label!r}: the label is missing")
+        notes.append(
+            f"{len(rows)} row(s) without a label were left out of training and evaluation: rows {rows[:10].tolist()}"
+            + (" ..." if len(rows) > 10 else "")
+        )
+        frame = frame.loc[~missing]
+    row_ids = frame.index.to_numpy()
+    y = _label_values(frame[label].to_numpy(), label, notes)
+    classes = [c.item() if isinstance(c, np.generic) else c for c in pd.unique(y)]
+    if len(classes) < 2:
+        raise SchemaError(
+            f"label column {label!r} has a single class ({classes[0]!r} in all {len(y)} rows); "
+            "a classifier needs at least two"
+        )
+    note = _few_rows_note(y, row_ids, label)
+    if note:
+        notes.append(note)
+    return frame.reset_index(drop=True), y, row_ids
+
+
+def _read_groups(
+    frame: pd.DataFrame,
+    groups: str | None,
+    ctx: CellContext,
+    strict: bool,
+    problems: list[Problem],
+    notes: list[str],
+) -> np.ndarray | None:
+    """Each row's group as a string; rows without one share ``"<missing>"`` (a problem each)."""
+    if groups is None:
+        return None
+    values = np.empty(len(frame), dtype=object)
+    missing = []
+    for i, v in enumerate(frame[groups].tolist()):
+        if is_missing(v):
+            missing.append(
+                Problem(int(ctx.row_ids[i]), groups, 'empty cell: no group (grouped as "<missing>")')
+            )
+            values[i] = "<missing>"
+        else:
+            values[i] = as_text(v)
+    if missing:
+        if strict:
+            raise MissingValueError(str(missing[0]))
+        problems.extend(missing)
+        notes.append(
+            f'{len(missing)} row(s) have no group in column {groups!r}; they share the group "<missing>"'
+        )
+    return values.astype(str)
+
+
+# ------------------------------------------------------------------------------------------- columns
 def _looks_like_index(series: pd.Series) -> bool:
     """True for a column of distinct whole numbers, which is what ``DataFrame.to_csv`` writes as index."""
     nums = pd.to_numeric(series, errors="coerce")
     return bool(nums.notna().all() and (nums % 1 == 0).all() and nums.is_unique)
 
 
+def _unnamed_notes(frame: pd.DataFrame, exclude: list[str], declared: set[str]) -> list[str]:
+    """Notes for header-less columns that are not a saved index (they are left out)."""
+    return [
+        f"column {col!r} has no header and is not used; declare it in modalities= to use it"
+        for col in frame.columns
+        if col.startswith("Unnamed:")
+        and col not in declared
+        and col not in exclude
+        and not _looks_like_index(frame[col])
+    ]
+
+
+def _number_candidates(frame: pd.DataFrame, exclude: list[str], modalities: Mapping[str, str]) -> list[str]:
+    """Columns that may hold numbers written with digit groups: undeclared, numeric or tabular ones."""
+    return [
+        c for c in frame.columns if c not in exclude and modalities.get(c) in (None, "numeric", "tabular")
+    ]
+
+
+def _check_cells(
+    frame: pd.DataFrame, schema: Schema, ctx: CellContext, strict: bool, problems: list[Problem]
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Every feature cell checked for its column's modality: ``(features, present)``."""
+    columns: dict[str, pd.Series] = {}
+    present: dict[str, np.ndarray] = {}
+    for col, mod in schema.columns.items():
+        values, mask, found = check_column(frame[col].astype(object).tolist(), mod, ctx, col)
+        if strict and found:
+            raise MissingValueError(str(found[0]))
+        dtype = np.float64 if mod == "numeric" else object
+        columns[col] = pd.Series(values, index=frame.index, dtype=dtype)
+        present[col] = mask
+        problems.extend(found)
+    return pd.DataFrame(columns, index=frame.index), present
+
+
+def _drop_empty_columns(
+    features: pd.DataFrame, schema: Schema, present: dict[str, np.ndarray], notes: list[str]
+) -> pd.DataFrame:
+    """Columns missing in every row leave the schema, with a note (their problems stay listed)."""
+    empty = [col for col in schema.columns if not present[col].any()]
+    for col in empty:
+        notes.append(f"column {col!r} ({schema.columns[col]}) is missing in every row and is not used")
+        del schema.columns[col]
+        del present[col]
+    return features.drop(columns=empty)
+
+
+# ------------------------------------------------------------------------------------------- read_table
 def read_table(
-    source: str | os.PathLike | pd.DataFrame,
+    source: TableSource,
     *,
     label: str | None = None,
     modalities: Mapping[str, str] | None = None,
@@ -305,23 +358,35 @@ def read_table(
     strict: bool = False,
     decode: bool = True,
     encoding: str | None = None,
+    sep: str | None = None,
+    thousands: str | None = None,
+    decimal: str | None = None,
     name: str | None = None,
 ) -> MultimodalTable:
-    """Read a multimodal table from CSV, TSV, Parquet, JSONL/JSON or a pandas DataFrame.
+    """Read a multimodal table from a file, a DataFrame, records or a dataset object.
 
     Parameters
     ----------
-    source : path or DataFrame
-        The table. File paths inside it are resolved relative to ``root`` (default: the table's folder,
-        or the current directory for a DataFrame). A DataFrame may also hold images as in-memory arrays
-        (2-D or 3-D) and audio as ``(wave, sample_rate)`` tuples.
+    source : path, DataFrame, list of dicts, dict of columns, or an object with ``to_pandas()``
+        The table: a CSV/TSV, Parquet, JSONL or JSON file (CSV and JSON optionally gzipped); a pandas
+        DataFrame; a list of records; a mapping of column -> values; or any object with a ``to_pandas()``
+        method, such as a Hugging Face ``datasets.Dataset`` (``datasets`` is not needed otherwise). File
+        paths inside it are resolved relative to ``root`` (default: the table's folder, or the current
+        directory for an in-memory source). Image cells may also be the bytes of an image file, decoded
+        ``PIL.Image.Image`` objects, arrays (2-D or 3-D) or Hugging Face ``{"bytes": ..., "path": ...}``
+        dicts (the bytes first, else the path); audio cells the bytes of a file, ``(wave, sample_rate)``
+        tuples, or ``{"bytes", "path"}`` / ``{"array", "sampling_rate"}`` dicts.
     label : str, optional
         The label column. Omit it for a table to predict on. Rows without a label are left out, with a
-        note. Whole-number float labels (pandas reads an integer column with a gap as floats) become ints.
+        note. Whole-number float labels (pandas reads an integer column with a gap as floats) become ints;
+        a label mixing numbers and strings is read as strings. A class with a single row gets a note.
     modalities : dict, optional
         Column -> modality (``image``, ``audio``, ``text``, ``numeric``, ``categorical``, ``tabular`` or
         ``ignore``) for the columns whose inferred modality is wrong. Others are inferred (see
-        :func:`modalfuse.data.infer_schema`); unnamed columns (a saved index) are ignored unless declared.
+        :func:`modalfuse.data.infer_schema`); unnamed columns (a saved index) and identifier-like columns
+        (``id``, ``customer_id``, ``Clothing ID`` holding codes unique per row or with more than 50
+        distinct values; see :func:`modalfuse.data.identifier_kind`) are left out, with a note, unless
+        declared.
     groups : str, optional
         A column naming each row's group (speaker, subject, customer); grouped splits keep a group on one
         side. Not used as a feature. A row without a group is a problem; such rows share the group
@@ -329,194 +394,103 @@ def read_table(
     root : path, optional
         The folder relative file paths are resolved against.
     confine : bool
-        Refuse file paths that resolve outside ``root``.
+        Refuse media file paths that resolve outside ``root``: ``..`` paths, absolute paths and symbolic
+        links pointing out alike (for a server reading tables it did not write).
     strict : bool
         Raise :class:`MissingValueError` on the first missing or undecodable cell (column by column)
         instead of masking it.
     decode : bool
-        Decode every image and audio file now (cached by content), so undecodable files are found and
-        reported here.
+        Decode every image and audio cell now (cached by content), so undecodable ones are found and
+        reported here. Images over the pixel budget and audio over the sample budget are reported
+        without being decoded (see :data:`modalfuse.modalities.image.MAX_IMAGE_PIXELS` and
+        :data:`modalfuse.modalities.audio.MAX_AUDIO_SAMPLES`).
     encoding : str, optional
-        Text encoding of a CSV/JSON file (default UTF-8).
+        Text encoding of a CSV/JSON file (default: from its byte-order mark, else UTF-8).
+    sep : str, optional
+        The CSV delimiter (default: sniffed among ``,``, ``;``, tab and ``|``).
+    thousands, decimal : str, optional
+        The digit-group separator and decimal mark of numbers written as text (default: recognised per
+        column when unambiguous, see :func:`modalfuse.data._cells.parse_grouped_numbers`).
     name : str, optional
         Name of the table in messages (default: the file name, or ``"dataframe"``).
 
     Returns
     -------
     MultimodalTable
-        ``present[column]`` is False for every empty cell (None, NaN, blank string), missing file,
-        undecodable file and non-number in a numeric column (infinities included); ``problems`` lists each
-        of them as ``Problem(row, column, reason)``. A column missing in every row is dropped from the
-        schema with a note in ``notes`` and a warning (its problems stay listed); notes are also warned.
+        ``present[column]`` is False for every empty cell (None, NaN, blank string), missing or unusable
+        file (with the accurate reason: file not found, symlink loop, a directory, a device, ...),
+        undecodable file, image over the pixel budget, and non-number in a numeric column (infinities and
+        magnitudes beyond 1e150 included); ``problems`` lists each of them as ``Problem(row, column,
+        reason)``. A column missing in every row is dropped from the schema with a note in ``notes`` (its
+        problems stay listed); every note is also warned.
 
     Raises
     ------
     SchemaError
-        No such label column, a label with one class, an unknown column in ``modalities`` (or one naming
-        the label or groups column), duplicate column names, no usable modality, an unreadable file or
-        encoding, or a path escaping ``root`` when ``confine``.
+        A table with no rows, no such label column, a label with one class or none, an unknown column in
+        ``modalities`` (or one naming the label or groups column), duplicate column names, no usable
+        modality, an unreadable file or encoding, or a path escaping ``root`` when ``confine``.
     MissingValueError
         In ``strict`` mode, for the first missing or undecodable cell (a missing label included).
+    TypeError
+        For a source of none of the kinds above.
     """
-    if isinstance(source, pd.DataFrame):
-        frame = source.copy()
-        base = Path(os.path.expanduser(root)) if root is not None else Path.cwd()
-        name = name or "dataframe"
-    elif isinstance(source, str | os.PathLike):
-        path = Path(os.path.expanduser(source))
-        frame = _read_any(path, encoding)
-        base = Path(os.path.expanduser(root)) if root is not None else path.resolve().parent
-        name = name or path.name
-    else:
-        raise TypeError(f"read_table reads a file path or a pandas DataFrame, not {type(source).__name__}")
-    frame.columns = [str(c) for c in frame.columns]
+    frame, base, name = frame_from_source(source, root=root, encoding=encoding, sep=sep, name=name)
+    try:
+        return _build_table(
+            frame,
+            _Options(label, groups, modalities, base, confine, strict, decode, thousands, decimal, name),
+        )
+    except (SchemaError, MissingValueError) as exc:
+        if str(exc).startswith(f"{name}: "):
+            raise
+        raise type(exc)(f"{name}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _Options:
+    """read_table's keyword arguments, as the steps need them."""
+
+    label: str | None
+    groups: str | None
+    modalities: Mapping[str, str] | None
+    root: Path
+    confine: bool
+    strict: bool
+    decode: bool
+    thousands: str | None
+    decimal: str | None
+    name: str
+
+
+def _build_table(frame: pd.DataFrame, opts: _Options) -> MultimodalTable:
+    """The steps of :func:`read_table` after the source is read into ``frame``."""
     duplicated = sorted(set(frame.columns[frame.columns.duplicated()]))
     if duplicated:
-        raise SchemaError(f"{name}: duplicate column name(s) {duplicated}; every column needs its own name")
-    frame = frame.reset_index(drop=True)
-    label = None if label is None else str(label)
-    groups = None if groups is None else str(groups)
-    for col, what in ((label, "label"), (groups, "groups")):
-        if col is not None and col not in frame.columns:
-            raise SchemaError(f"{what} column {col!r} is not in the table; columns are {list(frame.columns)}")
-    if label is not None and label == groups:
-        raise SchemaError(f"column {label!r} cannot be both the label and the groups")
-    for col, mod in (modalities or {}).items():
-        if str(col) in (label, groups) and mod not in ("ignore", "skip"):
-            what = "label" if str(col) == label else "groups"
-            raise SchemaError(
-                f"modalities declares column {str(col)!r} as {mod!r}, but it is the {what} column"
-            )
+        raise SchemaError(f"duplicate column name(s) {duplicated}; every column needs its own name")
+    label, groups = _check_roles(frame, opts.label, opts.groups, opts.modalities)
+    declared = {str(c): m for c, m in (opts.modalities or {}).items()}
+    notes: list[str] = [f"the table{hint}" for hint in [one_column_hint(frame)] if hint]
     problems: list[Problem] = []
-    notes: list[str] = []
-
-    y = None
-    if label is not None:
-        missing_label = np.array([is_missing(v) for v in frame[label]], dtype=bool)
-        if missing_label.any():
-            rows = np.flatnonzero(missing_label)
-            if strict:
-                raise MissingValueError(f"row {rows[0]}, column {label!r}: the label is missing")
-            notes.append(
-                f"{len(rows)} row(s) without a label were left out of training and evaluation: rows {rows[:10].tolist()}"
-                + (" ..." if len(rows) > 10 else "")
-            )
-            frame = frame.loc[~missing_label]
-        y = frame[label].to_numpy()
-        if y.dtype.kind == "f" and len(y) and np.all(np.mod(y, 1) == 0):
-            y = y.astype(np.int64)
-        classes = [c.item() if isinstance(c, np.generic) else c for c in pd.unique(y)]
-        if len(classes) < 2:
-            raise SchemaError(
-                f"label column {label!r} has a single class ({classes[0]!r} in all {len(y)} rows); "
-                "a classifier needs at least two"
-                if len(classes)
-                else f"label column {label!r} is empty"
-            )
-    row_ids = frame.index.to_numpy()
-    frame = frame.reset_index(drop=True)
-    group_values = None
-    if groups is not None:
-        group_values = np.empty(len(frame), dtype=object)
-        for i, v in enumerate(frame[groups].tolist()):
-            if is_missing(v):
-                problems.append(
-                    Problem(int(row_ids[i]), groups, 'empty cell: no group (grouped as "<missing>")')
-                )
-                group_values[i] = "<missing>"
-            else:
-                group_values[i] = _as_text(v)
-        no_group = [p for p in problems if p.column == groups]
-        if no_group:
-            if strict:
-                raise MissingValueError(str(no_group[0]))
-            notes.append(
-                f'{len(no_group)} row(s) have no group in column {groups!r}; they share the group "<missing>"'
-            )
-        group_values = group_values.astype(str)
-
+    frame, y, row_ids = _take_label(frame, label, opts.strict, notes)
+    ctx = CellContext(
+        row_ids=row_ids, root=opts.root, confine=opts.confine, decode=opts.decode, name=opts.name
+    )
+    group_values = _read_groups(frame, groups, ctx, opts.strict, problems, notes)
     exclude = [c for c in (label, groups) if c is not None]
-    schema = infer_schema(frame, exclude=exclude, modalities=modalities, root=base)
-    declared = {str(c) for c in (modalities or {})}
-    for col in frame.columns:
-        if col.startswith("Unnamed:") and col not in declared and col not in exclude:
-            if not _looks_like_index(frame[col]):
-                notes.append(
-                    f"column {col!r} has no header and is not used; declare it in modalities= to use it"
-                )
-    features = frame[list(schema.columns)].astype(object)
-    present: dict[str, np.ndarray] = {}
-    for col, mod in schema.columns.items():
-        values = features[col].tolist()
-        mask = np.ones(len(values), dtype=bool)
-        n_before = len(problems)
-        if mod == "numeric":
-            nums = _to_numbers(values)
-            for i, v in enumerate(values):
-                if is_missing(v):
-                    reason = "empty cell"
-                elif np.isnan(nums[i]):
-                    reason = f"not a number: {v!r}"
-                elif not np.isfinite(nums[i]):
-                    reason = f"not a finite number: {v!r}"
-                else:
-                    continue
-                problems.append(Problem(int(row_ids[i]), col, reason))
-                mask[i], nums[i] = False, np.nan
-            features[col] = pd.Series(nums, index=features.index, dtype=np.float64)
-        else:
-            for i, v in enumerate(values):
-                row = int(row_ids[i])
-                if is_missing(v):
-                    problems.append(Problem(row, col, "empty cell"))
-                    mask[i], values[i] = False, None
-                    continue
-                if mod in ("image", "audio"):
-                    if isinstance(v, os.PathLike):
-                        v = os.fspath(v)
-                    if isinstance(v, str):
-                        v = values[i] = _resolve_path(v, base, confine, row, col)
-                        if not os.path.isfile(v):
-                            problems.append(Problem(row, col, f"file not found: {v}"))
-                            mask[i], values[i] = False, None
-                            continue
-                    elif not (isinstance(v, np.ndarray) if mod == "image" else _is_wave_tuple(v)):
-                        expected = "an array" if mod == "image" else "a (wave, sample_rate) tuple"
-                        problems.append(
-                            Problem(row, col, f"not a file path or {expected}: {type(v).__name__} {v!r:.40}")
-                        )
-                        mask[i], values[i] = False, None
-                        continue
-                    if decode:
-                        try:
-                            decode_media(v, mod)
-                        except DecodeError as exc:
-                            reason = exc.reason
-                        except (OSError, ValueError, TypeError, RuntimeError) as exc:
-                            reason = f"cannot decode {mod}: {type(exc).__name__}: {exc}"
-                        else:
-                            continue
-                        problems.append(Problem(row, col, reason))
-                        mask[i], values[i] = False, None
-                elif mod in ("text", "categorical"):
-                    values[i] = _as_text(v)
-            features[col] = pd.Series(values, index=features.index, dtype=object)
-        present[col] = mask
-        if strict and len(problems) > n_before:
-            raise MissingValueError(str(problems[n_before]))
-    for col in list(schema.columns):
-        if not present[col].any():
-            notes.append(f"column {col!r} ({schema.columns[col]}) is missing in every row and is not used")
-            del schema.columns[col]
-            del present[col]
-            features = features.drop(columns=col)
+    candidates = _number_candidates(frame, exclude, declared)
+    notes += parse_grouped_numbers(frame, candidates, thousands=opts.thousands, decimal=opts.decimal)
+    schema = infer_schema(frame, exclude=exclude, modalities=declared, root=opts.root, notes=notes)
+    notes += _unnamed_notes(frame, exclude, set(declared))
+    features, present = _check_cells(frame, schema, ctx, opts.strict, problems)
+    features = _drop_empty_columns(features, schema, present, notes)
     if not schema.columns:
         raise SchemaError(
-            f"{name}: no usable modality: every feature column is empty, ignored or missing in every row"
+            "no usable modality: every feature column is empty, ignored, an identifier or missing in every row"
             + (f" (label {label!r}, groups {groups!r} are not features)" if label or groups else "")
         )
     for note in notes:
-        warnings.warn(f"{name}: {note}", stacklevel=2)
+        warnings.warn(f"{opts.name}: {note}", stacklevel=3)
     return MultimodalTable(
         features,
         schema=schema,
@@ -528,5 +502,5 @@ def read_table(
         problems=problems,
         notes=notes,
         row_ids=row_ids,
-        name=name,
+        name=opts.name,
     )

@@ -113,6 +113,22 @@ class Preprocessor:
         return self.columns[0]
 
 
+def _decodable(values: list[Any], modality: str, limit: int | None = None) -> list[tuple[Any, Any]]:
+    """``(value, decoded)`` for the first ``limit`` values that decode; the others are masked by ``_stack``
+    (a table read with ``decode=False`` may still hold an undecodable file)."""
+    out = []
+    for value in values:
+        try:
+            out.append((value, decode_media(value, modality)))
+        except DecodeError:
+            continue
+        if limit is not None and len(out) >= limit:
+            break
+    if not out:
+        raise DecodeError(f"none of the training rows' {modality} cells can be decoded")
+    return out
+
+
 def _standardize(X: np.ndarray, mask: np.ndarray, axes: tuple[int, ...]) -> tuple[list, list]:
     sub = X[mask]
     mean = sub.mean(axis=(0, *axes))
@@ -178,12 +194,13 @@ class ImagePreprocessor(Preprocessor):
 
     def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
         values = table.frame[self.column][mask].tolist()
-        sample = [decode_media(v, "image") for v in values[:64]]
+        sample = [decoded for _, decoded in _decodable(values, "image", limit=64)]
         size = self.options["size"]
         if size is None:
             h, w = sample[0].shape[:2]
             scale = min(1.0, 64 / max(h, w))
-            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            # at least 8 pixels a side: the image CNN pools twice (a 1x1 or 2x3 image would leave nothing)
+            size = (max(8, round(h * scale)), max(8, round(w * scale)))
         elif isinstance(size, int):
             size = (size, size)
         channels = self.options["channels"] or (1 if all(s.shape[2] == 1 for s in sample) else 3)
@@ -348,8 +365,9 @@ class AudioPreprocessor(Preprocessor):
         return tuple(int(v) for v in self._empty_shape())
 
     def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
-        values = table.frame[self.column][mask].tolist()
-        rates = Counter(decode_media(v, "audio")[1] for v in values)
+        decodable = _decodable(table.frame[self.column][mask].tolist(), "audio")
+        values = [value for value, _ in decodable]
+        rates = Counter(decoded[1] for _, decoded in decodable)
         sr = int(self.options["sample_rate"] or rates.most_common(1)[0][0])
         self.state = {
             "sample_rate": sr,
@@ -363,7 +381,8 @@ class AudioPreprocessor(Preprocessor):
             n = int(min(np.percentile(lengths, 95), 10 * sr))
         else:
             n = int(seconds * sr)
-        self.state["n_samples"] = max(n, 256)
+        # at least 8 frames: the audio CNN pools three times over time (a 10 ms clip would leave nothing)
+        self.state["n_samples"] = max(n, 256, 8 * max(1, round(self.state["hop_seconds"] * sr)))
         X = self._stack(table, mask)
         self.state["norm_mean"], self.state["norm_std"] = self._norm_stats(X, mask)
 

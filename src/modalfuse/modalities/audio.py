@@ -13,10 +13,11 @@ Conventions
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import numpy as np
 import soundfile as sf
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "MAX_AUDIO_SAMPLES",
     "audio_quality",
     "augment_spectrograms",
     "bandpass",
@@ -43,58 +45,139 @@ __all__ = [
     "mu_law",
     "preemphasis",
     "resample",
+    "sample_budget",
     "trim_silence",
 ]
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"})
 
 
-def _check_wav_truncation(path: Path, file_size: int) -> None:
+#: Sample budget of :func:`load_audio` (samples of all channels together, counted as they are decoded):
+#: 2**27 = 134,217,728, i.e. 512 MiB as float32 (70 minutes of 16 kHz stereo). Files are decoded block by
+#: block, so a header that claims a giant length costs nothing and a longer recording is refused when the
+#: budget is reached. Change it per call (``max_samples=``), for the process (assign this attribute) or
+#: with the environment variable ``MODALFUSE_MAX_AUDIO_SAMPLES``.
+MAX_AUDIO_SAMPLES: int = 2**27
+
+#: Sample rates outside this range (Hz) are refused: a file claiming 1 Hz would be resampled into
+#: millions of samples per second of "audio".
+SAMPLE_RATE_RANGE: tuple[int, int] = (1000, 1_000_000)
+
+#: Decoded samples beyond this magnitude are refused: even the 16-bit integer scale that some tools write
+#: float files in stays below it, and larger values overflow the float32 spectrograms.
+MAX_SAMPLE_MAGNITUDE: float = 65536.0
+
+_BLOCK_FRAMES = 65536
+
+
+def sample_budget(max_samples: int | None = None) -> int:
+    """The sample budget in force: ``max_samples`` when given, else ``MODALFUSE_MAX_AUDIO_SAMPLES`` from
+    the environment, else :data:`MAX_AUDIO_SAMPLES`."""
+    if max_samples is not None:
+        return int(max_samples)
+    env = os.environ.get("MODALFUSE_MAX_AUDIO_SAMPLES", "").strip().replace("_", "")
+    if env.isdigit():
+        return int(env)
+    return int(MAX_AUDIO_SAMPLES)
+
+
+def _check_wav_truncation(f: BinaryIO, file_size: int, where: str | None) -> None:
     """Raise :class:`DecodeError` when a RIFF/WAVE file is shorter than its data chunk declares.
 
     libsndfile silently decodes the frames that are present in a cut WAV file; comparing the
-    ``data`` chunk size in the header with what the file holds catches it. Files that are not
-    RIFF/WAVE, streamed WAVs (size ``0xFFFFFFFF``) and files without a ``data`` chunk are left to
-    the decoder.
+    ``data`` chunk size in the header with what the file holds catches it (and a header that claims a
+    giant length). Files that are not RIFF/WAVE, streamed WAVs (size ``0xFFFFFFFF``) and files without a
+    ``data`` chunk are left to the decoder.
     """
-    with path.open("rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+    f.seek(0)
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    pos = 12
+    while pos + 8 <= file_size:
+        f.seek(pos)
+        chunk = f.read(8)
+        if len(chunk) < 8:
             return
-        pos = 12
-        while pos + 8 <= file_size:
-            f.seek(pos)
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return
-            chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], "little")
-            if chunk_id == b"data":
-                available = file_size - (pos + 8)
-                if chunk_size != 0xFFFFFFFF and available < chunk_size:
-                    raise DecodeError(
-                        f"truncated WAV: header declares {chunk_size} bytes of audio, file holds {available}",
-                        path=str(path),
-                    )
-                return
-            pos += 8 + chunk_size + (chunk_size & 1)
+        chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], "little")
+        if chunk_id == b"data":
+            available = file_size - (pos + 8)
+            if chunk_size != 0xFFFFFFFF and available < chunk_size:
+                raise DecodeError(
+                    f"truncated WAV: header declares {chunk_size} bytes of audio, file holds {available}",
+                    path=where,
+                )
+            return
+        pos += 8 + chunk_size + (chunk_size & 1)
+
+
+def _read_blocks(f: sf.SoundFile, budget: int, where: str | None) -> np.ndarray:
+    """Every frame of an open file as float32 (frames, channels), block by block within ``budget``."""
+    blocks: list[np.ndarray] = []
+    total = 0
+    while True:
+        block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+        if not len(block):
+            break
+        total += block.size
+        if total > budget:
+            raise DecodeError(
+                f"audio too long: more than {budget:,} samples ({f.channels} channel(s) at {f.samplerate} Hz; "
+                f"header declares {f.frames:,} frames), over the sample budget (decoding stopped; raise it with "
+                "MODALFUSE_MAX_AUDIO_SAMPLES or modalfuse.modalities.audio.MAX_AUDIO_SAMPLES)",
+                path=where,
+            )
+        blocks.append(block)
+    return np.concatenate(blocks) if blocks else np.zeros((0, max(1, f.channels)), np.float32)
+
+
+def _decode(source: str | BinaryIO, budget: int, where: str | None) -> tuple[np.ndarray, int]:
+    """(frames, channels) float32 and the sample rate, checked for rate, length and magnitude."""
+    try:
+        with sf.SoundFile(source) as f:
+            sr = int(f.samplerate)
+            lo, hi = SAMPLE_RATE_RANGE
+            if not lo <= sr <= hi:
+                raise DecodeError(f"implausible sample rate {sr} Hz (expected {lo} to {hi:,} Hz)", path=where)
+            data = _read_blocks(f, budget, where)
+    except DecodeError:
+        raise
+    except (RuntimeError, OSError, ValueError, TypeError, MemoryError) as exc:
+        raise DecodeError(f"cannot decode audio (truncated or corrupt file): {exc}", path=where) from exc
+    if data.shape[0] == 0:
+        raise DecodeError("no audio samples", path=where)
+    if not np.all(np.isfinite(data)):
+        raise DecodeError("non-finite samples (NaN or inf) in audio", path=where)
+    peak = float(np.abs(data).max())
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        raise DecodeError(
+            f"samples far outside [-1, 1] (peak {peak:.3g}, over {MAX_SAMPLE_MAGNITUDE:g}): not a usable recording",
+            path=where,
+        )
+    return data, sr
 
 
 def load_audio(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | bytes,
     *,
     sample_rate: int | None = None,
     mono: bool = True,
+    max_samples: int | None = None,
 ) -> tuple[np.ndarray, int]:
     """Decode an audio file with soundfile (libsndfile).
 
     Parameters
     ----------
-    path : str or os.PathLike
-        WAV, FLAC, OGG/Vorbis, MP3, AIFF, ... (whatever the installed libsndfile reads).
+    path : str, os.PathLike or bytes
+        WAV, FLAC, OGG/Vorbis, MP3, AIFF, ... (whatever the installed libsndfile reads), or the bytes of
+        such a file.
     sample_rate : int, optional
         Resample to this rate with soxr (``"HQ"``); ``None`` keeps the file's rate.
     mono : bool, default True
         Mix all channels down to one (their mean).
+    max_samples : int, optional
+        Sample budget (all channels; default :func:`sample_budget`: :data:`MAX_AUDIO_SAMPLES`); decoding
+        stops with :class:`DecodeError` when it is reached, whatever the header claims.
 
     Returns
     -------
@@ -107,24 +190,28 @@ def load_audio(
     ------
     DecodeError
         If the file does not exist, is empty (0 bytes), holds no audio samples, is truncated or
-        corrupt, or decodes to non-finite samples.
+        corrupt, is longer than the budget, has an implausible sample rate (see
+        :data:`SAMPLE_RATE_RANGE`), or decodes to non-finite or huge samples.
     """
-    p = Path(os.fspath(path))
-    if not p.is_file():
-        raise DecodeError("file not found", path=str(p))
-    size = p.stat().st_size
-    if size == 0:
-        raise DecodeError("empty file (0 bytes)", path=str(p))
-    _check_wav_truncation(p, size)
-    try:
-        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
-    except (RuntimeError, OSError, ValueError, TypeError) as exc:
-        raise DecodeError(f"cannot decode audio (truncated or corrupt file): {exc}", path=str(p)) from exc
-    if data.shape[0] == 0:
-        raise DecodeError("no audio samples", path=str(p))
-    if not np.all(np.isfinite(data)):
-        raise DecodeError("non-finite samples (NaN or inf) in audio", path=str(p))
-    sr = int(sr)
+    budget = sample_budget(max_samples)
+    if isinstance(path, bytes | bytearray | memoryview):
+        raw = bytes(path)
+        if not raw:
+            raise DecodeError("empty audio bytes (0 bytes)")
+        buffer = io.BytesIO(raw)
+        _check_wav_truncation(buffer, len(raw), None)
+        buffer.seek(0)
+        data, sr = _decode(buffer, budget, None)
+    else:
+        p = Path(os.fspath(path))
+        if not p.is_file():
+            raise DecodeError("file not found", path=str(p))
+        size = p.stat().st_size
+        if size == 0:
+            raise DecodeError("empty file (0 bytes)", path=str(p))
+        with p.open("rb") as f:
+            _check_wav_truncation(f, size, str(p))
+        data, sr = _decode(str(p), budget, str(p))
     if sample_rate is not None and int(sample_rate) != sr:
         data = soxr.resample(data, sr, int(sample_rate), quality="HQ")
         sr = int(sample_rate)

@@ -14,7 +14,11 @@ Conventions
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -29,11 +33,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_IMAGE_PIXELS",
     "augment_images",
     "flip_image",
     "hog_features",
     "image_quality",
     "load_image",
+    "pil_to_array",
+    "pixel_budget",
     "preprocess_image",
     "rotate_image",
 ]
@@ -47,7 +54,19 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
-ImageSource = str | os.PathLike[str] | np.ndarray
+ImageSource = str | os.PathLike[str] | np.ndarray | bytes | Image.Image
+
+#: Pixel budget of :func:`load_image` (width x height of the first frame): 8192 x 8192 = 67,108,864 pixels,
+#: enough for a 50-megapixel photo and below Pillow's own decompression-bomb warning (about 89 million);
+#: an RGB image at the budget takes about 0.8 GB once converted to float32.
+#: The header is read first and a larger image is refused before any pixel is decoded, so a
+#: "decompression bomb" (a small file that claims to be 20000 x 20000) costs nothing. Change it per call
+#: (``max_pixels=``), for the process (assign this attribute) or with the environment variable
+#: ``MODALFUSE_MAX_IMAGE_PIXELS``. A budget above ``2 * PIL.Image.MAX_IMAGE_PIXELS`` also needs Pillow's
+#: limit raised.
+MAX_IMAGE_PIXELS: int = 8192 * 8192
+
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
 def _composite_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -137,18 +156,116 @@ def _to_mode(arr: np.ndarray, mode: Literal["L", "RGB"] | None) -> np.ndarray:
     raise ValueError(f"mode must be 'L', 'RGB' or None, got {mode!r}")
 
 
-def load_image(source: ImageSource, *, mode: Literal["L", "RGB"] | None = None) -> np.ndarray:
+def pixel_budget(max_pixels: int | None = None) -> int:
+    """The pixel budget in force: ``max_pixels`` when given, else ``MODALFUSE_MAX_IMAGE_PIXELS`` from the
+    environment, else :data:`MAX_IMAGE_PIXELS`."""
+    if max_pixels is not None:
+        return int(max_pixels)
+    env = os.environ.get("MODALFUSE_MAX_IMAGE_PIXELS", "").strip().replace("_", "")
+    if env.isdigit():
+        return int(env)
+    return int(MAX_IMAGE_PIXELS)
+
+
+def pil_to_array(img: Image.Image) -> np.ndarray:
+    """A decoded Pillow image as a compact array that :func:`load_image` accepts.
+
+    Grey and RGB images stay ``uint8`` (``(H, W)`` or ``(H, W, 3)``), 16-bit grey ``uint16``, images
+    with transparency (palette, LA, RGBA) ``uint8`` RGBA (composited over white when loaded), 32-bit
+    integer and float images float32 in [0, 1]; other modes (CMYK, YCbCr, LAB, ...) become RGB. The EXIF
+    orientation is applied, as for files.
+    """
+    try:
+        img = ImageOps.exif_transpose(img) or img
+    except Exception:  # a broken EXIF block must not hide the pixels
+        pass
+    mode = img.mode
+    if mode in ("L", "RGB"):
+        return np.array(img)
+    if mode == "1":
+        return np.array(img.convert("L"))
+    if mode.startswith("I;16"):
+        return np.array(img, dtype=np.uint16)
+    if mode in ("P", "PA", "LA", "La", "RGBA", "RGBa"):
+        return np.array(img.convert("RGBA"))
+    if mode in ("I", "F"):
+        return _pil_to_float(img)
+    return np.array(img.convert("RGB"))
+
+
+def _too_large(pixels: int, size: str, budget: int, kind: str) -> DecodeError:
+    return DecodeError(
+        f"{kind} image too large: {size}{pixels:,} pixels, over the pixel budget of {budget:,} "
+        "(not decoded; raise it with MODALFUSE_MAX_IMAGE_PIXELS or modalfuse.modalities.image.MAX_IMAGE_PIXELS)"
+    )
+
+
+def _header_size(fp: str | io.BytesIO) -> tuple[int, int] | None:
+    """Width and height as the header states them, read by the matching Pillow plugin (the classes
+    registered in ``PIL.Image.OPEN``) without decoding, for the message about an image Pillow refused."""
+    try:
+        with open(fp, "rb") if isinstance(fp, str) else contextlib.nullcontext(fp) as f:
+            f.seek(0)
+            prefix = f.read(16)
+            for fmt in Image.ID:
+                factory, accept = Image.OPEN[fmt]
+                if accept is not None and not accept(prefix):
+                    continue
+                f.seek(0)
+                try:
+                    return factory(f, None).size
+                except Exception:  # not this plugin's format after all
+                    continue
+    except OSError:
+        pass
+    return None
+
+
+def _open_within_budget(fp: str | io.BytesIO, budget: int, kind: str) -> Image.Image:
+    """``Image.open`` (reads the header only), then the pixel budget, before anything is decoded."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb warning: the budget below reports the same thing as a problem
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+    except Image.DecompressionBombError as exc:  # over twice Pillow's own limit: refused in the header
+        found = _BOMB_PIXELS.search(str(exc))
+        pixels = int(found.group(1)) if found else 0
+        limit = 2 * int(Image.MAX_IMAGE_PIXELS or 0)
+        size = _header_size(fp)
+        shown = f"{size[0]}x{size[1]} = " if size else ""
+        raise _too_large(pixels, shown, budget if pixels > budget else limit, kind) from None
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        img.close()
+        raise DecodeError(f"{kind} image has no pixels ({width}x{height})")
+    if width * height > budget:
+        img.close()
+        raise _too_large(width * height, f"{width}x{height} = ", budget, kind)
+    return img
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    mode: Literal["L", "RGB"] | None = None,
+    max_pixels: int | None = None,
+) -> np.ndarray:
     """Load an image file (or wrap an in-memory array) as float32 in ``[0, 1]``.
 
     Parameters
     ----------
-    source : str, os.PathLike or numpy.ndarray
-        Path to an image file in any format Pillow reads, or an already-loaded array of shape
-        ``(H, W)`` or ``(H, W, C)`` with ``C`` in ``(1, 3, 4)``. ``uint8`` arrays are divided by
-        255, ``uint16`` by 65535; float arrays are kept and clipped to ``[0, 1]``.
+    source : str, os.PathLike, bytes, PIL.Image.Image or numpy.ndarray
+        Path to an image file in any format Pillow reads, the bytes of such a file (PNG, JPEG, GIF,
+        BMP, TIFF, WebP, ...), a decoded Pillow image, or an already-loaded array of shape ``(H, W)`` or
+        ``(H, W, C)`` with ``C`` in ``(1, 3, 4)``. ``uint8`` arrays are divided by 255, ``uint16`` by
+        65535; float arrays are kept and clipped to ``[0, 1]``.
     mode : {"L", "RGB"} or None, default None
         Colour mode of the result. ``"L"`` gives one grey channel (BT.601 luma), ``"RGB"`` three
         channels; ``None`` keeps grey images grey and turns every other mode into RGB.
+    max_pixels : int, optional
+        Pixel budget for files and bytes (default :func:`pixel_budget`: :data:`MAX_IMAGE_PIXELS`); the
+        size in the header is checked before decoding and a larger image raises :class:`DecodeError`.
 
     Returns
     -------
@@ -160,32 +277,50 @@ def load_image(source: ImageSource, *, mode: Literal["L", "RGB"] | None = None) 
     Raises
     ------
     DecodeError
-        If the file does not exist, is empty, is not an image, or is truncated/corrupt.
+        If the file does not exist, is empty, is not an image, has no pixels, is over the pixel budget,
+        or is truncated/corrupt.
     """
     if isinstance(source, np.ndarray):
         return _to_mode(_array_to_float(source), mode)
+    if isinstance(source, Image.Image):
+        return _to_mode(_array_to_float(pil_to_array(source)), mode)
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        if not data:
+            raise DecodeError("empty image bytes (0 bytes)")
+        arr = _decode_image(io.BytesIO(data), pixel_budget(max_pixels), "in-memory", None)
+        return _to_mode(arr, mode)
     path = Path(os.fspath(source))
     if not path.is_file():
         raise DecodeError("file not found", path=str(path))
     if path.stat().st_size == 0:
         raise DecodeError("empty file (0 bytes)", path=str(path))
     kind = path.suffix.lstrip(".").upper() or "image"
+    return _to_mode(_decode_image(str(path), pixel_budget(max_pixels), kind, str(path)), mode)
+
+
+def _decode_image(fp: str | io.BytesIO, budget: int, kind: str, where: str | None) -> np.ndarray:
+    """Open, check the budget, decode the first frame and convert it to float (H, W, 1|3)."""
     try:
-        with Image.open(path) as img:
+        with _open_within_budget(fp, budget, kind) as img:
             try:
                 img.load()  # force a full decode so that truncated files fail here
             except (OSError, SyntaxError, ValueError) as exc:
-                raise DecodeError(f"truncated or corrupt {kind} image: {exc}", path=str(path)) from exc
+                raise DecodeError(f"truncated or corrupt {kind} image: {exc}", path=where) from exc
             try:
                 img = ImageOps.exif_transpose(img) or img
             except Exception:  # a broken EXIF block must not hide the pixels
                 pass
-            arr = _pil_to_float(img)
+            return _pil_to_float(img)
+    except DecodeError as exc:
+        if exc.path is None and where is not None:
+            raise DecodeError(exc.reason, path=where) from None
+        raise
     except UnidentifiedImageError as exc:
-        raise DecodeError(f"not a valid {kind} image: {exc}", path=str(path)) from exc
-    except (OSError, SyntaxError) as exc:
-        raise DecodeError(f"cannot decode {kind} image: {exc}", path=str(path)) from exc
-    return _to_mode(arr, mode)
+        detail = str(exc) if where is not None else "unknown format"
+        raise DecodeError(f"not a valid {kind} image: {detail}", path=where) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DecodeError(f"cannot decode {kind} image: {exc}", path=where) from exc
 
 
 def _per_channel(value: float | Sequence[float], channels: int, name: str) -> np.ndarray:

@@ -15,6 +15,10 @@ __all__ = ["TabularPreprocessor"]
 MISSING_SLOT = "<missing>"
 OTHER_SLOT = "<other>"
 
+#: Scaled numeric values are clipped to +-Z_CLIP standard deviations, so that one extreme value (at fit
+#: or at predict time) can never become an infinity in float32 or overflow the networks downstream.
+Z_CLIP = 1e4
+
 
 def _category_key(value: object) -> str | None:
     """The string a categorical cell is known by, or ``None`` when it is missing.
@@ -41,6 +45,42 @@ def _category_key(value: object) -> str | None:
     return str(value)
 
 
+def _mean_std(values: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation (``ddof=0``) that cannot overflow: computed on values scaled by their
+    largest magnitude. A column with no spread (or no value) gets std 1."""
+    if not values.size:
+        return 0.0, 1.0
+    scale = float(np.max(np.abs(values)))  # finite: _numeric turns infinities into NaN, then imputed
+    if scale == 0.0:
+        return 0.0, 1.0
+    scaled = values / scale
+    mean = float(scaled.mean()) * scale
+    std = float(scaled.std()) * scale
+    if not np.isfinite(std) or std <= 1e-12 * max(1.0, abs(mean)):
+        std = 1.0
+    return mean, std
+
+
+def _median(values: np.ndarray) -> float:
+    """The median without overflow (two middle values near float64's limit are not summed)."""
+    if not values.size:
+        return 0.0
+    with np.errstate(over="ignore"):
+        median = float(np.median(values))
+    if np.isfinite(median):
+        return median
+    ordered = np.sort(values)
+    mid = values.size // 2
+    return float(ordered[mid - 1] / 2 + ordered[mid] / 2)
+
+
+def _scale(values: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """``(values - mean) / std`` clipped to +-:data:`Z_CLIP`, finite even for values near float64's limit."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = values / std - mean / std
+    return np.clip(np.nan_to_num(z, nan=0.0, posinf=Z_CLIP, neginf=-Z_CLIP), -Z_CLIP, Z_CLIP)
+
+
 def _numeric(df: pd.DataFrame, column: str) -> np.ndarray:
     """Column as float64 with non-numeric strings, missing values and infinities as NaN."""
     col = df[column]
@@ -58,8 +98,9 @@ class TabularPreprocessor:
 
     Numeric columns are coerced with ``pd.to_numeric(errors="coerce")`` (non-numeric strings and
     infinities count as missing), imputed with the fit median (0 for a column with no value) and
-    standardised with the fit mean and standard deviation (``ddof=0``; a constant column gets
-    std 1). A numeric column with any missing value in the fit data also gets a 0/1
+    standardised with the fit mean and standard deviation (``ddof=0``, computed without overflow even
+    for values near float64's limit; a constant column gets std 1); scaled values are clipped to
+    +-:data:`Z_CLIP` so the output is always finite. A numeric column with any missing value in the fit data also gets a 0/1
     missing-indicator column.
 
     Categorical columns keep the ``max_categories`` most frequent values of the fit data (ties
@@ -147,12 +188,9 @@ class TabularPreprocessor:
             values = _numeric(df, col)
             missing = np.isnan(values)
             present = values[~missing]
-            median = float(np.median(present)) if present.size else 0.0
+            median = _median(present)
             filled = np.where(missing, median, values)
-            mean = float(filled.mean()) if filled.size else 0.0
-            std = float(filled.std()) if filled.size else 1.0
-            if not np.isfinite(std) or std <= 1e-12:
-                std = 1.0
+            mean, std = _mean_std(filled)
             medians[col], means[col], stds[col] = median, mean, std
             if missing.any():
                 indicators.append(col)
@@ -241,7 +279,7 @@ class TabularPreprocessor:
             values = _numeric(df, col)
             missing = np.isnan(values)
             filled = np.where(missing, self.medians_[col], values)
-            blocks.append(((filled - self.means_[col]) / self.stds_[col])[:, None])
+            blocks.append(_scale(filled, self.means_[col], self.stds_[col])[:, None])
             if col in self.indicator_columns_:
                 indicator_blocks.append(missing.astype(np.float64)[:, None])
         blocks += indicator_blocks
