@@ -88,10 +88,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     fusion : str, default="late"
         A registered strategy (see :func:`modalfuse.list_fusions`): ``"late"`` (weighted), ``"late:mean"``,
         ``"late:weighted"``, ``"late:stacking"``, ``"late:product"``, ``"late:confidence"``, ``"early"``,
-        ``"tensor"``, ``"lowrank"``, ``"attention"``, ``"shared"``, ``"cca"``, or ``"unimodal:<input>"``.
+        ``"tensor"``, ``"lowrank"``, ``"attention"``, ``"shared"``, ``"cca"``, ``"linear"`` (the tuned linear
+        baseline) or ``"unimodal:<input>"``.
     encoders : dict, optional
         Input, column or modality -> encoder name (see :func:`modalfuse.list_encoders`); unnamed inputs get
-        their modality's default trainable encoder.
+        the strategy's declared default for their modality (``linear``: classical features), else the
+        modality's default trainable encoder.
     modalities : dict, optional
         Column -> modality overrides used when ``fit`` is given a DataFrame.
     preprocess : dict, optional
@@ -281,7 +283,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         """
         from modalfuse.encoders._prep import make_preprocessor
         from modalfuse.encoders._registry import default_encoder, get_encoder
-        from modalfuse.fusion._base import InputInfo, get_fusion
+        from modalfuse.fusion._base import InputInfo, default_encoders_of, get_fusion
 
         table = _as_table(X, y, groups, self.modalities)
         if table.y is None:
@@ -299,12 +301,13 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         # everything is built in locals and set at the end, so a failed (re)fit leaves no mixed state
         preprocessors: dict[str, Any] = {}
         encoder_names: dict[str, str] = {}
+        strategy_encoders = default_encoders_of(self.fusion)  # e.g. classical features for "linear"
         for name, (modality, cols) in table.inputs.items():
             if base == "unimodal" and name != only:
                 continue  # a single-input baseline needs (and saves) only its own input
             if not table.mask(name).any():
                 continue  # no training row has it: it cannot be learned from
-            enc_name = self._lookup(self.encoders, name, modality, cols)
+            enc_name = self._lookup(self.encoders, name, modality, cols) or strategy_encoders.get(modality)
             spec = get_encoder(enc_name) if enc_name else default_encoder(modality)
             if spec.modality != modality:
                 raise SchemaError(

@@ -14,7 +14,14 @@ from modalfuse.encoders._nets import build_network
 from modalfuse.encoders._registry import EncoderSpec, get_encoder
 from modalfuse.fusion._train import TrainConfig
 
-__all__ = ["FusionStrategy", "InputInfo", "get_fusion", "list_fusions", "register_fusion"]
+__all__ = [
+    "FusionStrategy",
+    "InputInfo",
+    "default_encoders_of",
+    "get_fusion",
+    "list_fusions",
+    "register_fusion",
+]
 
 Data = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
@@ -71,6 +78,9 @@ class FusionStrategy:
     name: ClassVar[str] = ""
     #: The option that ``"name:value"`` sets (e.g. ``method`` for ``"late:stacking"``), if any.
     argument_name: ClassVar[str | None] = None
+    #: Encoder per modality used where the estimator's ``encoders`` names none (a modality not listed
+    #: gets its default trainable encoder); see :func:`default_encoders_of`.
+    default_encoders: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -126,6 +136,13 @@ def register_fusion(
 def list_fusions() -> list[str]:
     """Names of the registered fusion strategies, sorted."""
     return sorted(_FUSIONS)
+
+
+def default_encoders_of(name: str) -> dict[str, str]:
+    """The encoder per modality that strategy ``name`` (e.g. ``"linear"``) declares as its default; empty
+    for an unknown name or a strategy that declares none."""
+    cls = _FUSIONS.get(name.partition(":")[0])
+    return dict(cls.default_encoders) if cls is not None else {}
 
 
 def get_fusion(name: str, **options: Any) -> FusionStrategy:
