@@ -231,7 +231,8 @@ def evaluate(
         str, typer.Option(help="Comma list of unimodal, late, early, all, or exact names (late:stacking).")
     ] = "all",
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write the full results as JSON here.")
+        Path | None,
+        typer.Option("--json", help="Write the results as JSON here, fold by fold (kept if interrupted)."),
     ] = None,
     modality: ModalitiesOpt = None,
     encoder: EncodersOpt = None,
@@ -240,8 +241,15 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed for folds and training.")] = 0,
     data_root: DataRootOpt = None,
     encoding: EncodingOpt = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue the interrupted run whose --json file is given (same settings)."
+        ),
+    ] = False,
 ) -> None:
-    """Cross-validate every strategy and the unimodal baselines on the same folds, and compare them."""
+    """Cross-validate every strategy and the baselines (unimodal, tuned linear) on the same folds, and
+    compare them."""
     import modalfuse as mf
     from modalfuse.evaluate import format_table
 
@@ -249,6 +257,8 @@ def evaluate(
     cv_arg: Any = int(cv) if cv.isdigit() else cv
     if cv_arg == "loso" and t.groups is None:
         _fail("--cv loso needs groups: pass --groups COLUMN")
+    if resume and json_path is None:
+        _fail("--resume needs --json FILE: the file an interrupted evaluate was writing")
     start = time.perf_counter()
     try:
         result = mf.compare(
@@ -260,6 +270,8 @@ def evaluate(
             min_steps=min_steps,
             encoders=_pairs(encoder, "--encoder") or None,
             progress=_Progress(f"evaluating {t.name}"),
+            checkpoint=json_path,
+            resume=resume,
         )
     except mf.ModalfuseError as exc:
         _fail(str(exc))

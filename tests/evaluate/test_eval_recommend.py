@@ -185,7 +185,11 @@ def test_compare_reports_costs_pairs_and_recommendation() -> None:
     assert s["unimodal:good"]["fit_cost_seconds"] == pytest.approx(s["unimodal:good"]["fit_seconds"])
     for entry in s.values():
         assert entry["predict_seconds"] == pytest.approx(sum(entry["predict_seconds_per_fold"]))
-    assert result["best"] == {"strategy": "unimodal:good", "unimodal": "unimodal:good"}
+    assert result["best"] == {
+        "strategy": "unimodal:good",
+        "unimodal": "unimodal:good",
+        "baseline": "unimodal:good",
+    }
     assert "bootstrap" in result["paired_method"] and "95%" in result["paired_method"]
     assert set(result["paired"]) == set(result["paired_vs_best"]) == {"unimodal:bad", "late:mean"}
     assert result["paired_vs_best"]["late:mean"]["vs"] == "unimodal:good"
