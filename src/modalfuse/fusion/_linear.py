@@ -32,7 +32,17 @@ _EPS = 1e-15
 _MAX_ITER = 1000
 
 
-def _fit_logistic(X: np.ndarray, y: np.ndarray, C: float, model: Any = None) -> Any:
+def _compact(Z: np.ndarray) -> Any:
+    """``Z`` as a CSR sparse matrix when most of it is zeros (TF-IDF blocks), which makes each L-BFGS step
+    cost its non-zeros instead of its size; ``Z`` itself otherwise."""
+    from scipy import sparse
+
+    if Z.size and np.count_nonzero(Z) < 0.2 * Z.size:
+        return sparse.csr_matrix(Z)
+    return Z
+
+
+def _fit_logistic(X: Any, y: np.ndarray, C: float, model: Any = None) -> Any:
     """An L2-regularised multinomial logistic regression (L-BFGS) of strength ``C``; ``model``, if given,
     is refitted from its current coefficients (warm start along the grid of C)."""
     from sklearn.exceptions import ConvergenceWarning
@@ -47,9 +57,9 @@ def _fit_logistic(X: np.ndarray, y: np.ndarray, C: float, model: Any = None) -> 
         return model.fit(X, y)
 
 
-def _full_proba(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
+def _full_proba(model: Any, X: Any, n_classes: int) -> np.ndarray:
     """``model``'s probabilities with one column per class 0..n_classes-1 (0 for classes it never saw)."""
-    out = np.zeros((len(X), n_classes))
+    out = np.zeros((X.shape[0], n_classes))
     out[:, model.classes_.astype(int)] = model.predict_proba(X)
     return out
 
@@ -128,8 +138,8 @@ class LinearFusion(FusionStrategy):
         return layout
 
     def _raw(self, data: Data) -> tuple[np.ndarray, np.ndarray]:
-        """The unscaled design matrix (N, D + M) — features then one presence indicator per input — and the
-        presence masks (N, M)."""
+        """The unscaled design matrix (N, D + M): the features, then one presence indicator per input; and
+        the presence masks (N, M)."""
         layout = self.state["layout"]
         n = len(np.asarray(data[layout[0]["input"]][1]))
         masks = np.stack([np.asarray(data[b["input"]][1], bool) for b in layout], axis=1)
@@ -162,7 +172,8 @@ class LinearFusion(FusionStrategy):
     def _standardise(
         self, X: np.ndarray, masks: np.ndarray, mean: np.ndarray, scale: np.ndarray
     ) -> np.ndarray:
-        """``(X - mean) / scale``, with a missing input's block back at 0 (its indicator says it is missing)."""
+        """``(X - mean) / scale``, with a missing input's block back at 0 (its indicator says it is
+        missing)."""
         Z = (X - mean) / scale
         for j, block in enumerate(self.state["layout"]):
             Z[~masks[:, j], block["start"] : block["stop"]] = 0.0
@@ -187,8 +198,8 @@ class LinearFusion(FusionStrategy):
             if len(np.unique(y[train])) < 2 or not len(held_out):
                 continue
             mean, scale = self._scaler(X[train], masks[train])
-            Z_train = self._standardise(X[train], masks[train], mean, scale)
-            Z_held = self._standardise(X[held_out], masks[held_out], mean, scale)
+            Z_train = _compact(self._standardise(X[train], masks[train], mean, scale))
+            Z_held = _compact(self._standardise(X[held_out], masks[held_out], mean, scale))
             model = None
             for C in self.Cs:
                 model = _fit_logistic(Z_train, y[train], C, model)
@@ -226,7 +237,7 @@ class LinearFusion(FusionStrategy):
             C, losses = self._choose_C(X, masks, y, groups)
             mean, scale = self._scaler(X, masks)
             Z = self._standardise(X, masks, mean, scale)
-            coef, intercept, converged = self._refit(Z, y, C)
+            coef, intercept, converged = self._refit(_compact(Z), y, C)
         self.state.update(
             C=C,
             cv_log_loss=None if losses is None else [[c, v] for c, v in losses.items()],
@@ -235,7 +246,7 @@ class LinearFusion(FusionStrategy):
         self.coef_, self.intercept_, self.mean_, self.scale_ = coef, intercept, mean, scale
         return self
 
-    def _refit(self, Z: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray, bool]:
+    def _refit(self, Z: Any, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray, bool]:
         """Coefficients (K, D), intercepts (K,) and convergence of the model fitted on every training row."""
         if len(np.unique(y)) < 2:  # one class: it gets probability ~1
             intercept = np.full(self.n_classes, -1e3)
@@ -283,8 +294,8 @@ class LinearFusion(FusionStrategy):
         width = self.state["layout"][-1]["stop"] + len(self.state["layout"])
         if self.coef_.shape != (self.n_classes, width) or self.mean_.shape != (width,):
             raise ValueError(
-                f"linear: coefficients of shape {tuple(self.coef_.shape)} do not fit {self.n_classes} classes "
-                f"and {width} features"
+                f"linear: coefficients of shape {tuple(self.coef_.shape)} do not fit {self.n_classes} "
+                f"classes and {width} features"
             )
 
     def n_parameters(self) -> int:
