@@ -248,3 +248,29 @@ def test_resumed_modalfuse_strategies_match_an_uninterrupted_run_exactly(
     resumed = compare(strategies, small, cv=2, seed=0, checkpoint=path, resume=True)
     assert _without_timings(resumed) == _without_timings(reference)
     assert resumed["checkpoint"]["resumed_steps"] == 4
+
+
+def test_evaluate_resume_on_the_command_line(csv_path: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from modalfuse.cli import app
+
+    out = tmp_path / "res.json"
+    base = ["evaluate", str(csv_path), "--label", "y", "--cv", "2", "--fusion", "linear", "--json", str(out)]
+    runner = CliRunner()
+    first = runner.invoke(app, base)
+    assert first.exit_code == 0, first.output
+    doc = json.loads(out.read_text())
+    assert doc["checkpoint"]["complete"] is True and len(doc["checkpoint"]["steps"]) == 2
+    again = runner.invoke(app, [*base, "--resume"])
+    assert again.exit_code == 0, again.output
+    resumed = json.loads(out.read_text())
+    assert resumed["checkpoint"]["resumed_steps"] == 2
+    assert resumed["strategies"]["linear"]["accuracy"] == doc["strategies"]["linear"]["accuracy"]
+    other = runner.invoke(app, [*base, "--resume", "--seed", "1"])
+    assert other.exit_code == 2
+    errors = [line for line in other.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "seed: 0 in the file, 1 now" in errors[0]
+    assert json.loads(out.read_text()) == resumed  # the file is left as it was
+    no_file = runner.invoke(app, [*base[:-2], "--resume"])
+    assert no_file.exit_code == 2 and "--resume needs --json FILE" in no_file.output

@@ -30,7 +30,7 @@ from modalfuse.evaluate._checkpoint import StepLog, compare_settings, write_json
 from modalfuse.evaluate._metrics import BINARY_METRICS, SCALAR_METRICS, classification_metrics, summarize
 from modalfuse.evaluate._split import CVSpec, _cv_kind, encode_values, make_splits
 
-__all__ = ["compare", "cross_validate", "format_table", "is_baseline", "paired_difference", "recommend"]
+__all__ = ["compare", "cross_validate", "format_table", "paired_difference", "recommend"]
 
 logger = logging.getLogger(__name__)
 
