@@ -834,7 +834,7 @@ def compare(
         metrics (mean, std, folds). Use it for measures only some strategies have, e.g. retrieval recall.
     checkpoint : path, optional
         A JSON file rewritten atomically after every (fold, strategy) step with the settings and the
-        steps finished so far (see :mod:`modalfuse.evaluate._checkpoint`), and at the end with the whole
+        steps finished so far (their metrics, timings and errors), and at the end with the whole
         result; an interrupted comparison keeps what finished.
     resume : bool, default=False
         Continue from ``checkpoint``: its finished steps are not run again, and the result is the one an
