@@ -105,6 +105,10 @@ class LinearFusion(FusionStrategy):
     """
 
     name = "linear"
+    #: ``pixels`` rather than ``hog`` for images: on AV-Digits (hard), three held-out speakers, a tuned
+    #: logistic regression reached 0.647 accuracy on pixels against 0.633 on HOG, and 0.906 against 0.901
+    #: with the MFCC features beside them (HOG fits about 3x faster; the difference is within the folds'
+    #: spread, and pixels is the plainer baseline).
     default_encoders: ClassVar[Mapping[str, str]] = {
         "image": "pixels",
         "audio": "mfcc",
