@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: The inverse regularisation strengths the scikit-learn references choose from by inner cross-validation.
-REFERENCE_CS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+REFERENCE_CS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
 
 def _cpu_model() -> str | None:
