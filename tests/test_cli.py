@@ -83,6 +83,7 @@ def test_evaluate_writes_the_documented_json(csv_path: Path, tmp_path: Path) -> 
         "unimodal:audio",
         "unimodal:text",
         "unimodal:tabular",
+        "linear",
         "late:mean",
         "early",
     }

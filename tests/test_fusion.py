@@ -52,7 +52,7 @@ def test_make_strategies_expands_families_and_adds_baselines(table) -> None:
 
     names = list(mf.make_strategies(table, "late"))
     late = ["late:mean", "late:weighted", "late:stacking", "late:product", "late:confidence"]
-    assert names == [f"unimodal:{n}" for n in INPUTS] + late
+    assert names == [f"unimodal:{n}" for n in INPUTS] + ["linear"] + late
     assert FAMILIES["late"] == late
     allnames = list(mf.make_strategies(table, "all", epochs=2, min_steps=20))
     assert allnames == [
@@ -64,6 +64,13 @@ def test_make_strategies_expands_families_and_adds_baselines(table) -> None:
     assert (clf.fusion, clf.epochs, clf.seed) == ("early", 2, 3)
     with pytest.raises(mf.UnknownNameError, match="unknown fusion 'quantum'"):
         mf.make_strategies(table, "quantum")
+    # baselines only: no linear baseline is added
+    assert list(mf.make_strategies(table, "unimodal")) == [f"unimodal:{n}" for n in INPUTS]
+    assert list(mf.make_strategies(table, "linear")) == ["linear"]
+    # the linear baseline keeps the classical encoders asked for, not the trainable ones
+    both = mf.make_strategies(table, "early", encoders={"image": "hog", "audio": "audio-cnn"})
+    assert both["linear"].encoders == {"image": "hog"}
+    assert both["early"].encoders == {"image": "hog", "audio": "audio-cnn"}
 
 
 # -------------------------------------------------------------------------------- fit / predict / missing

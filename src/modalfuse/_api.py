@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +123,41 @@ def cross_validate(
         )
 
 
+#: The tuned linear baseline that :func:`make_strategies` adds to every comparison of fusions.
+LINEAR = "linear"
+
+
+def _fusion_items(fusion: str | Sequence[str]) -> list[str]:
+    """The entries of a ``--fusion`` list, ``all`` expanded to every family."""
+    items = [f.strip() for f in (fusion.split(",") if isinstance(fusion, str) else fusion) if f.strip()]
+    return ["unimodal", *FAMILIES] if "all" in items else items
+
+
+def _expand(item: str, table: MultimodalTable, known: list[str]) -> list[str]:
+    """The strategy names one ``--fusion`` entry stands for; an exact name is checked against ``table``."""
+    if item == "unimodal":
+        return [f"unimodal:{n}" for n in table.inputs]
+    if item in FAMILIES:
+        return FAMILIES[item]
+    if item.partition(":")[0] in known:
+        _check_strategy_name(item, table)
+        return [item]
+    raise UnknownNameError("fusion", item, ["unimodal", *FAMILIES, "all", *known])
+
+
+def _linear_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` for the linear baseline: of the shared ``encoders``, only the classical ones (it cannot
+    use a trainable encoder; its own classical defaults take those inputs)."""
+    from modalfuse.encoders import get_encoder, list_encoders
+
+    encoders = params.get("encoders")
+    if not encoders:
+        return params
+    known = set(list_encoders())
+    classical = {k: v for k, v in encoders.items() if v not in known or not get_encoder(v).trainable}
+    return {**params, "encoders": classical or None}
+
+
 def make_strategies(
     table: MultimodalTable, fusion: str | Sequence[str] = "all", **params: Any
 ) -> dict[str, Any]:
@@ -129,36 +165,31 @@ def make_strategies(
 
     ``fusion`` is a comma-separated list (or sequence) of ``unimodal``, ``late``, ``early``, ``all`` or exact
     strategy names such as ``late:stacking`` or ``unimodal:audio``. ``unimodal`` gives one baseline per
-    input; ``late`` gives its mean, weighted, stacking, product and confidence combiners. Unimodal baselines
-    are always added when any fusion is asked for, so a fusion is never reported without them.
+    input; ``late`` gives its mean, weighted, stacking, product and confidence combiners. The baselines are
+    always added when any fusion is asked for, so a fusion is never reported without them: the unimodal ones
+    (when the table has more than one input) and ``linear``, the tuned linear baseline on the classical
+    features of every input (it keeps only the classical entries of ``encoders``).
     """
     from modalfuse.estimator import MultimodalClassifier
-    from modalfuse.fusion import get_fusion, list_fusions
+    from modalfuse.fusion import list_fusions
 
-    items = [f.strip() for f in (fusion.split(",") if isinstance(fusion, str) else fusion) if f.strip()]
-    if "all" in items:
-        items = ["unimodal", *FAMILIES]
-    names: list[str] = []
+    known = list_fusions()
     unimodal = [f"unimodal:{n}" for n in table.inputs]
-    for item in items:
-        if item == "unimodal":
-            names += unimodal
-        elif item in FAMILIES:
-            names += FAMILIES[item]
-        elif item.partition(":")[0] in list_fusions():
-            _check_strategy_name(item, table, get_fusion)
-            names.append(item)
-        else:
-            raise UnknownNameError("fusion", item, ["unimodal", *FAMILIES, "all", *list_fusions()])
-    if any(not n.startswith("unimodal:") for n in names) and len(unimodal) > 1:
-        names = [*unimodal, *names]
+    names = [name for item in _fusion_items(fusion) for name in _expand(item, table, known)]
+    if any(not n.startswith("unimodal:") and n != LINEAR for n in names):
+        names = [*(unimodal if len(unimodal) > 1 else []), LINEAR, *names]
     names = list(dict.fromkeys(names))
-    return {n: MultimodalClassifier(fusion=n, **params) for n in names}
+    return {
+        n: MultimodalClassifier(fusion=n, **(_linear_params(params) if n == LINEAR else params))
+        for n in names
+    }
 
 
-def _check_strategy_name(name: str, table: MultimodalTable, get_fusion: Callable[..., Any]) -> None:
+def _check_strategy_name(name: str, table: MultimodalTable) -> None:
     """Refuse an exact strategy name that cannot run on ``table`` (an unknown ``late:`` method, a
     ``unimodal:`` input the table lacks) before anything is trained."""
+    from modalfuse.fusion import get_fusion
+
     get_fusion(name)  # UnknownNameError / OptionError for a bad name or ':' argument
     base, _, only = name.partition(":")
     if base == "unimodal" and only not in table.inputs:
@@ -175,12 +206,15 @@ def compare(
     progress: Callable[..., None] | None = None,
     fold_metrics: Callable[[str, Any, Any], Any] | None = None,
     cache: Cache | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
     **params: Any,
 ) -> dict[str, Any]:
-    """Run every strategy of ``fusion`` and the unimodal baselines on the same folds.
+    """Run every strategy of ``fusion`` and the baselines (unimodal, tuned linear) on the same folds.
 
     ``params`` are :class:`MultimodalClassifier` settings shared by every strategy (``epochs=``,
-    ``n_threads=``, ``verbose=``, ...); ``fold_metrics`` adds per-fold measures (see
+    ``n_threads=``, ``verbose=``, ...); ``fold_metrics`` adds per-fold measures, ``checkpoint`` writes the
+    results fold by fold to a JSON file and ``resume`` continues from it (see
     :func:`modalfuse.evaluate.compare`). ``cache`` holds the decoded media, features and per-input models
     the strategies share (see :class:`modalfuse.Cache`); default: a new one, released when the run ends, so
     one run never reuses another's models.
@@ -200,4 +234,6 @@ def compare(
             progress=progress,
             dataset_name=table.name,
             fold_metrics=fold_metrics,
+            checkpoint=checkpoint,
+            resume=resume,
         )

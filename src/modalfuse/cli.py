@@ -278,7 +278,8 @@ def evaluate(
         str, typer.Option(help="Comma list of unimodal, late, early, all, or exact names (late:stacking).")
     ] = "all",
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write the full results as JSON here.")
+        Path | None,
+        typer.Option("--json", help="Write the results as JSON here, fold by fold (kept if interrupted)."),
     ] = None,
     modality: ModalitiesOpt = None,
     encoder: EncodersOpt = None,
@@ -289,8 +290,15 @@ def evaluate(
     encoding: EncodingOpt = None,
     threads: ThreadsOpt = None,
     verbose: VerboseOpt = 0,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue the interrupted run whose --json file is given (same settings)."
+        ),
+    ] = False,
 ) -> None:
-    """Cross-validate every strategy and the unimodal baselines on the same folds, and compare them."""
+    """Cross-validate every strategy and the baselines (unimodal, tuned linear) on the same folds, and
+    compare them."""
     import modalfuse as mf
     from modalfuse._progress import listening
     from modalfuse.evaluate import format_table
@@ -299,6 +307,8 @@ def evaluate(
     cv_arg: Any = int(cv) if cv.isdigit() else cv
     if cv_arg == "loso" and t.groups is None:
         _fail("--cv loso needs groups: pass --groups COLUMN")
+    if resume and json_path is None:
+        _fail("--resume needs --json FILE: the file an interrupted evaluate was writing")
     start = time.perf_counter()
     try:
         with _Progress(f"evaluating {t.name}", verbose) as progress, listening(progress):
@@ -312,6 +322,8 @@ def evaluate(
                 encoders=_pairs(encoder, "--encoder") or None,
                 n_threads=threads,
                 progress=progress,
+                checkpoint=json_path,
+                resume=resume,
             )
     except mf.ModalfuseError as exc:
         _fail(str(exc))

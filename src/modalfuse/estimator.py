@@ -104,10 +104,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     fusion : str, default="late"
         A registered strategy (see :func:`modalfuse.list_fusions`): ``"late"`` (weighted), ``"late:mean"``,
         ``"late:weighted"``, ``"late:stacking"``, ``"late:product"``, ``"late:confidence"``, ``"early"``,
-        ``"tensor"``, ``"lowrank"``, ``"attention"``, ``"shared"``, ``"cca"``, or ``"unimodal:<input>"``.
+        ``"tensor"``, ``"lowrank"``, ``"attention"``, ``"shared"``, ``"cca"``, ``"linear"`` (the tuned linear
+        baseline) or ``"unimodal:<input>"``.
     encoders : dict, optional
         Input, column or modality -> encoder name (see :func:`modalfuse.list_encoders`); unnamed inputs get
-        their modality's default trainable encoder.
+        the strategy's declared default for their modality (``linear``: classical features), else the
+        modality's default trainable encoder.
     modalities : dict, optional
         Column -> modality overrides used when ``fit`` is given a DataFrame.
     preprocess : dict, optional
@@ -478,8 +480,10 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         preprocess option checked against the table's inputs before anything is decoded."""
         from modalfuse.encoders._prep import make_preprocessor
         from modalfuse.encoders._registry import default_encoder, get_encoder
+        from modalfuse.fusion._base import default_encoders_of
 
         self._check_input_keys(table)
+        strategy_encoders = default_encoders_of(self.fusion)  # e.g. classical features for "linear"
         base, _, only = self.fusion.partition(":")
         if base == "unimodal" and only not in table.inputs:
             raise UnknownNameError(
@@ -487,7 +491,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             )
         planned: dict[str, tuple[str, Any]] = {}
         for name, (modality, cols) in table.inputs.items():
-            enc_name = self._lookup(self.encoders, name, modality, cols)
+            enc_name = self._lookup(self.encoders, name, modality, cols) or strategy_encoders.get(modality)
             spec = get_encoder(enc_name) if enc_name else default_encoder(modality)
             if spec.modality != modality:
                 raise OptionError(

@@ -261,7 +261,11 @@ def test_compare_uses_identical_folds_and_isolates_failures() -> None:
         "fold_sizes": [10] * 6,
         "held_out_groups": [[f"spk{g}"] for g in range(6)],
     }
-    assert result["best"] == {"strategy": "unimodal:centroid", "unimodal": "unimodal:centroid"}
+    assert result["best"] == {
+        "strategy": "unimodal:centroid",
+        "unimodal": "unimodal:centroid",
+        "baseline": "unimodal:centroid",
+    }
     assert set(result["paired"]) == {"unimodal:prior", "fused", "other"}
     paired = result["paired"]["fused"]
     assert paired["vs"] == "unimodal:centroid"
@@ -275,7 +279,7 @@ def test_compare_uses_identical_folds_and_isolates_failures() -> None:
     assert result["recommendation"]["strategy"] == "unimodal:centroid"
     assert "bootstrap" in result["paired_method"]
 
-    assert events[0] == ("start", {"total": 36, "n_folds": 6, "strategies": list(strategies)})
+    assert events[0] == ("start", {"total": 36, "n_folds": 6, "strategies": list(strategies), "resumed": 0})
     assert sum(1 for e, _ in events if e == "step") == 36 and events[-1][0] == "end"
 
     text = json.dumps(result, allow_nan=False)
@@ -293,7 +297,7 @@ def test_compare_stratified_folds_without_unimodal() -> None:
     )
     assert result["dataset"] == "renamed"
     assert result["cv"]["kind"] == "stratified" and "held_out_groups" not in result["cv"]
-    assert result["best"] == {"strategy": "prior", "unimodal": None}
+    assert result["best"] == {"strategy": "prior", "unimodal": None, "baseline": None}
     assert result["paired"] == {}
     assert set(result["paired_vs_best"]) == {"rec"}
     rec = result["recommendation"]
@@ -306,7 +310,7 @@ def test_compare_stratified_folds_without_unimodal() -> None:
 
 def test_compare_where_every_strategy_fails_still_returns() -> None:
     result = compare({"a": FailingClassifier(), "b": FailingClassifier()}, _prior_table(), cv=3)
-    assert result["best"] == {"strategy": None, "unimodal": None}
+    assert result["best"] == {"strategy": None, "unimodal": None, "baseline": None}
     assert all(entry["fold"] == 0 for entry in result["strategies"].values())
     assert "failed in fold 0" in format_table(result)
 

@@ -185,7 +185,11 @@ def test_compare_reports_costs_pairs_and_recommendation() -> None:
     assert s["unimodal:good"]["fit_cost_seconds"] == pytest.approx(s["unimodal:good"]["fit_seconds"])
     for entry in s.values():
         assert entry["predict_seconds"] == pytest.approx(sum(entry["predict_seconds_per_fold"]))
-    assert result["best"] == {"strategy": "unimodal:good", "unimodal": "unimodal:good"}
+    assert result["best"] == {
+        "strategy": "unimodal:good",
+        "unimodal": "unimodal:good",
+        "baseline": "unimodal:good",
+    }
     assert "bootstrap" in result["paired_method"] and "95%" in result["paired_method"]
     assert set(result["paired"]) == set(result["paired_vs_best"]) == {"unimodal:bad", "late:mean"}
     assert result["paired_vs_best"]["late:mean"]["vs"] == "unimodal:good"
@@ -207,3 +211,52 @@ def test_compare_reports_costs_pairs_and_recommendation() -> None:
     assert "fit s includes the training of per-input models reused" in text
     assert lines[-1] == f"Recommendation: unimodal:good. {rec['reason']}"
     assert format_table(json.loads(json.dumps(result))) == text
+
+
+# ------------------------------------------------------------------------------- the tuned linear baseline
+def test_a_fusion_must_beat_the_linear_baseline_too() -> None:
+    """Confidently better than every single modality but not than the tuned linear baseline: the linear
+    baseline is named, and recommended as the cheaper fit."""
+    results = {
+        "unimodal:a": _entry(UNI_A, 1.0),
+        "unimodal:b": _entry(UNI_B, 1.0),
+        "linear": _entry([0.88, 0.93, 0.90, 0.92, 0.90], 0.5),
+        "early": _entry([0.90, 0.92, 0.95, 0.91, 0.93], 9.0),
+    }
+    rec = recommend(results, seed=0)
+    assert rec["candidate"] == "early" and rec["best_baseline"] == "linear"
+    assert rec["confident_gain_over_unimodal"] is True and rec["confident_gain_over_baseline"] is False
+    assert rec["strategy"] == "linear"
+    assert rec["reason"].startswith("No fusion beats the tuned linear baseline (linear) with confidence: ")
+    assert "early scores 0.922 ± 0.017 against 0.906 ± 0.017 over 5 folds, +0.016, 95% CI" in rec["reason"]
+    assert rec["reason"].endswith("and linear is the cheaper fit (0.5 s against 9 s), so it is recommended.")
+    assert rec["vs_best_baseline"] == paired_difference(
+        results["early"]["accuracy"]["folds"], results["linear"]["accuracy"]["folds"]
+    )
+
+
+def test_a_fusion_that_beats_every_baseline_with_confidence_is_recommended() -> None:
+    results = {
+        "unimodal:a": _entry(UNI_A, 1.0),
+        "linear": _entry([0.80, 0.81, 0.79, 0.80, 0.82], 0.5),
+        "late:mean": _entry([0.90, 0.92, 0.95, 0.91, 0.93], 3.0),
+    }
+    rec = recommend(results, seed=0)
+    assert rec["strategy"] == "late:mean" and rec["runner_up"] == "linear"
+    assert rec["confident_gain_over_baseline"] is True
+    # the runner-up is the best baseline: the reason needs no second comparison
+    assert rec["reason"].startswith("late:mean has the best accuracy, 0.922 ± 0.017 over 5 folds, +0.118")
+    assert "against the runner-up linear, for a fit cost of 3 s." in rec["reason"]
+
+
+def test_the_linear_baseline_on_top_is_reported_as_a_baseline() -> None:
+    results = {
+        "unimodal:a": _entry(UNI_A, 1.0),
+        "linear": _entry([0.95, 0.96, 0.94, 0.95, 0.97], 0.5),
+        "early": _entry([0.90, 0.92, 0.95, 0.91, 0.93], 9.0),
+    }
+    rec = recommend(results, seed=0)
+    assert rec["strategy"] == "linear" and rec["confident_gain_over_baseline"] is None
+    assert rec["reason"].startswith(
+        "No fusion beats the tuned linear baseline (linear): linear has the best accuracy, 0.954 ± 0.010"
+    )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -25,6 +26,7 @@ from scipy import stats
 from sklearn.base import clone
 
 from modalfuse._errors import ModalfuseError
+from modalfuse.evaluate._checkpoint import StepLog, compare_settings, write_json_atomic
 from modalfuse.evaluate._metrics import BINARY_METRICS, SCALAR_METRICS, classification_metrics, summarize
 from modalfuse.evaluate._split import CVSpec, _cv_kind, encode_values, make_splits
 
@@ -34,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 #: Prefix that marks a single-modality baseline among the strategies of :func:`compare`.
 UNIMODAL_PREFIX = "unimodal:"
+
+#: Name of the tuned linear baseline among the strategies of :func:`compare`.
+LINEAR_BASELINE = "linear"
 
 #: Bootstrap resamples of the paired comparisons of :func:`compare`.
 N_BOOT = 10000
@@ -46,11 +51,12 @@ PAIRED_METHOD = (
 
 #: The rule of :func:`recommend`, in words.
 RECOMMENDATION_RULE = (
-    "Take the strategy with the best mean accuracy (an exact tie goes to the cheaper fit). If it is a fusion "
-    "and the 95% paired bootstrap CI of its per-fold accuracy difference to the best unimodal strategy "
-    "includes 0, no confident gain over the single best modality is shown: say so, and recommend that "
-    "unimodal strategy when its fit is cheaper. Fit cost is the total fit time over the folds "
-    "(fit_cost_seconds where present: it counts per-input models reused from another strategy's fit)."
+    "Take the strategy with the best mean accuracy (an exact tie goes to the cheaper fit). The baselines are "
+    "the single-modality strategies and the tuned linear baseline (linear). If the best strategy is a fusion "
+    "and the 95% paired bootstrap CI of its per-fold accuracy difference to the best baseline includes 0, no "
+    "confident gain over that baseline is shown: say so, name the baseline, and recommend it when its fit is "
+    "cheaper. Fit cost is the total fit time over the folds (fit_cost_seconds where present: it counts "
+    "per-input models reused from another strategy's fit)."
 )
 
 Progress = Callable[..., Any]
@@ -281,6 +287,40 @@ def cross_validate(
     return result
 
 
+def _usable_pairs(a_folds: Sequence[float | None], b_folds: Sequence[float | None]) -> np.ndarray:
+    """Per-fold differences ``a - b`` over the folds where both are defined and finite."""
+    if len(a_folds) != len(b_folds):
+        raise ValueError(f"a_folds has {len(a_folds)} values but b_folds has {len(b_folds)}")
+    diffs = [
+        float(a) - float(b)
+        for a, b in zip(a_folds, b_folds, strict=True)
+        if a is not None and b is not None and math.isfinite(float(a)) and math.isfinite(float(b))
+    ]
+    return np.asarray(diffs, dtype=np.float64)
+
+
+def _bootstrap_ci(diffs: np.ndarray, n_boot: int, seed: int) -> list[float]:
+    """Percentile bootstrap 95% interval of the mean of ``diffs`` (folds resampled with replacement)."""
+    n = len(diffs)
+    rng = np.random.default_rng(seed)
+    boot = diffs[rng.integers(0, n, size=(max(int(n_boot), 1), n))].mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def _wilcoxon_p(diffs: np.ndarray) -> float | None:
+    """Two-sided Wilcoxon signed-rank p-value; ``None`` under 5 folds, 1.0 when every difference is 0."""
+    if len(diffs) < 5:
+        return None
+    if np.all(diffs == 0):
+        return 1.0
+    try:
+        p = float(stats.wilcoxon(diffs).pvalue)
+    except ValueError:
+        return None
+    return p if math.isfinite(p) else None
+
+
 def paired_difference(
     a_folds: Sequence[float | None],
     b_folds: Sequence[float | None],
@@ -309,41 +349,30 @@ def paired_difference(
         (two-sided Wilcoxon signed-rank test, ``None`` with fewer than 5 folds; ``1.0`` when every
         difference is zero). With no usable fold every number is ``None``.
     """
-    if len(a_folds) != len(b_folds):
-        raise ValueError(f"a_folds has {len(a_folds)} values but b_folds has {len(b_folds)}")
-    pairs = [
-        (float(a), float(b))
-        for a, b in zip(a_folds, b_folds, strict=True)
-        if a is not None and b is not None and math.isfinite(float(a)) and math.isfinite(float(b))
-    ]
-    result: dict[str, Any] = {"method": "paired bootstrap over folds", "n": len(pairs)}
-    if not pairs:
+    diffs = _usable_pairs(a_folds, b_folds)
+    result: dict[str, Any] = {"method": "paired bootstrap over folds", "n": len(diffs)}
+    if not len(diffs):
         result.update(mean_diff=None, ci95=[None, None], wins=0, win_rate=None, p_value=None)
         return result
-    diffs = np.array([a - b for a, b in pairs], dtype=np.float64)
-    n = len(diffs)
-    rng = np.random.default_rng(seed)
-    boot = diffs[rng.integers(0, n, size=(max(int(n_boot), 1), n))].mean(axis=1)
-    lo, hi = np.percentile(boot, [2.5, 97.5])
     wins = int(np.sum(diffs > 0))
-    p_value: float | None = None
-    if n >= 5:
-        if np.all(diffs == 0):
-            p_value = 1.0
-        else:
-            try:
-                p = float(stats.wilcoxon(diffs).pvalue)
-                p_value = p if math.isfinite(p) else None
-            except ValueError:
-                p_value = None
     result.update(
         mean_diff=float(diffs.mean()),
-        ci95=[float(lo), float(hi)],
+        ci95=_bootstrap_ci(diffs, n_boot, seed),
         wins=wins,
-        win_rate=wins / n,
-        p_value=p_value,
+        win_rate=wins / len(diffs),
+        p_value=_wilcoxon_p(diffs),
     )
     return result
+
+
+def is_baseline(name: str) -> bool:
+    """Whether ``name`` is a baseline of :func:`compare`: a single-modality one or the tuned linear one."""
+    return name.startswith(UNIMODAL_PREFIX) or name == LINEAR_BASELINE
+
+
+def _baseline_phrase(name: str) -> str:
+    """How a recommendation names the baseline ``name``."""
+    return "the tuned linear baseline" if name == LINEAR_BASELINE else "the best single modality"
 
 
 def _best(names: Sequence[str], scores: Mapping[str, float | None]) -> str | None:
@@ -390,6 +419,133 @@ def _includes_zero(diff: Mapping[str, Any]) -> bool:
     return lo is None or hi is None or lo <= 0.0 <= hi
 
 
+def _completed(strategies: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The strategies that completed every fold (no ``error``, a mean accuracy)."""
+    return [
+        name
+        for name, entry in strategies.items()
+        if "error" not in entry and (entry.get("accuracy") or {}).get("mean") is not None
+    ]
+
+
+def _ranked(strategies: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The completed strategies, best mean accuracy first; ties to the cheaper fit, then the first listed."""
+    ok = _completed(strategies)
+    order = {name: i for i, name in enumerate(ok)}
+
+    def key(name: str) -> tuple[float, float, int]:
+        cost = _cost(strategies[name])
+        return (-float(strategies[name]["accuracy"]["mean"]), math.inf if cost is None else cost, order[name])
+
+    return sorted(ok, key=key)
+
+
+class _Ranking:
+    """The completed strategies of a comparison ranked for :func:`recommend`, and their paired differences."""
+
+    def __init__(self, strategies: Mapping[str, Mapping[str, Any]], seed: int, n_boot: int) -> None:
+        self.strategies = strategies
+        self.seed, self.n_boot = seed, n_boot
+        self.ranked = _ranked(strategies)
+        self.top = self.ranked[0] if self.ranked else None
+        self.runner = self.ranked[1] if len(self.ranked) > 1 else None
+        self.best_unimodal = next((n for n in self.ranked if n.startswith(UNIMODAL_PREFIX)), None)
+        self.best_baseline = next((n for n in self.ranked if is_baseline(n)), None)
+        self.fusions = [n for n in self.ranked if not is_baseline(n)]
+
+    def diff(self, a: str, b: str) -> dict[str, Any]:
+        return paired_difference(
+            self.strategies[a]["accuracy"]["folds"],
+            self.strategies[b]["accuracy"]["folds"],
+            n_boot=self.n_boot,
+            seed=self.seed,
+        )
+
+    def entry(self, name: str) -> Mapping[str, Any]:
+        return self.strategies[name]
+
+    def n_folds(self, name: str) -> int:
+        return len(self.strategies[name]["accuracy"].get("folds") or [])
+
+
+def _recommend_top(r: _Ranking, out: dict[str, Any]) -> dict[str, Any]:
+    """The candidate is a baseline, or there is no baseline: it is recommended."""
+    top, runner = r.top, r.runner
+    assert top is not None
+    entry, n_folds, cost_top = r.entry(top), r.n_folds(top), _cost(r.entry(top))
+    out["strategy"] = top
+    if runner is None:
+        out["reason"] = (
+            f"{top} is the only strategy that completed: accuracy {_score(entry)} over {n_folds} folds, "
+            f"fit cost {_seconds(cost_top)}; there is nothing to compare it with."
+        )
+        return out
+    vs_runner = out["vs_runner_up"]
+    lead = f"No fusion beats {_baseline_phrase(top)} ({top}): " if is_baseline(top) and r.fusions else ""
+    if r.entry(runner)["accuracy"]["mean"] == entry["accuracy"]["mean"]:
+        body = (
+            f"{top} ties with {runner} on accuracy ({_score(entry)} over {n_folds} folds; {_ci(vs_runner)}) "
+            f"and is the cheaper fit ({_seconds(cost_top)} against {_seconds(_cost(r.entry(runner)))})."
+        )
+    else:
+        body = (
+            f"{top} has the best accuracy, {_score(entry)} over {n_folds} folds, {_ci(vs_runner)} against "
+            f"the runner-up {runner}, for a fit cost of {_seconds(cost_top)}."
+        )
+    out["reason"] = lead + body
+    return out
+
+
+def _recommend_confident_fusion(
+    r: _Ranking, out: dict[str, Any], vs_base: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The candidate fusion beats the best baseline with confidence: it is recommended."""
+    top, runner, base = r.top, r.runner, r.best_baseline
+    assert top is not None and base is not None
+    out["strategy"] = top  # a baseline exists, so there is a runner-up
+    against = "" if runner == base else f", and {_ci(vs_base)} against {_baseline_phrase(base)} {base}"
+    out["reason"] = (
+        f"{top} has the best accuracy, {_score(r.entry(top))} over {r.n_folds(top)} folds, "
+        f"{_ci(out['vs_runner_up'])} against the runner-up {runner}{against}, for a fit cost of "
+        f"{_seconds(_cost(r.entry(top)))}."
+    )
+    return out
+
+
+def _recommend_unconfident_fusion(
+    r: _Ranking, out: dict[str, Any], vs_base: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The candidate fusion does not beat the best baseline with confidence: say so, and recommend the
+    baseline when its fit is cheaper."""
+    top, base = r.top, r.best_baseline
+    assert top is not None and base is not None
+    others_confident = [
+        other
+        for other in r.fusions[1:]
+        if not _includes_zero(gain := r.diff(other, base)) and (gain["mean_diff"] or 0.0) > 0
+    ]
+    subject = "No fusion beats" if not others_confident else f"{top} does not beat"
+    lead = f"{subject} {_baseline_phrase(base)} ({base}) with confidence: "
+    detail = (
+        f"{top} scores {_score(r.entry(top))} against {_score(r.entry(base))} over {r.n_folds(top)} folds, "
+        f"{_ci(vs_base)}"
+    )
+    cost_top, cost_base = _cost(r.entry(top)), _cost(r.entry(base))
+    if cost_base is not None and (cost_top is None or cost_base < cost_top):
+        out["strategy"] = base
+        out["reason"] = (
+            f"{lead}{detail}, and {base} is the cheaper fit ({_seconds(cost_base)} against "
+            f"{_seconds(cost_top)}), so it is recommended."
+        )
+    else:
+        out["strategy"] = top
+        out["reason"] = (
+            f"{lead}{detail}; {top} is kept as it costs no more to fit ({_seconds(cost_top)} against "
+            f"{_seconds(cost_base)})."
+        )
+    return out
+
+
 def recommend(
     strategies: Mapping[str, Mapping[str, Any]], *, seed: int = 0, n_boot: int = N_BOOT
 ) -> dict[str, Any]:
@@ -400,15 +556,16 @@ def recommend(
     1. Rank the strategies that completed every fold by mean accuracy; an exact tie goes to the one with
        the lower fit cost (``fit_cost_seconds`` where present, else ``fit_seconds``), then to the one
        listed first. The top one is the candidate; the next one is the runner-up.
-    2. If the candidate is a fusion (not ``unimodal:``) and there is a unimodal strategy, compare it with
-       the best unimodal one, ``U``, by :func:`paired_difference` of the per-fold accuracies. When that
-       95% CI includes 0 the fusion shows no confident gain over the single best modality: the reason
-       says so plainly, and ``U`` is recommended when its fit is cheaper (otherwise the fusion, which
-       costs no more, is kept).
+    2. The *baselines* are the single-modality strategies (``unimodal:<input>``) and the tuned linear
+       baseline (``linear``); the best baseline, ``B``, is the best ranked of them. If the candidate is a
+       fusion and there is a baseline, compare it with ``B`` by :func:`paired_difference` of the per-fold
+       accuracies. When that 95% CI includes 0 the fusion shows no confident gain over ``B``: the reason
+       says so plainly and names ``B``, and ``B`` is recommended when its fit is cheaper (otherwise the
+       fusion, which costs no more, is kept).
     3. Otherwise the candidate is recommended.
 
     The reason is one sentence citing the accuracy (mean ± std over the folds), the paired difference
-    to the runner-up (or, in case 2, between the fusion and ``U``) with its 95% CI, and the fit cost.
+    to the runner-up (or, in case 2, between the fusion and ``B``) with its 95% CI, and the fit cost.
 
     Parameters
     ----------
@@ -423,123 +580,212 @@ def recommend(
     -------
     dict
         ``strategy`` (the name, ``None`` when nothing completed), ``reason`` (one sentence),
-        ``candidate`` (the best by accuracy), ``runner_up`` (or ``None``), ``best_unimodal`` (or
-        ``None``), ``vs_runner_up`` and ``vs_best_unimodal`` (:func:`paired_difference` of the candidate
-        minus the other, or ``None``) and ``confident_gain_over_unimodal`` (``None`` when the candidate
-        is unimodal or there is no unimodal strategy).
+        ``candidate`` (the best by accuracy), ``runner_up`` (or ``None``), ``best_unimodal`` and
+        ``best_baseline`` (or ``None``), ``vs_runner_up``, ``vs_best_unimodal`` and ``vs_best_baseline``
+        (:func:`paired_difference` of the candidate minus the other, or ``None``; the last two only for
+        a fusion candidate), ``confident_gain_over_unimodal`` and ``confident_gain_over_baseline``
+        (``None`` when the candidate is a baseline or there is none to compare with).
     """
-    ok = [
-        name
-        for name, entry in strategies.items()
-        if "error" not in entry and (entry.get("accuracy") or {}).get("mean") is not None
-    ]
+    r = _Ranking(strategies, seed, n_boot)
     out: dict[str, Any] = {
         "strategy": None,
         "reason": "",
-        "candidate": None,
-        "runner_up": None,
-        "best_unimodal": None,
+        "candidate": r.top,
+        "runner_up": r.runner,
+        "best_unimodal": r.best_unimodal,
+        "best_baseline": r.best_baseline,
         "vs_runner_up": None,
         "vs_best_unimodal": None,
+        "vs_best_baseline": None,
         "confident_gain_over_unimodal": None,
+        "confident_gain_over_baseline": None,
     }
-    if not ok:
+    if r.top is None:
         out["reason"] = "No strategy completed every fold, so there is nothing to recommend."
         return out
-    order = {name: i for i, name in enumerate(ok)}
+    out["vs_runner_up"] = r.diff(r.top, r.runner) if r.runner is not None else None
+    if is_baseline(r.top) or r.best_baseline is None:
+        return _recommend_top(r, out)
+    if r.best_unimodal is not None:
+        out["vs_best_unimodal"] = r.diff(r.top, r.best_unimodal)
+        out["confident_gain_over_unimodal"] = not _includes_zero(out["vs_best_unimodal"])
+    vs_base = r.diff(r.top, r.best_baseline)
+    out["vs_best_baseline"] = vs_base
+    out["confident_gain_over_baseline"] = not _includes_zero(vs_base)
+    if out["confident_gain_over_baseline"]:
+        return _recommend_confident_fusion(r, out, vs_base)
+    return _recommend_unconfident_fusion(r, out, vs_base)
 
-    def key(name: str) -> tuple[float, float, int]:
-        cost = _cost(strategies[name])
-        return (-float(strategies[name]["accuracy"]["mean"]), math.inf if cost is None else cost, order[name])
 
-    ranked = sorted(ok, key=key)
-    top, runner = ranked[0], (ranked[1] if len(ranked) > 1 else None)
-    unimodal = [n for n in ranked if n.startswith(UNIMODAL_PREFIX)]
-    best_uni = unimodal[0] if unimodal else None
-    fusions = [n for n in ranked if not n.startswith(UNIMODAL_PREFIX)]
+# ------------------------------------------------------------------------------------------------ compare
+class _Plan:
+    """What every step of a comparison shares: the strategies, labels, folds and classes."""
 
-    def diff(a: str, b: str) -> dict[str, Any]:
-        return paired_difference(
-            strategies[a]["accuracy"]["folds"], strategies[b]["accuracy"]["folds"], n_boot=n_boot, seed=seed
+    def __init__(self, strategies: Mapping[str, Any], table: Any, cv: CVSpec, seed: int) -> None:
+        self.strategies = strategies
+        self.names = list(strategies)
+        self.y = np.asarray(table.y).reshape(-1)
+        groups = _table_groups(table)
+        self.splits = make_splits(self.y, groups, cv=cv, seed=seed)
+        self.classes = _table_classes(table)
+        self.metric_names = _metric_names(len(self.classes))
+        self.cv_info = _cv_info(cv, seed, table, groups, self.splits)
+
+
+def _run_step(
+    plan: _Plan,
+    table: Any,
+    fold: int,
+    name: str,
+    fold_metrics: Callable[[str, Any, Any], Mapping[str, float | None] | None] | None,
+) -> dict[str, Any]:
+    """Fit strategy ``name`` on fold ``fold``'s training rows and score it on its test rows.
+
+    Returns the step's record: metrics, timings, parameter count and ``fold_metrics``' values, or the
+    error when the strategy raised (anything but an interruption).
+    """
+    train, test = plan.splits[fold]
+    start = time.perf_counter()
+    try:
+        proba, fit_seconds, predict_seconds, fitted = _fit_predict(
+            plan.strategies[name], table, train, test, plan.classes
         )
+        metrics = classification_metrics(plan.y[test], proba, plan.classes)
+        extra = (fold_metrics(name, fitted, table.take(test)) or {}) if fold_metrics is not None else {}
+    except Exception as exc:
+        logger.info("strategy %r failed in fold %d", name, fold, exc_info=True)
+        return {
+            "fold": fold,
+            "strategy": name,
+            "error": f"{type(exc).__name__}: {exc}",
+            "seconds": time.perf_counter() - start,
+        }
+    return {
+        "fold": fold,
+        "strategy": name,
+        "metrics": metrics,
+        "fit_seconds": float(fit_seconds),
+        "predict_seconds": float(predict_seconds),
+        "reused_fit_seconds": _reused_fit_seconds(fitted),
+        "n_parameters": _n_parameters(fitted),
+        "extra": {key: _jsonable(value) for key, value in dict(extra).items()},
+        "seconds": time.perf_counter() - start,
+    }
 
-    entry = strategies[top]
-    n_folds = len(entry["accuracy"].get("folds") or [])
-    cost_top = _cost(entry)
-    out.update(candidate=top, runner_up=runner, best_unimodal=best_uni)
-    vs_runner = diff(top, runner) if runner is not None else None
-    out["vs_runner_up"] = vs_runner
 
-    if top.startswith(UNIMODAL_PREFIX) or best_uni is None:
-        out["strategy"] = top
-        if runner is None:
-            out["reason"] = (
-                f"{top} is the only strategy that completed: accuracy {_score(entry)} over {n_folds} folds, "
-                f"fit cost {_seconds(cost_top)}; there is nothing to compare it with."
-            )
-            return out
-        tie = strategies[runner]["accuracy"]["mean"] == entry["accuracy"]["mean"]
-        lead = (
-            f"No fusion beats the best single modality ({top}): "
-            if top.startswith(UNIMODAL_PREFIX) and fusions
-            else ""
-        )
-        if tie:
-            body = (
-                f"{top} ties with {runner} on accuracy ({_score(entry)} over {n_folds} folds; {_ci(vs_runner)}) "
-                f"and is the cheaper fit ({_seconds(cost_top)} against {_seconds(_cost(strategies[runner]))})."
-            )
-        else:
-            body = (
-                f"{top} has the best accuracy, {_score(entry)} over {n_folds} folds, {_ci(vs_runner)} against "
-                f"the runner-up {runner}, for a fit cost of {_seconds(cost_top)}."
-            )
-        out["reason"] = lead + body
-        return out
+def _run_steps(
+    plan: _Plan,
+    table: Any,
+    log: StepLog,
+    progress: Progress | None,
+    fold_metrics: Callable[[str, Any, Any], Mapping[str, float | None] | None] | None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every (fold, strategy) step, folds outermost; finished steps in ``log`` are not run again.
 
-    # the candidate is a fusion and there is a unimodal baseline
-    vs_uni = diff(top, best_uni)
-    out["vs_best_unimodal"] = vs_uni
-    confident = not _includes_zero(vs_uni)
-    out["confident_gain_over_unimodal"] = confident
-    uni_entry = strategies[best_uni]
-    cost_uni = _cost(uni_entry)
-    if confident:
-        out["strategy"] = top  # a unimodal strategy exists, so there is a runner-up
-        against_uni = (
-            "" if runner == best_uni else f", and {_ci(vs_uni)} against the best single modality {best_uni}"
-        )
-        out["reason"] = (
-            f"{top} has the best accuracy, {_score(entry)} over {n_folds} folds, {_ci(vs_runner)} against "
-            f"the runner-up {runner}{against_uni}, for a fit cost of {_seconds(cost_top)}."
-        )
-        return out
+    A strategy that fails in a fold is skipped in the later folds. Returns each strategy's step records
+    in fold order (the last one holds the error of a failed strategy).
+    """
+    records: dict[str, list[dict[str, Any]]] = {name: [] for name in plan.names}
+    failed: set[str] = set()
+    for fold in range(len(plan.splits)):
+        for name in plan.names:
+            if name in failed:
+                _emit(progress, "step", fold=fold, strategy=name, ok=False, seconds=0.0, skipped=True)
+                continue
+            step = log.get(fold, name)
+            resumed = step is not None
+            if step is None:
+                log.add(_run_step(plan, table, fold, name, fold_metrics))
+                step = log.get(fold, name)
+            assert step is not None
+            records[name].append(step)
+            ok = "error" not in step
+            if not ok:
+                failed.add(name)
+            seconds = 0.0 if resumed else float(step.get("seconds", 0.0))
+            info = {"resumed": True} if resumed else {}
+            _emit(progress, "step", fold=fold, strategy=name, ok=ok, seconds=seconds, **info)
+    return records
 
-    others_confident = []
-    for other in fusions[1:]:
-        gain = diff(other, best_uni)
-        if not _includes_zero(gain) and (gain["mean_diff"] or 0.0) > 0:
-            others_confident.append(other)
-    lead = (
-        f"No fusion beats the best single modality ({best_uni}) with confidence: "
-        if not others_confident
-        else f"{top} does not beat the best single modality ({best_uni}) with confidence: "
+
+def _timings(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Fit and predict seconds of a strategy's steps: totals, per fold, and the standalone fit cost."""
+    fit = [float(r["fit_seconds"]) for r in records]
+    predict = [float(r["predict_seconds"]) for r in records]
+    reused = [float(r.get("reused_fit_seconds") or 0.0) for r in records]
+    return {
+        "fit_seconds": float(sum(fit)),
+        "predict_seconds": float(sum(predict)),
+        "fit_cost_seconds": float(sum(fit) + sum(reused)),
+        "fit_seconds_per_fold": fit,
+        "predict_seconds_per_fold": predict,
+    }
+
+
+def _extra_summaries(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Summaries of the ``fold_metrics`` values of a strategy's steps (a fold without one counts as None)."""
+    extras = [r.get("extra") or {} for r in records]
+    keys = dict.fromkeys(k for d in extras for k in d)
+    return {key: summarize([d.get(key) for d in extras]) for key in keys}
+
+
+def _strategy_entry(records: Sequence[Mapping[str, Any]], plan: _Plan) -> dict[str, Any]:
+    """One strategy's summary over its step records (its error and fold if the last one failed)."""
+    if records and "error" in records[-1]:
+        return {"error": records[-1]["error"], "fold": records[-1]["fold"]}
+    entry: dict[str, Any] = {
+        metric: summarize([r["metrics"][metric] for r in records]) for metric in plan.metric_names
+    }
+    timings = _timings(records)
+    entry.update(fit_seconds=timings["fit_seconds"], predict_seconds=timings["predict_seconds"])
+    entry["fit_cost_seconds"] = timings["fit_cost_seconds"]
+    entry["n_parameters"] = records[-1].get("n_parameters") if records else None
+    entry["fit_seconds_per_fold"] = timings["fit_seconds_per_fold"]
+    entry["predict_seconds_per_fold"] = timings["predict_seconds_per_fold"]
+    entry["confusion_matrix"] = _sum_matrices(
+        [r["metrics"]["confusion_matrix"] for r in records], len(plan.classes)
     )
-    detail = f"{top} scores {_score(entry)} against {_score(uni_entry)} over {n_folds} folds, {_ci(vs_uni)}"
-    uni_cheaper = cost_uni is not None and (cost_top is None or cost_uni < cost_top)
-    if uni_cheaper:
-        out["strategy"] = best_uni
-        out["reason"] = (
-            f"{lead}{detail}, and {best_uni} is the cheaper fit ({_seconds(cost_uni)} against "
-            f"{_seconds(cost_top)}), so it is recommended."
-        )
-    else:
-        out["strategy"] = top
-        out["reason"] = (
-            f"{lead}{detail}; {top} is kept as it costs no more to fit ({_seconds(cost_top)} against "
-            f"{_seconds(cost_uni)})."
-        )
-    return out
+    entry.update(_extra_summaries(records))
+    return entry
+
+
+def _paired_against(
+    results: Mapping[str, Mapping[str, Any]], ok_names: Sequence[str], reference: str | None, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Paired difference of every other successful strategy's per-fold accuracy to ``reference``'s."""
+    if reference is None:
+        return {}
+    folds = results[reference]["accuracy"]["folds"]
+    return {
+        name: {
+            "vs": reference,
+            "metric": "accuracy",
+            **paired_difference(results[name]["accuracy"]["folds"], folds, n_boot=N_BOOT, seed=seed),
+        }
+        for name in ok_names
+        if name != reference
+    }
+
+
+def _comparison(
+    results: dict[str, dict[str, Any]], seed: int
+) -> tuple[dict[str, str | None], dict[str, dict[str, dict[str, Any]]], dict[str, Any]]:
+    """The best strategies, the paired comparisons and the recommendation of ``results``."""
+    ok_names = [name for name, entry in results.items() if "error" not in entry]
+    accuracy = {name: results[name]["accuracy"]["mean"] for name in ok_names}
+    best = {
+        "strategy": _best(ok_names, accuracy),
+        "unimodal": _best([n for n in ok_names if n.startswith(UNIMODAL_PREFIX)], accuracy),
+        "baseline": _best([n for n in ok_names if is_baseline(n)], accuracy),
+    }
+    paired = {
+        "paired": _paired_against(results, ok_names, best["unimodal"], seed),
+        "paired_vs_baseline": _paired_against(results, ok_names, best["baseline"], seed),
+        "paired_vs_best": _paired_against(results, ok_names, best["strategy"], seed),
+    }
+    recommendation = recommend(results, seed=seed)
+    recommendation["rule"] = RECOMMENDATION_RULE
+    return best, paired, recommendation
 
 
 def compare(
@@ -551,6 +797,8 @@ def compare(
     progress: Progress | None = None,
     dataset_name: str | None = None,
     fold_metrics: Callable[[str, Any, Any], Mapping[str, float | None] | None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Evaluate several strategies on the same folds, compare them and recommend one.
 
@@ -561,7 +809,8 @@ def compare(
     Parameters
     ----------
     strategies : mapping of str to estimator
-        Unfitted estimators by name. Single-modality baselines are named ``"unimodal:<modality>"``.
+        Unfitted estimators by name. Single-modality baselines are named ``"unimodal:<modality>"`` and
+        the tuned linear baseline ``"linear"``.
     table : table
         Rows to evaluate; labels from ``table.y`` and groups from ``table.groups``.
     cv : int, str or splitter, default=5
@@ -570,14 +819,27 @@ def compare(
         Seed of the fold shuffling and of the bootstrap of the paired comparison.
     progress : callable, optional
         Called as ``progress(event, **info)``: ``"start"`` with ``total`` (folds × strategies),
-        ``n_folds`` and ``strategies``; ``"step"`` after each strategy in each fold with ``fold``,
-        ``strategy``, ``ok`` and ``seconds``; ``"end"`` with ``wall_seconds``.
+        ``n_folds``, ``strategies`` and ``resumed`` (steps read from the checkpoint); ``"step"`` after
+        each strategy in each fold with ``fold``, ``strategy``, ``ok`` and ``seconds`` (and
+        ``resumed=True`` for a step read from the checkpoint, ``skipped=True`` for a strategy that failed
+        in an earlier fold); ``"end"`` with ``wall_seconds``. A step is
+        saved to the checkpoint before its event, so a callback that raises ``KeyboardInterrupt`` stops
+        the comparison with that step kept.
     dataset_name : str, optional
         Name to report; defaults to ``table.name``.
     fold_metrics : callable, optional
         ``fold_metrics(name, fitted_estimator, test_table) -> {metric: value}`` (or None), called after
         each strategy's fit in each fold; the values are summarised per strategy beside the built-in
         metrics (mean, std, folds). Use it for measures only some strategies have, e.g. retrieval recall.
+    checkpoint : path, optional
+        A JSON file rewritten atomically after every (fold, strategy) step with the settings and the
+        steps finished so far (their metrics, timings and errors), and at the end with the whole
+        result; an interrupted comparison keeps what finished.
+    resume : bool, default=False
+        Continue from ``checkpoint``: its finished steps are not run again, and the result is the one an
+        uninterrupted run gives (timings aside). It must have been written with the same dataset name,
+        rows, classes, folds, seed, strategies and parameters; otherwise a one-line
+        :class:`~modalfuse.ModalfuseError` names what differs. A missing file starts afresh.
 
     Returns
     -------
@@ -592,127 +854,83 @@ def compare(
                                    "fit_seconds_per_fold": [...], "predict_seconds_per_fold": [...],
                                    "confusion_matrix": [[...]]}
                                   or {"error": "Type: message", "fold": i}},
-             "best": {"strategy": name or None, "unimodal": name or None},
+             "best": {"strategy": name or None, "unimodal": name or None, "baseline": name or None},
              "paired_method": str,
              "paired": {name: {"vs": best_unimodal, "metric": "accuracy", "mean_diff", "ci95",
                                "method", "n", "wins", "win_rate", "p_value"}},
+             "paired_vs_baseline": {name: {"vs": best_baseline, ...same keys...}},
              "paired_vs_best": {name: {"vs": best, ...same keys...}},
              "recommendation": {"strategy": name or None, "reason": str, "rule": str, ...},
-             "wall_seconds": float}
+             "wall_seconds": float,
+             "checkpoint": {...}}  # only with checkpoint=
 
-        ``best`` ranks by mean accuracy. ``paired`` compares every other successful strategy's
-        per-fold accuracy with the best unimodal one (empty without a unimodal strategy), and
-        ``paired_vs_best`` with the best strategy overall; both by :func:`paired_difference`
-        (``mean_diff`` is the strategy minus the reference; see ``paired_method``).
-        ``fit_cost_seconds`` is ``fit_seconds`` plus the training time of models the fitted estimator
-        reused from another strategy's fit on the same fold (the estimator's ``reused_fit_seconds_``),
-        i.e. what the strategy costs on its own. ``n_parameters`` is the fitted
-        estimator's ``n_parameters_`` in the last fold, ``None`` where it has none. ``recommendation``
-        is :func:`recommend`'s result (its rule in ``rule``).
+        ``best`` ranks by mean accuracy; ``baseline`` is the best of the baselines (the unimodal ones
+        and ``linear``). ``paired`` compares every other successful strategy's per-fold accuracy with
+        the best unimodal one (empty without a unimodal strategy), ``paired_vs_baseline`` with the best
+        baseline and ``paired_vs_best`` with the best strategy overall; all by
+        :func:`paired_difference` (``mean_diff`` is the strategy minus the reference; see
+        ``paired_method``). ``fit_cost_seconds`` is ``fit_seconds`` plus the training time of models the
+        fitted estimator reused from another strategy's fit on the same fold (the estimator's
+        ``reused_fit_seconds_``), i.e. what the strategy costs on its own. ``n_parameters`` is
+        the fitted estimator's ``n_parameters_`` in the last fold, ``None`` where it has none.
+        ``recommendation`` is :func:`recommend`'s result (its rule in ``rule``). ``checkpoint`` holds the
+        settings and the step records a later ``resume`` reads.
 
     Raises
     ------
     SchemaError
         When the folds cannot be made. Errors of the strategies are never raised.
+    ModalfuseError
+        With ``resume``, when the checkpoint cannot be read or was written with other settings.
     """
     wall_start = time.perf_counter()
-    names = list(strategies)
-    y = np.asarray(table.y).reshape(-1)
-    groups = _table_groups(table)
-    splits = make_splits(y, groups, cv=cv, seed=seed)
-    classes = _table_classes(table)
-    metric_names = _metric_names(len(classes))
-    _emit(progress, "start", total=len(splits) * len(names), n_folds=len(splits), strategies=names)
-
-    per_fold: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    fit_times: dict[str, list[float]] = {name: [] for name in names}
-    predict_times: dict[str, list[float]] = {name: [] for name in names}
-    reused_times: dict[str, list[float]] = {name: [] for name in names}
-    n_parameters: dict[str, int | None] = {name: None for name in names}
-    extra: dict[str, list[Mapping[str, float | None]]] = {name: [] for name in names}
-    failures: dict[str, dict[str, Any]] = {}
-    for fold, (train, test) in enumerate(splits):
-        for name in names:
-            if name in failures:
-                _emit(progress, "step", fold=fold, strategy=name, ok=False, seconds=0.0)
-                continue
-            start = time.perf_counter()
-            try:
-                proba, fit_seconds, predict_seconds, fitted = _fit_predict(
-                    strategies[name], table, train, test, classes
-                )
-                metrics = classification_metrics(y[test], proba, classes)
-                if fold_metrics is not None:
-                    extra[name].append(fold_metrics(name, fitted, table.take(test)) or {})
-            except Exception as exc:
-                logger.info("strategy %r failed in fold %d", name, fold, exc_info=True)
-                failures[name] = {"error": f"{type(exc).__name__}: {exc}", "fold": fold}
-                _emit(
-                    progress, "step", fold=fold, strategy=name, ok=False, seconds=time.perf_counter() - start
-                )
-                continue
-            per_fold[name].append(metrics)
-            fit_times[name].append(fit_seconds)
-            predict_times[name].append(predict_seconds)
-            reused_times[name].append(_reused_fit_seconds(fitted))
-            n_parameters[name] = _n_parameters(fitted)
-            del fitted
-            _emit(progress, "step", fold=fold, strategy=name, ok=True, seconds=time.perf_counter() - start)
-
-    results: dict[str, dict[str, Any]] = {}
-    for name in names:
-        if name in failures:
-            results[name] = failures[name]
-            continue
-        folds = per_fold[name]
-        entry: dict[str, Any] = {metric: summarize([m[metric] for m in folds]) for metric in metric_names}
-        entry["fit_seconds"] = float(sum(fit_times[name]))
-        entry["predict_seconds"] = float(sum(predict_times[name]))
-        entry["fit_cost_seconds"] = float(sum(fit_times[name]) + sum(reused_times[name]))
-        entry["n_parameters"] = n_parameters[name]
-        entry["fit_seconds_per_fold"] = [float(t) for t in fit_times[name]]
-        entry["predict_seconds_per_fold"] = [float(t) for t in predict_times[name]]
-        entry["confusion_matrix"] = _sum_matrices([m["confusion_matrix"] for m in folds], len(classes))
-        for key in dict.fromkeys(k for d in extra[name] for k in d):
-            entry[key] = summarize([d.get(key) for d in extra[name]])
-        results[name] = entry
-
-    ok_names = [name for name in names if name not in failures]
-    accuracy = {name: results[name]["accuracy"]["mean"] for name in ok_names}
-    best_unimodal = _best([n for n in ok_names if n.startswith(UNIMODAL_PREFIX)], accuracy)
-    best_overall = _best(ok_names, accuracy)
-
-    def paired_against(reference_name: str | None) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        if reference_name is None:
-            return out
-        reference = results[reference_name]["accuracy"]["folds"]
-        for name in ok_names:
-            if name == reference_name:
-                continue
-            diff = paired_difference(results[name]["accuracy"]["folds"], reference, n_boot=N_BOOT, seed=seed)
-            out[name] = {"vs": reference_name, "metric": "accuracy", **diff}
-        return out
-
-    recommendation = recommend(results, seed=seed)
-    recommendation["rule"] = RECOMMENDATION_RULE
-    result: dict[str, Any] = {
-        "dataset": dataset_name if dataset_name is not None else getattr(table, "name", None),
+    plan = _Plan(strategies, table, cv, seed)
+    dataset = dataset_name if dataset_name is not None else getattr(table, "name", None)
+    header = {
+        "dataset": dataset,
         "n_rows": len(table),
-        "classes": [_jsonable(c) for c in classes],
-        "cv": _cv_info(cv, seed, table, groups, splits),
+        "classes": [_jsonable(c) for c in plan.classes],
+        "cv": plan.cv_info,
+    }
+    settings = compare_settings(
+        strategies,
+        dataset=dataset,
+        n_rows=len(table),
+        classes=header["classes"],
+        cv=cv,
+        cv_info=plan.cv_info,
+        splits=plan.splits,
+        seed=seed,
+    )
+    log = StepLog(checkpoint, settings, resume=resume, header=header)
+    _emit(
+        progress,
+        "start",
+        total=len(plan.splits) * len(plan.names),
+        n_folds=len(plan.splits),
+        strategies=plan.names,
+        resumed=log.resumed,
+    )
+    records = _run_steps(plan, table, log, progress, fold_metrics)
+    results = {name: _strategy_entry(records[name], plan) for name in plan.names}
+    best, paired, recommendation = _comparison(results, seed)
+    result: dict[str, Any] = {
+        **header,
         "strategies": results,
-        "best": {"strategy": best_overall, "unimodal": best_unimodal},
+        "best": best,
         "paired_method": PAIRED_METHOD,
-        "paired": paired_against(best_unimodal),
-        "paired_vs_best": paired_against(best_overall),
+        **paired,
         "recommendation": recommendation,
         "wall_seconds": time.perf_counter() - wall_start,
     }
+    if checkpoint is not None:
+        result["checkpoint"] = log.section(complete=True)
+        write_json_atomic(checkpoint, result)
     _emit(progress, "end", wall_seconds=result["wall_seconds"])
     return result
 
 
+# --------------------------------------------------------------------------------------------- the table
 def _mean_std(summary: Mapping[str, Any] | None) -> str:
     if not summary or summary.get("mean") is None:
         return "n/a"
@@ -723,6 +941,102 @@ def _number(value: Any, fmt: str) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return format(value, fmt)
     return "n/a"
+
+
+#: How :func:`format_table` marks the baselines: the best single modality and the tuned linear one.
+BEST_UNIMODAL_MARK = "*"
+LINEAR_MARK = "+"
+
+
+def _label(name: str, best_unimodal: str | None) -> str:
+    if name == best_unimodal:
+        return f"{name} {BEST_UNIMODAL_MARK}"
+    if name == LINEAR_BASELINE:
+        return f"{name} {LINEAR_MARK}"
+    return name
+
+
+def _uses_reused_models(entry: Mapping[str, Any]) -> bool:
+    """Whether the entry's fit cost includes per-input models trained by another strategy's fit."""
+    fit, wall = _cost(entry), entry.get("fit_seconds")
+    return fit is not None and isinstance(wall, int | float) and fit > wall + 1e-9
+
+
+def _table_row(name: str, entry: Mapping[str, Any], best_unimodal: str | None) -> tuple[str, ...]:
+    return (
+        _label(name, best_unimodal),
+        _mean_std(entry.get("accuracy")),
+        _mean_std(entry.get("f1_macro")),
+        _number(_cost(entry), ".2f"),
+        _number(entry.get("predict_seconds"), ".2f"),
+        _number(entry.get("n_parameters"), ","),
+    )
+
+
+def _title(result: Mapping[str, Any]) -> str:
+    cv = result.get("cv") or {}
+    bits = [str(result.get("dataset") or "dataset")]
+    if result.get("n_rows") is not None:
+        bits.append(f"{result['n_rows']} rows")
+    if cv:
+        fold_text = f"{cv.get('kind')} CV, {cv.get('n_folds')} folds"
+        if cv.get("groups"):
+            fold_text += f", grouped by {cv['groups']}"
+        bits.append(fold_text)
+    return " | ".join(bits)
+
+
+def _paired_line(result: Mapping[str, Any], key: str, reference: str) -> list[str]:
+    """``best vs reference: ...`` from ``result[key]``, when the best strategy has that comparison."""
+    best_name = (result.get("best") or {}).get("strategy")
+    diff = (result.get(key) or {}).get(best_name) if best_name else None
+    if not diff or diff.get("mean_diff") is None or diff.get("vs") != reference:
+        return []
+    lo, hi = diff["ci95"]
+    return [
+        f"{best_name} vs {reference}: {diff['mean_diff']:+.3f} accuracy "
+        f"(95% CI {lo:+.3f} to {hi:+.3f}, better in {diff['wins']} of {diff['n']} folds)"
+    ]
+
+
+def _footer(result: Mapping[str, Any], strategies: Mapping[str, Any], reused: bool) -> list[str]:
+    lines = []
+    if reused:
+        lines.append("fit s includes the training of per-input models reused from another strategy's fit")
+    best_unimodal = (result.get("best") or {}).get("unimodal")
+    if best_unimodal is not None:
+        lines.append(f"{BEST_UNIMODAL_MARK} best single modality: {best_unimodal}")
+        lines += _paired_line(result, "paired", best_unimodal)
+    linear = strategies.get(LINEAR_BASELINE)
+    if linear is not None and "error" not in linear:
+        lines.append(
+            f"{LINEAR_MARK} tuned linear baseline: logistic regression on the classical features of every "
+            "input, C chosen by inner cross-validation"
+        )
+        lines += _paired_line(result, "paired_vs_baseline", LINEAR_BASELINE)
+    recommendation = result.get("recommendation") or {}
+    if recommendation.get("reason"):
+        lines.append(
+            f"Recommendation: {recommendation.get('strategy') or 'none'}. {recommendation['reason']}"
+        )
+    return lines
+
+
+def _by_accuracy(
+    strategies: Mapping[str, Any],
+) -> tuple[list[tuple[str, Mapping[str, Any]]], list[tuple[str, Mapping[str, Any]]]]:
+    """The successful strategies, best mean accuracy first, and the failed ones, as (name, entry) pairs."""
+    ok = [(name, entry) for name, entry in strategies.items() if "error" not in entry]
+    failed = [(name, entry) for name, entry in strategies.items() if "error" in entry]
+    ok.sort(key=lambda item: -(item[1].get("accuracy", {}).get("mean") or -math.inf))
+    return ok, failed
+
+
+def _widths(header: Sequence[str], rows: Sequence[Sequence[str]], failed: Sequence[str]) -> list[int]:
+    """Column widths: the widest cell of each column (failed strategies' names count in the first)."""
+    widths = [max([len(header[i])] + [len(row[i]) for row in rows]) for i in range(len(header))]
+    widths[0] = max([widths[0]] + [len(name) for name in failed])
+    return widths
 
 
 def format_table(result: Mapping[str, Any]) -> str:
@@ -738,77 +1052,28 @@ def format_table(result: Mapping[str, Any]) -> str:
     str
         One line per strategy, best mean accuracy first, with accuracy and macro-F1 as
         ``mean ± std``, the total fit time (``fit_cost_seconds`` where present), the total predict time
-        and the number of parameters; the best unimodal strategy is marked ``*``, failed strategies are
-        listed last with their error. Then the best strategy's paired difference to the best unimodal
-        one and the recommendation with its reason.
+        and the number of parameters; the baselines are marked: the best unimodal strategy ``*``, the
+        tuned linear baseline ``+``; failed strategies are listed last with their error. Then the best
+        strategy's paired difference to the best unimodal one and to the linear baseline, and the
+        recommendation with its reason.
     """
     strategies: Mapping[str, Any] = result.get("strategies", {})
-    best = result.get("best") or {}
-    best_unimodal = best.get("unimodal")
-    ok = [(name, entry) for name, entry in strategies.items() if "error" not in entry]
-    failed = [(name, entry) for name, entry in strategies.items() if "error" in entry]
-    ok.sort(key=lambda item: -(item[1].get("accuracy", {}).get("mean") or -math.inf))
+    best_unimodal = (result.get("best") or {}).get("unimodal")
+    ok, failed = _by_accuracy(strategies)
 
     header = ("strategy", "accuracy", "macro-F1", "fit s", "predict s", "parameters")
-    rows: list[tuple[str, ...]] = []
-    reused = False
-    for name, entry in ok:
-        label = f"{name} *" if name == best_unimodal else name
-        fit = _cost(entry)
-        wall = entry.get("fit_seconds")
-        if fit is not None and isinstance(wall, int | float) and fit > wall + 1e-9:
-            reused = True
-        rows.append(
-            (
-                label,
-                _mean_std(entry.get("accuracy")),
-                _mean_std(entry.get("f1_macro")),
-                _number(fit, ".2f"),
-                _number(entry.get("predict_seconds"), ".2f"),
-                _number(entry.get("n_parameters"), ","),
-            )
-        )
-    n_ok = len(rows)
-    widths = [max([len(header[i])] + [len(row[i]) for row in rows]) for i in range(len(header))]
-    widths[0] = max([widths[0]] + [len(name) for name, _ in failed])
-    lines: list[str] = []
-    cv = result.get("cv") or {}
-    title_bits = [str(result.get("dataset") or "dataset")]
-    if result.get("n_rows") is not None:
-        title_bits.append(f"{result['n_rows']} rows")
-    if cv:
-        fold_text = f"{cv.get('kind')} CV, {cv.get('n_folds')} folds"
-        if cv.get("groups"):
-            fold_text += f", grouped by {cv['groups']}"
-        title_bits.append(fold_text)
-    lines.append(" | ".join(title_bits))
+    rows = [_table_row(name, entry, best_unimodal) for name, entry in ok]
+    widths = _widths(header, rows, [name for name, _ in failed])
 
     def render(row: Sequence[str]) -> str:
         cells = [f"{row[0]:<{widths[0]}}"] + [f"{cell:>{widths[i + 1]}}" for i, cell in enumerate(row[1:])]
         return "  ".join(cells)
 
-    lines.append(render(header))
-    lines.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
-    lines.extend(render(row) for row in rows[:n_ok])
+    lines = [_title(result), render(header), "-" * (sum(widths) + 2 * (len(widths) - 1))]
+    lines.extend(render(row) for row in rows)
     lines.extend(
         f"{name:<{widths[0]}}  failed in fold {entry.get('fold')}: {entry['error']}" for name, entry in failed
     )
-    if reused:
-        lines.append("fit s includes the training of per-input models reused from another strategy's fit")
-    if best_unimodal is not None:
-        lines.append(f"* best single modality: {best_unimodal}")
-        paired = result.get("paired") or {}
-        best_name = best.get("strategy")
-        if best_name and best_name in paired and paired[best_name].get("mean_diff") is not None:
-            diff = paired[best_name]
-            lo, hi = diff["ci95"]
-            lines.append(
-                f"{best_name} vs {best_unimodal}: {diff['mean_diff']:+.3f} accuracy "
-                f"(95% CI {lo:+.3f} to {hi:+.3f}, better in {diff['wins']} of {diff['n']} folds)"
-            )
-    recommendation = result.get("recommendation") or {}
-    if recommendation.get("reason"):
-        lines.append(
-            f"Recommendation: {recommendation.get('strategy') or 'none'}. {recommendation['reason']}"
-        )
+    reused = any(_uses_reused_models(entry) for _, entry in ok)
+    lines.extend(_footer(result, strategies, reused))
     return "\n".join(lines)

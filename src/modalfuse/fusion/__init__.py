@@ -4,6 +4,7 @@ from modalfuse.fusion._base import FusionStrategy, InputInfo, get_fusion, list_f
 from modalfuse.fusion._early import EarlyFusion, NeuralFusion
 from modalfuse.fusion._joint import AttentionFusion, LowRankFusion, TensorFusion
 from modalfuse.fusion._late import LateFusion, UnimodalFusion
+from modalfuse.fusion._linear import LinearFusion
 from modalfuse.fusion._shared import CCAFusion, SharedFusion, info_nce
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "FusionStrategy",
     "InputInfo",
     "LateFusion",
+    "LinearFusion",
     "LowRankFusion",
     "NeuralFusion",
     "SharedFusion",

@@ -19,6 +19,7 @@ from modalfuse.fusion._train import TrainConfig
 __all__ = [
     "FusionStrategy",
     "InputInfo",
+    "default_encoders_of",
     "get_fusion",
     "list_fusions",
     "register_fusion",
@@ -89,6 +90,9 @@ class FusionStrategy:
     argument_name: ClassVar[str | None] = None
     #: The options this class declares (its bases' are added; see :func:`declared_options`).
     OPTIONS: ClassVar[Mapping[str, Option]] = {}
+    #: Encoder per modality used where the estimator's ``encoders`` names none (a modality not listed
+    #: gets its default trainable encoder); see :func:`default_encoders_of`.
+    default_encoders: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, **options: Any) -> None:
         self.options = resolve_options(type(self), options, self.owner())
@@ -193,6 +197,13 @@ def strategy_from_saved(name: str, options: Mapping[str, Any]) -> FusionStrategy
     if colon and cls.argument_name is not None:
         options.setdefault(cls.argument_name, arg)
     return cls.from_saved_options(options)
+
+
+def default_encoders_of(name: str) -> dict[str, str]:
+    """The encoder per modality that strategy ``name`` (e.g. ``"linear"``) declares as its default; empty
+    for an unknown name or a strategy that declares none."""
+    cls = _FUSIONS.get(name.partition(":")[0])
+    return dict(cls.default_encoders) if cls is not None else {}
 
 
 def get_fusion(name: str, **options: Any) -> FusionStrategy:
