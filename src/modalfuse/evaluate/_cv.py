@@ -347,17 +347,6 @@ def paired_difference(
     return result
 
 
-def _best(names: Sequence[str], scores: Mapping[str, float | None]) -> str | None:
-    """The name with the highest score (first one on ties); ``None`` when none has a score."""
-    best_name: str | None = None
-    best_score = -math.inf
-    for name in names:
-        score = scores.get(name)
-        if score is not None and score > best_score:
-            best_name, best_score = name, score
-    return best_name
-
-
 def _cost(entry: Mapping[str, Any]) -> float | None:
     """Total fit cost of a strategy: ``fit_cost_seconds`` when present, else ``fit_seconds``."""
     for key in ("fit_cost_seconds", "fit_seconds"):
@@ -679,9 +668,10 @@ def compare(
         results[name] = entry
 
     ok_names = [name for name in names if name not in failures]
-    accuracy = {name: results[name]["accuracy"]["mean"] for name in ok_names}
-    best_unimodal = _best([n for n in ok_names if n.startswith(UNIMODAL_PREFIX)], accuracy)
-    best_overall = _best(ok_names, accuracy)
+    recommendation = recommend(results, seed=seed)
+    # the table's "best" and the recommendation rank by one rule (ties: the cheaper fit, then listed first)
+    best_unimodal = recommendation["best_unimodal"]
+    best_overall = recommendation["candidate"]
 
     def paired_against(reference_name: str | None) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -695,7 +685,6 @@ def compare(
             out[name] = {"vs": reference_name, "metric": "accuracy", **diff}
         return out
 
-    recommendation = recommend(results, seed=seed)
     recommendation["rule"] = RECOMMENDATION_RULE
     result: dict[str, Any] = {
         "dataset": dataset_name if dataset_name is not None else getattr(table, "name", None),
