@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import uuid
 import warnings
 from collections.abc import Mapping
@@ -569,7 +568,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                 f"{path}: exists and is not a saved modalfuse model; refusing to overwrite it "
                 "(choose a new or empty folder)"
             )
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()  # not mkdtemp, whose 0700 would outlive the move: the folder keeps the user's umask
         try:
             (tmp / "model.json").write_text(json.dumps(doc, indent=1, default=_jsonable))
             tensors = {k: v.contiguous() for k, v in self.fusion_.tensors().items()}
