@@ -266,6 +266,20 @@ def _check_fusions(table: Any, fusion: str) -> list[str]:
     return items
 
 
+def _check_encoders(table: Any, encoder: list[str] | None) -> dict[str, str] | None:
+    """``--encoder NAME=ENCODER`` pairs, checked against the table's inputs and the registry."""
+    from modalfuse.encoders import list_encoders
+
+    pairs = _pairs(encoder, "--encoder")
+    targets = {*table.inputs, *table.schema.columns, *(m for m, _ in table.inputs.values())}
+    for key, name in pairs.items():
+        if key not in targets:
+            raise UnknownNameError("input, column or modality", key, targets, hint="in --encoder")
+        if name not in list_encoders():
+            raise UnknownNameError("encoder", name, list_encoders())
+    return pairs or None
+
+
 # ----------------------------------------------------------------------------------------- loading
 
 
@@ -490,7 +504,7 @@ def _run_evaluation(
 
     cv_arg = _parse_cv(cv, t)
     _check_fusions(t, fusion)
-    encoders = _pairs(encoder, "--encoder") or None
+    encoders = _check_encoders(t, encoder)
     start = time.perf_counter()
     result = mf.compare(
         t,
@@ -567,7 +581,7 @@ def fit(
         epochs=epochs,
         min_steps=min_steps,
         seed=seed,
-        encoders=_pairs(encoder, "--encoder") or None,
+        encoders=_check_encoders(t, encoder),
     ).fit(t)
     clf.save(out)
     typer.echo(f"fitted {fusion} on {len(t)} rows in {time.perf_counter() - start:.1f}s; saved to {out}")

@@ -574,6 +574,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             (tmp / "model.json").write_text(json.dumps(doc, indent=1, default=_jsonable))
             tensors = {k: v.contiguous() for k, v in self.fusion_.tensors().items()}
             save_file(tensors, str(tmp / "weights.safetensors"), metadata={"format": _FORMAT})
+            # safetensors writes 0600: give the weights the permissions model.json got from the umask
+            os.chmod(tmp / "weights.safetensors", (tmp / "model.json").stat().st_mode & 0o777)
             old = None
             if path.exists():
                 old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex}")

@@ -1,4 +1,4 @@
-"""Tests of the AV-Digits builder (FSDD audio + MNIST images), DESIGN.md section 5."""
+"""Tests of the AV-Digits builder (FSDD audio + MNIST images): pairing, the hard variant, downloads."""
 
 from __future__ import annotations
 
