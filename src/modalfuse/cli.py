@@ -768,12 +768,18 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the results (JSON) in.")] = Path(
         "modalfuse-demo"
     ),
+    mirror: Annotated[
+        str | None,
+        typer.Option(
+            "--mirror", metavar="URL", help="With --full: download every file from URL/<file name>."
+        ),
+    ] = None,
 ) -> None:
     """The whole journey on AV-Digits (hard), from the data to a recommended strategy.
 
     It shows the data, holds out one speaker per fold, compares every fusion strategy with the unimodal
-    baselines on the same folds and recommends one. Without --full it runs on the 300-row sample shipped with modalfuse (no download, a few minutes on a
-    laptop); --full runs the 3,000-row benchmark.
+    baselines on the same folds and recommends one. Without --full it runs on the 300-row sample shipped
+    with modalfuse (no download, a few minutes on a laptop); --full runs the 3,000-row benchmark.
     """
     import modalfuse as mf
 
@@ -781,7 +787,7 @@ def demo(
     json_path = out / f"{name}.json"
     _check_output_file(json_path, "--out")
     if full:
-        table = _full_table(data_root)
+        table = _full_table(data_root, mirror)
         settings: dict[str, int] = {"epochs": 20, "min_steps": 200}
     else:
         table = mf.load_dataset(name)
@@ -813,7 +819,7 @@ def demo(
         )
 
 
-def _full_table(data_root: Path | None) -> Any:
+def _full_table(data_root: Path | None, mirror: str | None) -> Any:
     """AV-Digits (hard), downloading the public sources when they are found nowhere."""
     import modalfuse as mf
 
@@ -822,7 +828,7 @@ def _full_table(data_root: Path | None) -> Any:
     except mf.DatasetNotFoundError:
         pass
     typer.echo("AV-Digits sources not found: downloading them (about 30 MB) ...")
-    root = _download("av-digits-hard", data_root, base_url=None)
+    root = _download("av-digits-hard", data_root, base_url=mirror)
     return mf.load_dataset("av-digits-hard", root=root)
 
 

@@ -419,3 +419,112 @@ def test_bad_idx_file(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b"\x01\x02\x03\x04junk"))
     with pytest.raises(DecodeError, match="magic"):
         av_digits._read_idx(path)
+
+
+# --------------------------------------------------------------------------------------------- command line
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    from typer.testing import CliRunner
+
+    from modalfuse.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_downloads_into_data_root_with_progress_once(
+    server: tuple[str, Counter[str]],
+    checksums: dict[str, str | None],
+    files: dict[str, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base_url, requests = server
+    monkeypatch.setattr(av_digits, "CHECKSUMS", checksums)  # the synthetic files' digests
+    monkeypatch.setenv("MODALFUSE_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "data"
+    code, out, err = _cli(
+        "datasets", "--download", "av-digits-hard", "--data-root", str(root), "--mirror", base_url
+    )
+    assert code == 0, err
+    assert out.strip() == f"av-digits-hard: sources ready in {root}"
+    for name, body in files.items():  # a progress line per file (stderr is not a terminal here)
+        assert f"downloading {name} ({len(body) / 1e6:.1f} MB)" in err
+    assert requests == dict.fromkeys(files, 1)
+    assert sorted(p.name for p in (root / "fsdd" / "recordings").iterdir()) == sorted(RECORDINGS)
+    assert not (tmp_path / "cache").exists()  # --data-root, not the cache
+    code, _, err = _cli(
+        "datasets", "--download", "av-digits-hard", "--data-root", str(root), "--mirror", base_url
+    )
+    assert code == 0 and "downloading" not in err
+    assert sum(requests.values()) == len(files)  # verified on disk, nothing fetched again
+    table = __import__("modalfuse").load_dataset("av-digits-hard", root=root)
+    assert len(table) == len(RECORDINGS)
+
+
+def test_cli_download_defaults_to_the_user_cache(
+    server: tuple[str, Counter[str]],
+    checksums: dict[str, str | None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base_url, _ = server
+    monkeypatch.setattr(av_digits, "CHECKSUMS", checksums)
+    monkeypatch.setenv("MODALFUSE_CACHE", str(tmp_path / "cache"))
+    code, out, err = _cli("datasets", "--download", "av-digits", "--mirror", base_url)
+    assert code == 0, err
+    assert out.strip() == f"av-digits: sources ready in {tmp_path / 'cache' / 'datasets'}"
+
+
+def test_cli_download_with_a_wrong_checksum_is_one_error_line(
+    server: tuple[str, Counter[str]],
+    checksums: dict[str, str | None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base_url, _ = server
+    monkeypatch.setattr(
+        av_digits, "CHECKSUMS", {**checksums, "t10k-labels-idx1-ubyte.gz": "sha256:" + "0" * 64}
+    )
+    code, _, err = _cli(
+        "datasets", "--download", "av-digits", "--data-root", str(tmp_path), "--mirror", base_url
+    )
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert (
+        last.startswith("error: checksum mismatch for t10k-labels-idx1-ubyte.gz") and "Traceback" not in err
+    )
+    assert not (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").exists()
+
+
+def test_demo_full_downloads_what_it_does_not_find(
+    server: tuple[str, Counter[str]],
+    checksums: dict[str, str | None],
+    files: dict[str, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``demo --full`` with no data anywhere: downloads, then evaluates the full table (stubbed here; the
+    evaluation itself is what ``evaluate`` tests cover)."""
+    from modalfuse import cli
+
+    base_url, requests = server
+    monkeypatch.setattr(av_digits, "CHECKSUMS", checksums)
+    monkeypatch.setattr(av_digits, "_default_search", lambda: [])  # no ../shared
+    monkeypatch.setenv("MODALFUSE_CACHE", str(tmp_path / "cache"))
+    seen = {}
+
+    def evaluation(table, **settings):
+        seen.update(table=table, **settings)
+        return {"strategies": {}, "recommendation": {"strategy": None}}
+
+    monkeypatch.setattr(cli, "_run_evaluation", evaluation)
+    out_dir = tmp_path / "demo"
+    code, out, err = _cli("demo", "--full", "--mirror", base_url, "--out", str(out_dir))
+    assert code == 0, err
+    assert "downloading them" in out
+    assert requests == dict.fromkeys(files, 1)
+    assert seen["table"].name == "av-digits-hard" and len(seen["table"]) == len(RECORDINGS)
+    assert (seen["cv"], seen["fusion"], seen["epochs"], seen["min_steps"]) == ("loso", "all", 20, 200)
+    assert json.loads((out_dir / "av-digits-hard.json").read_text())["strategies"] == {}
