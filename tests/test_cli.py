@@ -435,7 +435,9 @@ def test_predict_reports_drift_on_stderr_and_lists_it_with_problems(
         in stderr
     )
     assert "column(s) the model does not use, ignored: 'shop'" in stderr
-    assert "unusable cell(s) treated as missing (first: row 0, column 'num': not a number: 'twelve')" in stderr
+    assert (
+        "unusable cell(s) treated as missing (first: row 0, column 'num': not a number: 'twelve')" in stderr
+    )
     listed = pd.read_csv(problems)
     assert list(listed.columns) == ["kind", "column", "row", "value", "count", "detail"]
     kinds = listed.groupby("kind")["column"].apply(list).to_dict()

@@ -75,11 +75,16 @@ def test_an_unknown_dataset_name_suggests_the_closest() -> None:
 
 
 @pytest.fixture(scope="module")
-def rebuilt(shared_datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sample")
-    return build_demo_sample(shared_datasets, out, cache_dir=tmp_path_factory.mktemp("cache"))
+def pca_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
 
 
+@pytest.fixture(scope="module")
+def rebuilt(shared_datasets: Path, pca_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_demo_sample(shared_datasets, tmp_path_factory.mktemp("sample"), cache_dir=pca_cache)
+
+
+@pytest.mark.slow  # builds AV-Digits (hard) from the real data: PCA of 60,000 images
 def test_a_rebuild_from_the_full_data_equals_the_shipped_sample(rebuilt: Path) -> None:
     assert _media_files(rebuilt) == _media_files(SAMPLE)
     for name in ("data.csv", "README.md"):
@@ -93,9 +98,10 @@ def test_a_rebuild_from_the_full_data_equals_the_shipped_sample(rebuilt: Path) -
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_the_sample_holds_the_benchmark_rows_unchanged(shared_datasets: Path, tmp_path: Path) -> None:
+@pytest.mark.slow  # builds AV-Digits (hard) from the real data: PCA of 60,000 images
+def test_the_sample_holds_the_benchmark_rows_unchanged(shared_datasets: Path, pca_cache: Path) -> None:
     """Audio: the FSDD samples exactly; image: the full benchmark's hard image of that row, to 8 bits."""
-    full = build_av_digits(shared_datasets, variant="hard", cache_dir=tmp_path)
+    full = build_av_digits(shared_datasets, variant="hard", cache_dir=pca_cache)
     row_of = {Path(p).stem: i for i, p in enumerate(full.audio_paths)}
     frame = pd.read_csv(SAMPLE / "data.csv")
     for audio, image, digit, speaker in frame.itertuples(index=False):
