@@ -237,6 +237,15 @@ def _unseen(values: list[Any], known: Sequence[str]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def _is_empty(values: list[Any], usable: np.ndarray | None) -> bool:
+    """Whether a column with rows has no usable value (blank everywhere, or no row usable)."""
+    if not values:
+        return False
+    if usable is not None and len(usable) and not np.any(usable):
+        return True
+    return all(is_missing(v) for v in values)
+
+
 def input_drift(
     raw: pd.DataFrame,
     *,
@@ -272,23 +281,20 @@ def input_drift(
     missing = [c for c in fitted if c not in raw.columns]
     extra = [str(c) for c in raw.columns if c not in fitted and c not in ignored]
     empty, unseen, changes = [], {}, {}
-    for col, modality in fitted.items():
-        if col not in raw.columns:
-            continue
+    for col in (c for c in fitted if c in raw.columns):
         values = raw[col].tolist()
-        mask = None if usable is None else usable.get(col)
-        blank = all(is_missing(v) for v in values)
-        if values and (blank or (mask is not None and len(mask) and not np.any(mask))):
+        if _is_empty(values, None if usable is None else usable.get(col)):
             empty.append(col)
-        if blank:
+        if all(is_missing(v) for v in values):
             continue
-        change = _type_change(modality, values, categories.get(col))
+        change = _type_change(fitted[col], values, categories.get(col))
         if change is not None:
             changes[col] = change
-        if modality == "categorical" and col in categories:
-            counts = _unseen(values, categories[col])
-            if counts:
-                unseen[col] = counts
+        counts = (
+            _unseen(values, categories[col]) if fitted[col] == "categorical" and col in categories else {}
+        )
+        if counts:
+            unseen[col] = counts
     return DriftReport(
         n_rows=len(raw),
         missing_columns=missing,
