@@ -236,6 +236,11 @@ MISUSE = [
         "unknown fusion 'late:median'",
     ),
     (["fit", "{csv}", "--label", "y", "--fusion", "all", "--out", "{nowhere}"], "fit takes one strategy"),
+    (
+        ["fit", "{csv}", "--label", "y", "--fusion", "unimodal", "--out", "{nowhere}"],
+        "fit takes one strategy",
+    ),
+    (["fit", "{csv}", "--label", "y", "--fusion", "joint", "--out", "{nowhere}"], "fit takes one strategy"),
     (["fit", "{csv}", "--label", "y", "--out", "{folder}"], "exists and is not a saved modalfuse model"),
     (["fit", "{csv}", "--label", "y", "--out", "{file}"], "exists and is a file"),
     (["fit", "{csv}", "--out", "{nowhere}"], "the table has no label: pass --label COLUMN"),

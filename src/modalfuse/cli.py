@@ -254,9 +254,7 @@ def _check_fusions(table: Any, fusion: str) -> list[str]:
         if item in known:
             continue
         if base == "unimodal" and colon:
-            raise UnknownNameError(
-                "input", item.partition(":")[2], inputs, hint=f"{table.name} has inputs {inputs}"
-            )
+            raise UnknownNameError("input", item.partition(":")[2], inputs, hint=f"in --fusion {item}")
         if base not in list_fusions() or base in ("late", "unimodal"):
             raise UnknownNameError("fusion", item, known)
         try:
@@ -558,7 +556,8 @@ def fit(
     _check_model_folder(out)
     t = _load_labelled(table, label, groups, modality, data_root, encoding)
     names = _check_fusions(t, fusion)
-    if len(names) != 1 or (names[0] not in mf.list_fusions() and ":" not in names[0]):
+    single = len(names) == 1 and names[0] not in ("all", "unimodal")
+    if not single or (names[0] not in mf.list_fusions() and ":" not in names[0]):
         _fail(f"--fusion {fusion!r}: fit takes one strategy (e.g. late, early, unimodal:<input>)")
     start = time.perf_counter()
     clf = mf.MultimodalClassifier(
