@@ -4,6 +4,7 @@ and that it is exactly what ``build_demo_sample`` makes from the full data."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -121,8 +122,14 @@ def test_the_sample_holds_the_benchmark_rows_unchanged(shared_datasets: Path, pc
 
 @pytest.mark.slow
 def test_a_wheel_carries_the_sample(tmp_path: Path) -> None:
-    """A non-editable install has the sample: build the wheel and look inside."""
+    """A non-editable install has the sample: build the wheel (from a copy of the sources, so nothing is
+    written into the repository) and look inside."""
     root = Path(__file__).resolve().parents[2]
+    copy = tmp_path / "repo"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    shutil.copytree(root / "src", copy / "src", ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, copy / name)
     subprocess.run(
         [
             sys.executable,
@@ -134,7 +141,7 @@ def test_a_wheel_carries_the_sample(tmp_path: Path) -> None:
             "-q",
             "-w",
             str(tmp_path),
-            str(root),
+            str(copy),
         ],
         check=True,
         env={**os.environ, "PIP_NO_INDEX": "1"},
