@@ -1,8 +1,18 @@
-"""Shared fixtures: a small synthetic multimodal table with real image and audio files."""
+"""Shared fixtures: a small synthetic multimodal table with real image and audio files; synthetic AV-Digits
+sources served by a real local HTTP server."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import http.server
+import io
 import os
+import struct
+import threading
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -134,3 +144,95 @@ def assert_explanation_covers_inputs(out: pd.DataFrame, table, inputs: list[str]
     for n in inputs:
         assert (out.loc[~table.mask(n), n] == 0).all()
         assert np.isfinite(out[n]).all()
+
+
+# ------------------------------------------------ synthetic AV-Digits sources and a local HTTP server
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return gzip.compress(header + array.astype(np.uint8).tobytes())
+
+
+def wav_bytes() -> bytes:
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(800) / 8000)
+    sf.write(buffer, tone, 8000, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+#: The recordings in the synthetic FSDD archive.
+RECORDINGS = ["1_bob_0.wav", "0_alice_0.wav", "2_bob_3.wav", "1_alice_1.wav", "0_bob_0.wav", "1_alice_0.wav"]
+
+
+def synthetic_av_digits_files() -> dict[str, bytes]:
+    rng = np.random.default_rng(0)
+    test_labels = np.arange(20) % 10  # test images of digit d at d and d + 10 ...
+    test_labels[15] = 1  # ... and digit 1 also at 15
+    test_images = rng.integers(0, 256, size=(20, 28, 28))
+    train_images = rng.integers(0, 256, size=(30, 28, 28))
+    train_labels = np.arange(30) % 10
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("free-spoken-digit-dataset-1.0.10/README.md", "synthetic")
+        zf.writestr("free-spoken-digit-dataset-1.0.10/utils/x.wav", wav_bytes())  # not under recordings/
+        for name in RECORDINGS:
+            zf.writestr(f"free-spoken-digit-dataset-1.0.10/recordings/{name}", wav_bytes())
+    return {
+        "free-spoken-digit-dataset-1.0.10.zip": archive.getvalue(),
+        "t10k-images-idx3-ubyte.gz": idx_bytes(test_images),
+        "t10k-labels-idx1-ubyte.gz": idx_bytes(test_labels),
+        "train-images-idx3-ubyte.gz": idx_bytes(train_images),
+        "train-labels-idx1-ubyte.gz": idx_bytes(train_labels),
+    }
+
+
+@pytest.fixture(scope="session")
+def av_files() -> dict[str, bytes]:
+    """File name -> bytes of a tiny FSDD archive (6 recordings) and the four MNIST idx files."""
+    return synthetic_av_digits_files()
+
+
+@pytest.fixture
+def av_server(av_files: dict[str, bytes]) -> Iterator[tuple[str, Counter[str]]]:
+    """A real HTTP server on localhost serving ``av_files``: yields its base URL and a count of requests."""
+    files = av_files
+    requests: Counter[str] = Counter()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            name = self.path.rsplit("/", 1)[-1]
+            requests[name] += 1
+            body = files.get(name)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/mirror", requests
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def av_checksums(av_files: dict[str, bytes]) -> dict[str, str | None]:
+    """The SHA-256 of each of ``av_files`` (None for the FSDD zip: recorded on first download)."""
+    sums: dict[str, str | None] = {
+        name: "sha256:" + hashlib.sha256(body).hexdigest() for name, body in av_files.items()
+    }
+    sums["free-spoken-digit-dataset-1.0.10.zip"] = None  # recorded on first download
+    return sums

@@ -9,6 +9,8 @@ import pytest
 
 import modalfuse as mf
 
+pytestmark = pytest.mark.slow  # 720 real rows, a network per input: about 30 s on a quiet 2-core machine
+
 
 @pytest.fixture(scope="module")
 def av_small(shared_datasets: Path) -> mf.MultimodalTable:

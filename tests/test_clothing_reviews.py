@@ -117,6 +117,7 @@ def test_empty_cells_are_masked_with_exact_counts(raw: pd.DataFrame, table) -> N
     assert all(table.frame[c][i] is None for c in TEXT for i in np.flatnonzero(empty[c]))
 
 
+@pytest.mark.slow
 def test_late_weighted_without_rating_beats_majority(table) -> None:
     from sklearn.model_selection import train_test_split
     from threadpoolctl import threadpool_limits

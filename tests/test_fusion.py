@@ -96,9 +96,12 @@ def test_a_modality_missing_in_every_predict_row(fitted, table, name: str) -> No
         np.testing.assert_allclose(p_absent, p_hidden, atol=1e-6)  # absent column == missing everywhere
         np.testing.assert_allclose(p_hidden.sum(1), 1.0, atol=1e-6)
         assert np.isfinite(p_hidden).all()
-    # everything missing: still a probability per row
-    nothing = clf.predict_proba(pd.DataFrame({"unrelated": [1, 2, 3]}))
+    # every input missing: still a probability per row
+    nothing = clf.predict_proba(X.assign(**dict.fromkeys(X.columns, None)).head(3))
     assert nothing.shape == (3, 3) and np.isfinite(nothing).all()
+    # none of the model's columns at all: an error, not the class prior
+    with pytest.raises(mf.SchemaError, match="none of the model's input columns"):
+        clf.predict_proba(pd.DataFrame({"unrelated": [1, 2, 3]}))
 
 
 def test_unimodal_rows_without_the_input_get_the_training_prior(fitted, table) -> None:

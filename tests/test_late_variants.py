@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.special import softmax
 
@@ -73,7 +72,7 @@ def test_product_with_missing_inputs(fitted, table) -> None:
         strategy.prior_,
     )
     np.testing.assert_allclose(clf.predict_proba(X), expected, atol=1e-4)
-    nothing = clf.predict_proba(pd.DataFrame({"unrelated": [1, 2]}))
+    nothing = clf.predict_proba(X.head(2).assign(**dict.fromkeys(X.columns, None)))  # every input missing
     np.testing.assert_allclose(nothing, np.tile(strategy.prior_, (2, 1)), atol=1e-6)
 
 
@@ -161,7 +160,8 @@ def test_confidence_end_to_end(fitted, table, tmp_path) -> None:
     X["audio"] = None
     p = clf.predict_proba(X)
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-9)
-    np.testing.assert_allclose(clf.predict_proba(pd.DataFrame({"unrelated": [1]})), [strategy.prior_])
+    none = X.head(1).assign(**dict.fromkeys(X.columns, None))  # every input missing
+    np.testing.assert_allclose(clf.predict_proba(none), [strategy.prior_])
     # gamma is saved with the model
     loaded = mf.MultimodalClassifier.load(clf.save(tmp_path / "conf"))
     assert loaded.fusion_.state["gamma"] == gamma

@@ -151,7 +151,7 @@ def test_shared_handles_missing_inputs_at_predict(shared, table) -> None:
     # image alone still classifies well; nothing at all gives finite probabilities
     only_image = table.frame[["image"]].copy()
     assert np.mean(shared.predict(only_image)[table.mask("image")] == table.y[table.mask("image")]) > 0.9
-    nothing = shared.predict_proba(pd.DataFrame({"unrelated": [1, 2]}))
+    nothing = shared.predict_proba(table.frame.head(2).assign(**dict.fromkeys(table.frame.columns, None)))
     assert nothing.shape == (2, 3) and np.isfinite(nothing).all()
 
 

@@ -1,21 +1,151 @@
-"""The ``modalfuse`` command. Heavy libraries are imported inside commands, so ``--help`` is instant."""
+"""The ``modalfuse`` command. Heavy libraries are imported inside commands, so ``--help`` is instant.
+
+User mistakes (errors of the :class:`~modalfuse.ModalfuseError` tree, and usage errors) are reported as one
+line starting ``error:`` with exit status 2; ``--debug`` shows the traceback instead. Anything else is a bug
+and shows its traceback. Warnings are printed once each, as ``note:`` lines on stderr.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 import time
+import uuid
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+from modalfuse._errors import ModalfuseError, OptionError, UnknownNameError, did_you_mean
+
+#: Exit status of a user mistake (as for usage errors) and of an evaluation where every strategy failed.
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+@dataclass
+class _Session:
+    """State of one command line run: ``--debug`` and the notes already printed."""
+
+    debug: bool = False
+    shown: set[str] = field(default_factory=set)
+
+    def note(self, text: str) -> None:
+        """Print ``note: text`` on stderr unless the same text (or a longer one ending with it) was printed."""
+        text = " ".join(str(text).split())
+        if text in self.shown or any(s.endswith(text) for s in self.shown):
+            return
+        self.shown.add(text)
+        typer.secho("note: ", fg="yellow", err=True, nl=False)
+        typer.echo(text, err=True)
+
+
+_SESSION = _Session()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+@contextmanager
+def _notes_once() -> Iterator[None]:
+    """Show each warning raised while the command runs once, as a ``note:`` line without a source line."""
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None):
+        _SESSION.note(str(message))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+        warnings.showwarning = show
+        yield
+
+
+class _Group(TyperGroup):
+    """The command group: turns user mistakes into one ``error:`` line and prints warnings once."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        global _SESSION
+        _SESSION = _Session()
+        with _notes_once():
+            code = self._run(args, prog_name, complete_var, **extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _run(self, args: Sequence[str] | None, prog_name: str | None, complete_var: str | None, **extra: Any):
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except ModalfuseError as exc:
+            if _SESSION.debug:
+                raise
+            return _error(str(exc))
+        except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                exc.show()  # type: ignore[attr-defined]
+                return exc.exit_code
+            if _SESSION.debug:
+                raise
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if exc.exit_code == EXIT_USAGE and ctx else ""
+            return _error(exc.format_message() + hint, exc.exit_code)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            return 1
+        return rv if isinstance(rv, int) else 0
+
+
+def _error(message: str, code: int = EXIT_USAGE) -> int:
+    typer.secho("error: ", fg="red", err=True, nl=False)
+    typer.echo(_one_line(message), err=True)
+    return code
+
 
 app = typer.Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Learn from multimodal tables: inspect, evaluate, fit, predict.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from modalfuse import __version__
+
+        typer.echo(f"modalfuse {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an error instead of one line.")
+    ] = False,
+) -> None:
+    """Learn from multimodal tables: inspect, evaluate, fit, predict."""
+    _SESSION.debug = debug
+
 
 LabelOpt = Annotated[
     str | None, typer.Option("--label", "-l", help="Label column (known for built-in datasets).")
@@ -64,8 +194,99 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
 
 
 def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+    """Stop with one ``error:`` line and exit status 2 (an :class:`OptionError`: a wrong argument)."""
+    raise OptionError(message)
+
+
+# ----------------------------------------------------------------------------------------- checks
+
+
+def _check_output_file(path: Path | None, option: str) -> None:
+    """Fail before any work when ``path`` cannot be written as a file."""
+    if path is None:
+        return
+    if path.is_dir():
+        _fail(f"{option} {path}: is a folder; give a file name")
+    _check_writable_parent(path, option)
+
+
+def _check_writable_parent(path: Path, option: str) -> None:
+    parent = path.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        _fail(f"{option} {path}: cannot write in {parent}")
+
+
+def _check_model_folder(out: Path) -> None:
+    """Fail before training when ``fit --out`` names something a model may not be saved to."""
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out}: exists and is a file; give a new folder (or one holding a saved model)")
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name not in ("model.json", "weights.safetensors"))
+        if others:
+            shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")
+            _fail(
+                f"--out {out}: exists and is not a saved modalfuse model (it holds {shown}); "
+                "give a new or empty folder, or one holding a model to replace"
+            )
+    _check_writable_parent(out, "--out")
+
+
+def _check_fusions(table: Any, fusion: str) -> list[str]:
+    """Check every item of a ``--fusion`` list against the table before any training.
+
+    Raises
+    ------
+    UnknownNameError
+        For an item that names no family or strategy (``late:median``) or no input of the table
+        (``unimodal:Titel``), with the closest known name.
+    """
+    from modalfuse._api import FAMILIES
+    from modalfuse.fusion import get_fusion, list_fusions
+    from modalfuse.fusion._late import LATE_METHODS
+
+    inputs = list(table.inputs)
+    exact = [
+        *list_fusions(),
+        *(n for names in FAMILIES.values() for n in names),
+        *(f"late:{m}" for m in LATE_METHODS),
+        *(f"unimodal:{n}" for n in inputs),
+    ]
+    known = list(dict.fromkeys(["all", "unimodal", *FAMILIES, *exact]))
+    items = [f.strip() for f in fusion.split(",") if f.strip()]
+    if not items:
+        _fail("--fusion is empty; use all, unimodal, late, early or names from `modalfuse fusions`")
+    for item in items:
+        base, colon, _ = item.partition(":")
+        if item in known:
+            continue
+        if base == "unimodal" and colon:
+            raise UnknownNameError("input", item.partition(":")[2], inputs, hint=f"in --fusion {item}")
+        if base not in list_fusions() or base in ("late", "unimodal"):
+            raise UnknownNameError("fusion", item, known)
+        try:
+            get_fusion(item)
+        except KeyError as exc:  # a strategy that takes no ':' argument
+            raise UnknownNameError("fusion", item, known) from exc
+    return items
+
+
+def _check_encoders(table: Any, encoder: list[str] | None) -> dict[str, str] | None:
+    """``--encoder NAME=ENCODER`` pairs, checked against the table's inputs and the registry."""
+    from modalfuse.encoders import list_encoders
+
+    pairs = _pairs(encoder, "--encoder")
+    targets = {*table.inputs, *table.schema.columns, *(m for m, _ in table.inputs.values())}
+    for key, name in pairs.items():
+        if key not in targets:
+            raise UnknownNameError("input, column or modality", key, targets, hint="in --encoder")
+        if name not in list_encoders():
+            raise UnknownNameError("encoder", name, list_encoders())
+    return pairs or None
+
+
+# ----------------------------------------------------------------------------------------- loading
 
 
 def _load(
@@ -79,26 +300,22 @@ def _load(
 ) -> Any:
     import modalfuse as mf
 
-    try:
-        if not Path(source).exists() and source in mf.list_datasets():
-            table = mf.load_dataset(source, root=data_root)
-            if groups is not None and groups != table.group_column:
-                from modalfuse._api import with_groups
+    pairs = _pairs(modalities, "--modality")
+    if not Path(source).exists() and source in mf.list_datasets():
+        table = mf.load_dataset(source, root=data_root)
+        if groups is not None and groups != table.group_column:
+            from modalfuse._api import with_groups
 
-                table = with_groups(table, groups)
-            return table
-        if not Path(source).exists():
-            _fail(f"{source}: no such file, and not a built-in dataset ({', '.join(mf.list_datasets())})")
-        return mf.read_table(
-            source,
-            label=label,
-            groups=groups,
-            modalities=_pairs(modalities, "--modality"),
-            encoding=encoding,
-            strict=strict,
+            table = with_groups(table, groups)
+        return table
+    if not Path(source).exists():
+        _fail(
+            f"{source}: no such file, and not a built-in dataset "
+            f"({', '.join(mf.list_datasets())}){did_you_mean(source, mf.list_datasets())}"
         )
-    except mf.ModalfuseError as exc:
-        _fail(str(exc))
+    return mf.read_table(
+        source, label=label, groups=groups, modalities=pairs, encoding=encoding, strict=strict
+    )
 
 
 def _load_labelled(
@@ -118,18 +335,17 @@ def _load_labelled(
 
 
 def _report_problems(table: Any, limit: int = 10) -> None:
-    from rich.console import Console
-
-    console = Console(stderr=True)
     for note in table.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        _SESSION.note(note)
     if table.problems:
-        console.print(f"[yellow]{len(table.problems)} missing or unusable cell(s)[/] (treated as missing):")
+        typer.secho(f"{len(table.problems)} missing or unusable cell(s)", fg="yellow", err=True, nl=False)
+        typer.echo(" (treated as missing):", err=True)
         for p in table.problems[:limit]:
-            console.print(f"  {p}")
+            typer.echo(f"  {p}", err=True)
         if len(table.problems) > limit:
-            console.print(
-                f"  ... and {len(table.problems) - limit} more (modalfuse inspect --problems shows all)"
+            typer.echo(
+                f"  ... and {len(table.problems) - limit} more (modalfuse inspect --problems shows all)",
+                err=True,
             )
 
 
@@ -181,7 +397,8 @@ class _Progress:
 
     def _on_start(self, info: dict[str, Any]) -> None:
         self.total = info.get("total")
-        self.task = self.bar.add_task(self.description, total=self.total, last="")
+        self.done = int(info.get("resumed") or 0)
+        self.task = self.bar.add_task(self.description, total=self.total, completed=self.done, last="")
 
     def _on_step(self, info: dict[str, Any]) -> None:
         self.done += 1
@@ -209,46 +426,17 @@ class _Progress:
         self._line(info["message"])
 
 
-@app.command()
-def inspect(
-    table: Annotated[str, typer.Argument(help="Table file (CSV, Parquet, JSONL) or built-in dataset name.")],
-    label: LabelOpt = None,
-    groups: GroupsOpt = None,
-    modality: ModalitiesOpt = None,
-    data_root: DataRootOpt = None,
-    encoding: EncodingOpt = None,
-    problems: Annotated[
-        bool, typer.Option("--problems", help="List every missing or unusable cell.")
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
-    """Show the inferred schema, missing counts per modality and problem cells."""
-    t = _load(table, label, groups, modality, data_root, encoding)
-    summary = t.missing_summary()
-    if as_json:
-        doc = {
-            "table": t.name,
-            "rows": len(t),
-            "label": t.label,
-            "groups": t.group_column,
-            "schema": t.schema.to_dict(),
-            "inputs": summary,
-            "notes": t.notes,
-            "problems": [{"row": p.row, "column": p.column, "reason": p.reason} for p in t.problems],
-        }
-        if t.y is not None:
-            import pandas as pd
+# ----------------------------------------------------------------------------------------- commands
 
-            doc["classes"] = {str(k): int(v) for k, v in pd.Series(t.y).value_counts().sort_index().items()}
-        typer.echo(json.dumps(doc, indent=2))
-        return
+
+def _print_inspect(t: Any, *, problems: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     console.print(f"[bold]{t.name}[/]: {len(t)} rows, label {t.label!r}, groups {t.group_column!r}")
     tab = Table("input", "modality", "columns", "present", "missing", "missing %")
-    for name, s in summary.items():
+    for name, s in t.missing_summary().items():
         tab.add_row(
             name,
             s["modality"],
@@ -267,8 +455,43 @@ def inspect(
 
 
 @app.command()
+def inspect(
+    table: Annotated[str, typer.Argument(help="Table file (CSV, Parquet, JSONL) or built-in dataset name.")],
+    label: LabelOpt = None,
+    groups: GroupsOpt = None,
+    modality: ModalitiesOpt = None,
+    data_root: DataRootOpt = None,
+    encoding: EncodingOpt = None,
+    problems: Annotated[
+        bool, typer.Option("--problems", help="List every missing or unusable cell.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show the inferred schema, missing counts per modality and problem cells."""
+    t = _load(table, label, groups, modality, data_root, encoding)
+    if not as_json:
+        _print_inspect(t, problems=problems)
+        return
+    doc = {
+        "table": t.name,
+        "rows": len(t),
+        "label": t.label,
+        "groups": t.group_column,
+        "schema": t.schema.to_dict(),
+        "inputs": t.missing_summary(),
+        "notes": t.notes,
+        "problems": [{"row": p.row, "column": p.column, "reason": p.reason} for p in t.problems],
+    }
+    if t.y is not None:
+        import pandas as pd
+
+        doc["classes"] = {str(k): int(v) for k, v in pd.Series(t.y).value_counts().sort_index().items()}
+    typer.echo(json.dumps(doc, indent=2))
+
+
+@app.command()
 def evaluate(
-    table: Annotated[str, typer.Argument(help="Table file or built-in dataset (av-digits, av-digits-hard).")],
+    table: Annotated[str, typer.Argument(help="Table file or built-in dataset (see `modalfuse datasets`).")],
     label: LabelOpt = None,
     groups: GroupsOpt = None,
     cv: Annotated[
@@ -288,61 +511,109 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed for folds and training.")] = 0,
     data_root: DataRootOpt = None,
     encoding: EncodingOpt = None,
-    threads: ThreadsOpt = None,
-    verbose: VerboseOpt = 0,
     resume: Annotated[
         bool,
         typer.Option(
             "--resume", help="Continue the interrupted run whose --json file is given (same settings)."
         ),
     ] = False,
+    threads: ThreadsOpt = None,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Cross-validate every strategy and the baselines (unimodal, tuned linear) on the same folds, and
     compare them."""
+    if resume and json_path is None:
+        _fail("--resume needs --json FILE: the file an interrupted evaluate was writing")
+    _check_output_file(json_path, "--json")
+    t = _load_labelled(table, label, groups, modality, data_root, encoding)
+    _run_evaluation(
+        t,
+        cv=cv,
+        fusion=fusion,
+        json_path=json_path,
+        seed=seed,
+        resume=resume,
+        verbose=verbose,
+        epochs=epochs,
+        min_steps=min_steps,
+        encoders=_check_encoders(t, encoder),
+        n_threads=threads,
+    )
+
+
+def _parse_cv(cv: str, table: Any) -> Any:
+    cv_arg: Any = int(cv) if cv.isdigit() else cv
+    if cv_arg == "loso" and table.groups is None:
+        _fail("--cv loso needs groups: pass --groups COLUMN")
+    return cv_arg
+
+
+def _run_evaluation(
+    t: Any,
+    *,
+    cv: str,
+    fusion: str,
+    json_path: Path | None,
+    seed: int,
+    resume: bool = False,
+    verbose: int = 0,
+    **params: Any,
+) -> dict[str, Any]:
+    """Validate, compare (``params``: classifier settings; the results written to ``json_path`` step by
+    step, and continued from it with ``resume``), print the table and write the JSON; exit 1 when every
+    strategy failed."""
     import modalfuse as mf
     from modalfuse._progress import listening
     from modalfuse.evaluate import format_table
 
-    t = _load_labelled(table, label, groups, modality, data_root, encoding)
-    cv_arg: Any = int(cv) if cv.isdigit() else cv
-    if cv_arg == "loso" and t.groups is None:
-        _fail("--cv loso needs groups: pass --groups COLUMN")
-    if resume and json_path is None:
-        _fail("--resume needs --json FILE: the file an interrupted evaluate was writing")
+    cv_arg = _parse_cv(cv, t)
+    _check_fusions(t, fusion)
     start = time.perf_counter()
-    try:
-        with _Progress(f"evaluating {t.name}", verbose) as progress, listening(progress):
-            result = mf.compare(
-                t,
-                fusion=fusion,
-                cv=cv_arg,
-                seed=seed,
-                epochs=epochs,
-                min_steps=min_steps,
-                encoders=_pairs(encoder, "--encoder") or None,
-                n_threads=threads,
-                progress=progress,
-                checkpoint=json_path,
-                resume=resume,
-            )
-    except mf.ModalfuseError as exc:
-        _fail(str(exc))
+    with _Progress(f"evaluating {t.name}", verbose) as progress, listening(progress):
+        result = mf.compare(
+            t,
+            fusion=fusion,
+            cv=cv_arg,
+            seed=seed,
+            progress=progress,
+            checkpoint=json_path,
+            resume=resume,
+            **params,
+        )
     result["wall_seconds"] = time.perf_counter() - start
     typer.echo(format_table(result))
     if json_path is not None:
         _write_json(json_path, result)
         typer.echo(f"results written to {json_path}")
+    _check_failures(result)
+    return result
+
+
+def _check_failures(result: dict[str, Any]) -> None:
+    """Exit 1 with the reasons when every strategy failed; a note when some did."""
+    entries = result.get("strategies", {})
+    failed = {name: e for name, e in entries.items() if "error" in e}
+    if not failed:
+        return
+    reasons = "; ".join(f"{name} (fold {e.get('fold')}): {e['error']}" for name, e in failed.items())
+    if len(failed) == len(entries):
+        _error(f"every strategy failed: {reasons}")
+        raise typer.Exit(EXIT_FAILED)
+    _SESSION.note(f"{len(failed)} of {len(entries)} strategies failed: {reasons}")
 
 
 def _write_json(path: Path, doc: dict) -> None:
-    import os
-    import tempfile
-
+    """Write ``doc`` to ``path`` atomically; the file gets the usual permissions (0666 less the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=2, default=str)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=2, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @app.command()
@@ -366,21 +637,23 @@ def fit(
     import modalfuse as mf
     from modalfuse._progress import listening
 
+    _check_model_folder(out)
     t = _load_labelled(table, label, groups, modality, data_root, encoding)
+    names = _check_fusions(t, fusion)
+    single = len(names) == 1 and names[0] not in ("all", "unimodal")
+    if not single or (names[0] not in mf.list_fusions() and ":" not in names[0]):
+        _fail(f"--fusion {fusion!r}: fit takes one strategy (e.g. late, early, unimodal:<input>)")
     start = time.perf_counter()
-    try:
-        clf = mf.MultimodalClassifier(
-            fusion=fusion,
-            epochs=epochs,
-            min_steps=min_steps,
-            seed=seed,
-            encoders=_pairs(encoder, "--encoder") or None,
-            n_threads=threads,
-        )
-        with _Progress(f"fitting {fusion}", verbose) as progress, listening(progress):
-            clf.fit(t)
-    except (mf.ModalfuseError, KeyError) as exc:
-        _fail(str(exc))
+    clf = mf.MultimodalClassifier(
+        fusion=fusion,
+        epochs=epochs,
+        min_steps=min_steps,
+        seed=seed,
+        encoders=_check_encoders(t, encoder),
+        n_threads=threads,
+    )
+    with _Progress(f"fitting {fusion}", verbose) as progress, listening(progress):
+        clf.fit(t)
     clf.save(out)
     typer.echo(f"fitted {fusion} on {len(t)} rows in {time.perf_counter() - start:.1f}s; saved to {out}")
 
@@ -390,51 +663,100 @@ def predict(
     model: Annotated[Path, typer.Argument(help="A folder written by `modalfuse fit`.")],
     table: Annotated[str, typer.Argument(help="Table file to predict.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write predictions and probabilities to.")],
+    id_column: Annotated[
+        str | None,
+        typer.Option("--id", help="Column identifying each row, copied into the output instead of `row`."),
+    ] = None,
+    problems_path: Annotated[
+        Path | None,
+        typer.Option("--problems", help="Write every input drift finding and problem cell to this CSV."),
+    ] = None,
     encoding: EncodingOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Predict a table with a saved model: writes row, prediction and one probability column per class."""
-    import pandas as pd
+    """Predict a table with a saved model: one output line per input row, in the input's order.
 
+    The output has `row` (the row's 0-based position in the table; or the --id column), `prediction` and
+    one probability column per class. Differences from the training rows (missing or extra columns, unseen
+    categories, type changes, unusable cells) are summarised on stderr; --problems writes them all.
+    """
     import modalfuse as mf
 
-    try:
-        clf = mf.MultimodalClassifier.load(model)
-        if threads is not None:
-            clf.set_params(n_threads=threads)
-        t = _read_for_model(clf, table, encoding)
-    except (mf.ModalfuseError, KeyError) as exc:
-        _fail(str(exc))
-    _report_problems(t)
-    proba = clf.predict_proba(t)
-    frame = pd.DataFrame({"row": t.row_ids, "prediction": clf.classes_[proba.argmax(1)]})
-    for i, c in enumerate(clf.classes_):
-        frame[f"p_{c}"] = proba[:, i]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False)
+    _check_output_file(out, "--out")
+    _check_output_file(problems_path, "--problems")
+    clf = mf.MultimodalClassifier.load(model)
+    if threads is not None:
+        clf.set_params(n_threads=threads)
+    raw, t = _read_for_model(clf, table, encoding, id_column=id_column)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mf.InputDriftWarning)  # reported below, from the whole file
+        frame = clf.predict_frame(t)
+    report = _file_drift(frame.attrs["drift"], raw, clf, ignore=() if id_column is None else (id_column,))
+    if id_column is not None:
+        frame = frame.rename(columns={"row": id_column})
+        frame[id_column] = raw[id_column].to_numpy()[t.row_ids]
+    _write_csv(out, frame)
+    for line in report.lines():
+        _SESSION.note(line)
+    if problems_path is not None:
+        _write_csv(problems_path, report.to_frame())
+        typer.echo(f"{len(report.to_frame())} finding(s) written to {problems_path}")
+    elif report.problems:
+        _SESSION.note(f"{len(report.problems)} missing or unusable cell(s); --problems FILE lists them all")
     typer.echo(f"{len(frame)} predictions written to {out}")
 
 
-def _read_for_model(clf: Any, source: str, encoding: str | None) -> Any:
-    """A table file (only the model's columns read, with the model's modalities) or a built-in dataset."""
+def _file_drift(report: Any, raw: Any, clf: Any, ignore: tuple[str, ...]) -> Any:
+    """The report with its column findings taken from the file as read (before unused columns were left
+    out and empty ones dropped)."""
+    from dataclasses import replace
+
+    fitted = dict(clf.schema_.columns)
+    empty = [c for c in fitted if c in raw.columns and c in report.missing_columns + report.empty_columns]
+    return replace(
+        report,
+        missing_columns=[c for c in fitted if c not in raw.columns],
+        empty_columns=empty,
+        extra_columns=[str(c) for c in raw.columns if c not in fitted and c not in ignore],
+    )
+
+
+def _write_csv(path: Path, frame: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+
+
+def _read_for_model(
+    clf: Any, source: str, encoding: str | None, id_column: str | None = None
+) -> tuple[Any, Any]:
+    """The raw rows and a table of them (only the model's columns read, with the model's modalities), from a
+    table file or a built-in dataset."""
     import modalfuse as mf
 
     if not Path(source).exists():
         if source in mf.list_datasets():
-            return mf.load_dataset(source)
+            t = mf.load_dataset(source)
+            return t.frame, t
         _fail(f"{source}: no such file, and not a built-in dataset ({', '.join(mf.list_datasets())})")
     from modalfuse.data import read_frame
 
     frame = read_frame(source, encoding=encoding)
-    known = {c: m for c, m in clf.schema_.columns.items() if c in frame.columns}
+    frame.columns = [str(c) for c in frame.columns]
+    if id_column is not None and id_column not in frame.columns:
+        raise UnknownNameError("column", id_column, frame.columns, hint=f"--id names no column of {source}")
+    known = {c: m for c, m in clf.schema_.columns.items() if c in frame.columns and c != id_column}
     if not known:
-        _fail(f"{source} has none of the model's columns ({', '.join(clf.schema_.columns)})")
-    return mf.read_table(
+        _fail(
+            f"{source} has none of the model's input columns ({', '.join(clf.schema_.columns)}); "
+            f"its columns are {list(frame.columns)}"
+        )
+    table = mf.read_table(
         frame,
         root=Path(source).resolve().parent,
         name=Path(source).name,
         modalities={**{c: "ignore" for c in frame.columns}, **known},
     )
+    return frame, table
 
 
 @app.command()
@@ -464,24 +786,27 @@ def retrieve(
 
     import modalfuse as mf
 
-    try:
-        clf = mf.MultimodalClassifier.load(model)
-        if getattr(clf.fusion_, "retrieve", None) is None:
-            _fail(
-                f"{model}: fusion {clf.fusion!r} has no shared space to retrieve from; "
-                "fit a model with --fusion shared (or cca)"
-            )
-        queries = _read_for_model(clf, table, encoding)
-        pool = queries if gallery is None else _read_for_model(clf, gallery, encoding)
-        idx, scores = clf.retrieve(
-            queries,
-            from_modality=from_input,
-            to_modality=to_input,
-            k=k,
-            gallery=None if gallery is None else pool,
+    _check_output_file(out, "--out")
+    clf = mf.MultimodalClassifier.load(model)
+    if getattr(clf.fusion_, "retrieve", None) is None:
+        _fail(
+            f"{model}: fusion {clf.fusion!r} has no shared space to retrieve from; "
+            "fit a model with --fusion shared (or cca)"
         )
-    except (mf.ModalfuseError, KeyError) as exc:
-        _fail(str(exc))
+    for name in (from_input, to_input):
+        if name not in clf.inputs_:
+            raise UnknownNameError(
+                "input", name, clf.inputs_, hint=f"the model's inputs are {list(clf.inputs_)}"
+            )
+    queries = _read_for_model(clf, table, encoding)[1]
+    pool = queries if gallery is None else _read_for_model(clf, gallery, encoding)[1]
+    idx, scores = clf.retrieve(
+        queries,
+        from_modality=from_input,
+        to_modality=to_input,
+        k=k,
+        gallery=None if gallery is None else pool,
+    )
     q, r = np.nonzero(idx >= 0)
     frame = pd.DataFrame(
         {
@@ -491,53 +816,195 @@ def retrieve(
             "score": scores[q, r],
         }
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False)
+    _write_csv(out, frame)
     no_query = int((idx < 0).all(axis=1).sum())
     note = f"; {no_query} query row(s) without {from_input!r} skipped" if no_query else ""
     typer.echo(f"{len(frame)} matches for {len(idx) - no_query} queries written to {out}{note}")
 
 
+# ----------------------------------------------------------------------------------------- demo
+
+#: Settings of the quick demo on the shipped 300-row sample, chosen so that it ends in under 3 minutes on 2
+#: cores (``benchmarks/first_hour.py``): MFCC statistics and logistic regression for the audio (the audio CNN
+#: needs far more than 250 training rows: 0.32 accuracy at 200 steps, against 0.54 for MFCC), the small
+#: image CNN for at least 60 steps, 2 inner folds, one thread.
+DEMO_SETTINGS: dict[str, Any] = {
+    "epochs": 20,
+    "min_steps": 60,
+    "inner_folds": 2,
+    "n_threads": 1,
+    "encoders": {"audio": "mfcc"},
+}
+#: The full benchmark's settings: the defaults of ``modalfuse evaluate``.
+FULL_SETTINGS: dict[str, Any] = {"epochs": 20, "min_steps": 200}
+
+
 @app.command()
 def demo(
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Run the full benchmark (3,000 rows, default settings; downloads the public data when it "
+            "is not found).",
+        ),
+    ] = False,
     data_root: DataRootOpt = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs of every network.")] = 20,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the results (JSON) in.")] = Path(
+        "modalfuse-demo"
+    ),
+    mirror: Annotated[
+        str | None,
+        typer.Option(
+            "--mirror", metavar="URL", help="With --full: download every file from URL/<file name>."
+        ),
+    ] = None,
     threads: ThreadsOpt = None,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """The whole journey on AV-Digits (hard): leave-one-speaker-out, every fusion strategy against the
-    unimodal baselines, and a recommendation."""
+    """The whole journey on AV-Digits (hard), from the data to a recommended strategy.
+
+    It shows the data, holds out one speaker per fold, compares every fusion strategy with the unimodal
+    baselines on the same folds and recommends one. Without --full it runs on the 300-row sample shipped
+    with modalfuse (no download, a few minutes on a laptop); --full runs the 3,000-row benchmark.
+    """
+    import modalfuse as mf
+
+    name = "av-digits-hard" if full else "av-digits-sample"
+    json_path = out / f"{name}.json"
+    _check_output_file(json_path, "--out")
+    if full:
+        table, settings = _full_table(data_root, mirror), dict(FULL_SETTINGS)
+    else:
+        table, settings = mf.load_dataset(name), dict(DEMO_SETTINGS)
+    if threads is not None:
+        settings["n_threads"] = threads
     typer.echo(
-        "AV-Digits (hard): 3,000 spoken digits (FSDD) paired with degraded MNIST digits; "
-        "6 folds, each holding out one speaker; every strategy on the same folds."
+        f"1. The data: {table.name}, spoken digits (FSDD recordings) paired with degraded handwritten digits "
+        "(MNIST); label 'digit', groups 'speaker'."
     )
-    evaluate(
-        "av-digits-hard",
-        label=None,
-        groups=None,
-        cv="loso",
-        fusion="all",
-        json_path=json_path,
-        modality=None,
-        encoder=None,
-        epochs=epochs,
-        min_steps=200,
-        seed=0,
-        data_root=data_root,
-        encoding=None,
-        threads=threads,
-        verbose=verbose,
+    _print_inspect(table, problems=False)
+    speakers = sorted(set(table.groups))
+    typer.echo(
+        f"\n2. The folds: {len(speakers)}, each holding out every row of one speaker ({', '.join(speakers)}), "
+        "so every score is on a voice the model never heard. Every strategy runs on the same folds."
     )
+    typer.echo(
+        f"\n3. Unimodal baselines, late fusion, joint fusion and the shared space ({_describe(settings)}):"
+    )
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small linear models: one BLAS thread is fastest, and idle threads spin
+        result = _run_evaluation(
+            table, cv="loso", fusion="all", json_path=None, seed=0, verbose=verbose, **settings
+        )
+    _write_json(json_path, result)
+    rec = (result.get("recommendation") or {}).get("strategy")
+    typer.echo(
+        f"\n4. Results written to {json_path} (every metric per fold, as `modalfuse evaluate --json`)."
+    )
+    if rec:
+        typer.echo(
+            "   Next: compare the strategies on your own table with `modalfuse evaluate data.csv --label y "
+            f"--groups GROUP --cv loso`, then `modalfuse fit data.csv --label y --fusion {rec} --out model/`."
+        )
+
+
+def _describe(settings: dict[str, Any]) -> str:
+    encoders = settings.get("encoders") or {}
+    parts = [f"{e} features for {name}" for name, e in encoders.items()]
+    parts.append(
+        f"networks trained for {settings['epochs']} epochs and at least {settings['min_steps']} steps"
+    )
+    if "inner_folds" in settings:
+        parts.append(f"{settings['inner_folds']} inner folds")
+    return "; ".join(parts)
+
+
+def _full_table(data_root: Path | None, mirror: str | None) -> Any:
+    """AV-Digits (hard), downloading the public sources when they are found nowhere."""
+    import modalfuse as mf
+
+    try:
+        return mf.load_dataset("av-digits-hard", root=data_root)
+    except mf.DatasetNotFoundError:
+        pass
+    typer.echo("AV-Digits sources not found: downloading them (about 30 MB) ...")
+    root = _download("av-digits-hard", data_root, base_url=mirror)
+    return mf.load_dataset("av-digits-hard", root=root)
+
+
+# ----------------------------------------------------------------------------------------- lists
+
+
+class _DownloadBar:
+    """Download progress: a Rich bar per file in a terminal, a line per file otherwise."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        self.interactive = sys.stderr.isatty()
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            disable=not self.interactive,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, name: str, done: int, total: int | None) -> None:
+        if name not in self.tasks:
+            if not self.tasks:
+                self.bar.start()
+            self.tasks[name] = self.bar.add_task(name, total=total)
+            if not self.interactive:
+                size = f" ({total / 1e6:.1f} MB)" if total else ""
+                typer.echo(f"downloading {name}{size}", err=True)
+        self.bar.update(self.tasks[name], completed=done)
+
+    def close(self) -> None:
+        if self.tasks:
+            self.bar.stop()
+
+
+def _download(name: str, root: Path | None, base_url: str | None) -> Path:
+    import modalfuse as mf
+
+    bar = _DownloadBar()
+    try:
+        folder = mf.download_dataset(name, root=root, base_url=base_url, progress=bar)
+    finally:
+        bar.close()
+    return folder
 
 
 @app.command("datasets")
-def datasets_cmd() -> None:
-    """List built-in datasets."""
+def datasets_cmd(
+    download: Annotated[
+        str | None,
+        typer.Option(
+            "--download",
+            metavar="NAME",
+            help="Download a dataset's public sources (checked against their SHA-256) into --data-root or "
+            "the user cache, unless they are there already.",
+        ),
+    ] = None,
+    data_root: DataRootOpt = None,
+    mirror: Annotated[
+        str | None,
+        typer.Option("--mirror", metavar="URL", help="Fetch every file from URL/<file name> instead."),
+    ] = None,
+) -> None:
+    """List built-in datasets, or download one's sources."""
     import modalfuse as mf
 
-    for name, desc in mf.list_datasets().items():
-        typer.echo(f"{name:16s} {desc}")
+    if download is None:
+        for name, desc in mf.list_datasets().items():
+            typer.echo(f"{name:18s} {desc}")
+        return
+    folder = _download(download, data_root, base_url=mirror)
+    typer.echo(f"{download}: sources ready in {folder}")
 
 
 @app.command("encoders")
@@ -550,14 +1017,27 @@ def encoders_cmd() -> None:
         typer.echo(f"{name:16s} {spec.modality:8s} {spec.description}")
 
 
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``|`([^`]+)`")
+
+
+def _first_sentence(doc: str | None) -> str:
+    """The first sentence of a docstring as plain text (reStructuredText roles and literals unwrapped)."""
+    paragraph = (doc or "").strip().split("\n\n")[0]
+    text = " ".join(paragraph.split())
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], text)
+    text = _LITERAL.sub(lambda m: m.group(1) or m.group(2), text)
+    match = re.search(r"(?<=[.!?])\s+(?=[A-Z(])", text)
+    return text[: match.start()] if match else text
+
+
 @app.command("fusions")
 def fusions_cmd() -> None:
     """List registered fusion strategies."""
     import modalfuse as mf
 
     for name in mf.list_fusions():
-        doc = (mf.get_fusion(name).__doc__ or "").strip().splitlines()[0]
-        typer.echo(f"{name:10s} {doc}")
+        typer.echo(f"{name:10s} {_first_sentence(mf.get_fusion(name).__doc__)}")
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
 import uuid
 import warnings
@@ -18,7 +17,15 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from modalfuse._errors import ModalfuseError, NotFittedError, OptionError, SchemaError, UnknownNameError
+from modalfuse._drift import DriftReport, input_drift
+from modalfuse._errors import (
+    InputDriftWarning,
+    ModalfuseError,
+    NotFittedError,
+    OptionError,
+    SchemaError,
+    UnknownNameError,
+)
 from modalfuse._model_file import FORMAT as _FORMAT
 from modalfuse._model_file import FORMAT_VERSION as _FORMAT_VERSION
 from modalfuse._options import DEFAULT_HIDDEN, DEFAULT_INNER_FOLDS
@@ -74,6 +81,27 @@ def _usable(value: Any, modality: str) -> bool:
     if modality in ("image", "audio") and isinstance(value, str | os.PathLike):
         return os.path.isfile(value)
     return True
+
+
+def _check_has_inputs(X: MultimodalTable | pd.DataFrame, fitted: Mapping[str, str]) -> None:
+    columns = [str(c) for c in (X.frame.columns if isinstance(X, MultimodalTable) else X.columns)]
+    if fitted and not any(c in fitted for c in columns):
+        raise SchemaError(
+            f"the rows to predict have none of the model's input columns ({', '.join(map(repr, fitted))}); "
+            f"their columns are {columns}"
+        )
+
+
+def _split_id(X: Any, id_column: str) -> tuple[np.ndarray, Any]:
+    """The ``id_column`` values of ``X`` and ``X`` without that column (a DataFrame) or as is (a table)."""
+    frame = X.frame if isinstance(X, MultimodalTable) else X
+    if not isinstance(frame, pd.DataFrame) or id_column not in frame.columns:
+        columns = list(frame.columns) if isinstance(frame, pd.DataFrame) else []
+        raise SchemaError(
+            f"id column {id_column!r} is not in the rows to predict; their columns are {columns}"
+        )
+    ids = frame[id_column].to_numpy()
+    return ids, (X.drop(columns=id_column) if isinstance(X, pd.DataFrame) else X)
 
 
 def _jsonable(value: Any) -> Any:
@@ -291,10 +319,13 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         """``X`` as a table with exactly the fitted columns and modalities.
 
         A fitted column absent from ``X`` (or empty in every row) is a modality missing in every row;
-        columns the model was not fitted on are ignored.
+        columns the model was not fitted on are ignored. ``X`` without any of the fitted columns is a
+        :class:`SchemaError`: its predictions would be the class prior, whatever the rows hold.
         """
         self._check_fitted()
         fitted = dict(self.schema_.columns)
+        if isinstance(X, MultimodalTable | pd.DataFrame):
+            _check_has_inputs(X, fitted)
         if isinstance(X, MultimodalTable):
             table = X
         elif isinstance(X, pd.DataFrame):
@@ -539,9 +570,105 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------------------------------ predict
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, float64 of shape (n_rows, n_classes), columns in ``classes_`` order; each row
-        sums to 1."""
-        return self._predict(self._table_for_predict(X))[1]
+        """Class probabilities, float64 of shape (n_rows, n_classes), columns in ``classes_`` order; each
+        row sums to 1.
+
+        Warns :class:`~modalfuse.InputDriftWarning` when the rows differ from the training rows (see
+        :meth:`predict_frame`, which also returns the full report).
+        """
+        return self._predict_checked(X)[1]
+
+    def predict_frame(self, X: Any, *, id_column: str | None = None) -> pd.DataFrame:
+        """Predictions as a table, with the input drift report in ``.attrs["drift"]``.
+
+        Parameters
+        ----------
+        X : MultimodalTable or pandas.DataFrame
+            Rows to predict.
+        id_column : str, optional
+            A column of ``X`` (of a DataFrame, or of a table's frame) identifying each row; it is copied
+            into the result instead of ``row`` and is not treated as an input.
+
+        Returns
+        -------
+        pandas.DataFrame of shape (n_rows, 2 + n_classes)
+            In the order of ``X``'s rows: ``row`` (the row's position in ``X``; for a table, its row id) or
+            the ``id_column`` values, ``prediction``, and ``p_<class>`` for each class of ``classes_``. For
+            a DataFrame ``X`` the index is ``X``'s. ``.attrs["drift"]`` is a :class:`DriftReport` (missing,
+            empty and extra columns, unseen categories, type changes, unusable cells).
+
+        Warns
+        -----
+        InputDriftWarning
+            With the report's one-line summary, when it finds drift.
+
+        Raises
+        ------
+        SchemaError
+            When ``X`` has none of the model's input columns, or no column ``id_column``.
+        """
+        ids = None
+        if id_column is not None:
+            ids, X = _split_id(X, id_column)
+        table, proba, report = self._predict_checked(X, ignore=() if id_column is None else (id_column,))
+        first = {id_column: ids} if id_column is not None else {"row": table.row_ids}
+        out = pd.DataFrame(first)
+        out["prediction"] = self.classes_[proba.argmax(1)] if len(proba) else self.classes_[:0]
+        for i, c in enumerate(self.classes_):
+            out[f"p_{c}"] = proba[:, i]
+        if isinstance(X, pd.DataFrame):
+            out.index = X.index
+        out.attrs["drift"] = report
+        return out
+
+    def _predict_checked(
+        self, X: Any, ignore: tuple[str, ...] = ()
+    ) -> tuple[MultimodalTable, np.ndarray, DriftReport]:
+        """Predict ``X``, report how it differs from the training rows and warn when it does."""
+        table = self._table_for_predict(X)
+        data, proba = self._predict(table)
+        report = self._drift(X, table, data, ignore)
+        if report.has_drift:
+            warnings.warn(report.summary(), InputDriftWarning, stacklevel=3)
+        return table, proba, report
+
+    def _drift(
+        self, X: Any, table: MultimodalTable, data: Mapping[str, tuple[np.ndarray, np.ndarray]], ignore: tuple
+    ) -> DriftReport:
+        raw = X.frame if isinstance(X, MultimodalTable) else X
+        if isinstance(X, MultimodalTable):
+            ignore = (*ignore, *(c for c in (X.label, X.group_column) if c))
+        return input_drift(
+            raw,
+            fitted=dict(self.schema_.columns),
+            categories=self._categories(),
+            problems=[*table.problems, *self._undecoded(table, data)],
+            usable=table.present,
+            ignore=ignore,
+        )
+
+    def _categories(self) -> dict[str, list[str]]:
+        """Categorical column -> the values the model has a category for."""
+        out: dict[str, list[str]] = {}
+        for prep in self.preprocessors_.values():
+            state = (getattr(prep, "state", None) or {}).get("preprocessor") or {}
+            for col, values in (state.get("categories") or {}).items():
+                out[col] = [str(v) for v in values]
+        return out
+
+    def _undecoded(self, table: MultimodalTable, data: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> list:
+        """Media cells the table counts as present that the preprocessing could not decode."""
+        from modalfuse.data._table import Problem
+
+        out = []
+        for name, (_, mask) in data.items():
+            prep = self.preprocessors_[name]
+            if prep.modality not in ("image", "audio") or len(prep.columns) != 1 or not len(mask):
+                continue
+            col = prep.columns[0]
+            lost = np.flatnonzero(table.present[col] & ~np.asarray(mask, dtype=bool))
+            out += [Problem(int(table.row_ids[i]), col, f"cannot decode this {prep.modality}") for i in lost]
+        return out
 
     def _predict(self, table: MultimodalTable) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
         if len(table) == 0:
@@ -609,7 +736,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         a contribution depends on the strategy (see its ``contributions``), larger means the input pushed
         the row toward its predicted class more. Missing inputs contribute 0.
         """
-        data, proba = self._predict(self._table_for_predict(X))
+        table = self._table_for_predict(X)
+        data, proba = self._predict(table)
         out = pd.DataFrame({"prediction": self.classes_[proba.argmax(1)], "probability": proba.max(1)})
         if not len(proba):
             contrib: dict[str, np.ndarray] | None = {n: np.zeros(0) for n in data}
@@ -649,11 +777,14 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
                 f"{path}: exists and is not a saved modalfuse model; refusing to overwrite it "
                 "(choose a new or empty folder)"
             )
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()  # not mkdtemp, whose 0700 would outlive the move: the folder keeps the user's umask
         try:
             (tmp / "model.json").write_text(json.dumps(doc, indent=1, default=_jsonable))
             tensors = {k: v.contiguous() for k, v in self.fusion_.tensors().items()}
             save_file(tensors, str(tmp / "weights.safetensors"), metadata={"format": _FORMAT})
+            # safetensors writes 0600: give the weights the permissions model.json got from the umask
+            os.chmod(tmp / "weights.safetensors", (tmp / "model.json").stat().st_mode & 0o777)
             old = None
             if path.exists():
                 old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex}")

@@ -1,24 +1,18 @@
-"""Tests of the AV-Digits builder (FSDD audio + MNIST images), DESIGN.md section 5."""
+"""Tests of the AV-Digits builder (FSDD audio + MNIST images): pairing, the hard variant, downloads."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
-import io
 import json
-import struct
-import threading
 import time
-import zipfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
+from conftest import RECORDINGS, wav_bytes
 from modalfuse._errors import DecodeError
 from modalfuse.data import av_digits
 from modalfuse.data.av_digits import (
@@ -123,6 +117,7 @@ def test_to_frame(clean: av_digits.AVDigits) -> None:
     assert frame["speaker"].iloc[0] == "george"
 
 
+@pytest.mark.slow  # the exact PCA of the 60,000 MNIST training images
 def test_hard_variant(
     hard: av_digits.AVDigits, clean: av_digits.AVDigits, mnist: dict[str, np.ndarray]
 ) -> None:
@@ -157,6 +152,7 @@ def test_hard_variant(
     np.testing.assert_allclose(hard.images[rows], expected, atol=1e-5)
 
 
+@pytest.mark.slow  # the exact PCA of the 60,000 MNIST training images
 def test_hard_second_call_uses_cache(
     hard: av_digits.AVDigits, shared: Path, hard_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -216,88 +212,22 @@ def test_invalid_variant(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------- synthetic
-
-
-def _idx(array: np.ndarray) -> bytes:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return gzip.compress(header + array.astype(np.uint8).tobytes())
-
-
-def _wav() -> bytes:
-    buffer = io.BytesIO()
-    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(800) / 8000)
-    sf.write(buffer, tone, 8000, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
-
-
-RECORDINGS = ["1_bob_0.wav", "0_alice_0.wav", "2_bob_3.wav", "1_alice_1.wav", "0_bob_0.wav", "1_alice_0.wav"]
-
-
-def _synthetic_files() -> dict[str, bytes]:
-    rng = np.random.default_rng(0)
-    test_labels = np.arange(20) % 10  # test images of digit d at d and d + 10 ...
-    test_labels[15] = 1  # ... and digit 1 also at 15
-    test_images = rng.integers(0, 256, size=(20, 28, 28))
-    train_images = rng.integers(0, 256, size=(30, 28, 28))
-    train_labels = np.arange(30) % 10
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("free-spoken-digit-dataset-1.0.10/README.md", "synthetic")
-        zf.writestr("free-spoken-digit-dataset-1.0.10/utils/x.wav", _wav())  # not under recordings/
-        for name in RECORDINGS:
-            zf.writestr(f"free-spoken-digit-dataset-1.0.10/recordings/{name}", _wav())
-    return {
-        "free-spoken-digit-dataset-1.0.10.zip": archive.getvalue(),
-        "t10k-images-idx3-ubyte.gz": _idx(test_images),
-        "t10k-labels-idx1-ubyte.gz": _idx(test_labels),
-        "train-images-idx3-ubyte.gz": _idx(train_images),
-        "train-labels-idx1-ubyte.gz": _idx(train_labels),
-    }
-
-
-@pytest.fixture(scope="module")
-def files() -> dict[str, bytes]:
-    return _synthetic_files()
+# The synthetic FSDD archive and MNIST files, and the local HTTP server serving them, are in conftest.py.
 
 
 @pytest.fixture
-def server(files: dict[str, bytes]) -> Iterator[tuple[str, Counter[str]]]:
-    requests: Counter[str] = Counter()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            name = self.path.rsplit("/", 1)[-1]
-            requests[name] += 1
-            body = files.get(name)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/mirror", requests
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+def files(av_files: dict[str, bytes]) -> dict[str, bytes]:
+    return av_files
 
 
 @pytest.fixture
-def checksums(files: dict[str, bytes]) -> dict[str, str | None]:
-    sums: dict[str, str | None] = {
-        name: "sha256:" + hashlib.sha256(body).hexdigest() for name, body in files.items()
-    }
-    sums["free-spoken-digit-dataset-1.0.10.zip"] = None  # recorded on first download
-    return sums
+def server(av_server: tuple[str, Counter[str]]) -> tuple[str, Counter[str]]:
+    return av_server
+
+
+@pytest.fixture
+def checksums(av_checksums: dict[str, str | None]) -> dict[str, str | None]:
+    return av_checksums
 
 
 @pytest.fixture(autouse=True)
@@ -375,7 +305,7 @@ def test_too_many_recordings_for_a_digit(
     cache = tmp_path / "cache"
     build_av_digits(download=True, cache_dir=cache, base_url=base_url, checksums=checksums)
     root = cache / "datasets"
-    (root / "fsdd" / "recordings" / "1_carol_0.wav").write_bytes(_wav())
+    (root / "fsdd" / "recordings" / "1_carol_0.wav").write_bytes(wav_bytes())
     with pytest.raises(DatasetError, match=r"digit 1 has 4 recordings but only 3 MNIST test images"):
         build_av_digits(root, cache_dir=cache)
 
@@ -419,3 +349,112 @@ def test_bad_idx_file(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b"\x01\x02\x03\x04junk"))
     with pytest.raises(DecodeError, match="magic"):
         av_digits._read_idx(path)
+
+
+# --------------------------------------------------------------------------------------------- command line
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    from typer.testing import CliRunner
+
+    from modalfuse.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_downloads_into_data_root_with_progress_once(
+    server: tuple[str, Counter[str]],
+    checksums: dict[str, str | None],
+    files: dict[str, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base_url, requests = server
+    monkeypatch.setattr(av_digits, "CHECKSUMS", checksums)  # the synthetic files' digests
+    monkeypatch.setenv("MODALFUSE_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "data"
+    code, out, err = _cli(
+        "datasets", "--download", "av-digits-hard", "--data-root", str(root), "--mirror", base_url
+    )
+    assert code == 0, err
+    assert out.strip() == f"av-digits-hard: sources ready in {root}"
+    for name, body in files.items():  # a progress line per file (stderr is not a terminal here)
+        assert f"downloading {name} ({len(body) / 1e6:.1f} MB)" in err
+    assert requests == dict.fromkeys(files, 1)
+    assert sorted(p.name for p in (root / "fsdd" / "recordings").iterdir()) == sorted(RECORDINGS)
+    assert not (tmp_path / "cache").exists()  # --data-root, not the cache
+    code, _, err = _cli(
+        "datasets", "--download", "av-digits-hard", "--data-root", str(root), "--mirror", base_url
+    )
+    assert code == 0 and "downloading" not in err
+    assert sum(requests.values()) == len(files)  # verified on disk, nothing fetched again
+    table = __import__("modalfuse").load_dataset("av-digits-hard", root=root)
+    assert len(table) == len(RECORDINGS)
+
+
+def test_cli_download_defaults_to_the_user_cache(
+    server: tuple[str, Counter[str]],
+    checksums: dict[str, str | None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base_url, _ = server
+    monkeypatch.setattr(av_digits, "CHECKSUMS", checksums)
+    monkeypatch.setenv("MODALFUSE_CACHE", str(tmp_path / "cache"))
+    code, out, err = _cli("datasets", "--download", "av-digits", "--mirror", base_url)
+    assert code == 0, err
+    assert out.strip() == f"av-digits: sources ready in {tmp_path / 'cache' / 'datasets'}"
+
+
+def test_cli_download_with_a_wrong_checksum_is_one_error_line(
+    server: tuple[str, Counter[str]],
+    checksums: dict[str, str | None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base_url, _ = server
+    monkeypatch.setattr(
+        av_digits, "CHECKSUMS", {**checksums, "t10k-labels-idx1-ubyte.gz": "sha256:" + "0" * 64}
+    )
+    code, _, err = _cli(
+        "datasets", "--download", "av-digits", "--data-root", str(tmp_path), "--mirror", base_url
+    )
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert (
+        last.startswith("error: checksum mismatch for t10k-labels-idx1-ubyte.gz") and "Traceback" not in err
+    )
+    assert not (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").exists()
+
+
+def test_demo_full_downloads_what_it_does_not_find(
+    server: tuple[str, Counter[str]],
+    checksums: dict[str, str | None],
+    files: dict[str, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``demo --full`` with no data anywhere: downloads, then evaluates the full table (stubbed here; the
+    evaluation itself is what ``evaluate`` tests cover)."""
+    from modalfuse import cli
+
+    base_url, requests = server
+    monkeypatch.setattr(av_digits, "CHECKSUMS", checksums)
+    monkeypatch.setattr(av_digits, "_default_search", lambda: [])  # no ../shared
+    monkeypatch.setenv("MODALFUSE_CACHE", str(tmp_path / "cache"))
+    seen = {}
+
+    def evaluation(table, **settings):
+        seen.update(table=table, **settings)
+        return {"strategies": {}, "recommendation": {"strategy": None}}
+
+    monkeypatch.setattr(cli, "_run_evaluation", evaluation)
+    out_dir = tmp_path / "demo"
+    code, out, err = _cli("demo", "--full", "--mirror", base_url, "--out", str(out_dir))
+    assert code == 0, err
+    assert "downloading them" in out
+    assert requests == dict.fromkeys(files, 1)
+    assert seen["table"].name == "av-digits-hard" and len(seen["table"]) == len(RECORDINGS)
+    assert (seen["cv"], seen["fusion"], seen["epochs"], seen["min_steps"]) == ("loso", "all", 20, 200)
+    assert json.loads((out_dir / "av-digits-hard.json").read_text())["strategies"] == {}

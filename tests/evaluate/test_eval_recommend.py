@@ -260,3 +260,24 @@ def test_the_linear_baseline_on_top_is_reported_as_a_baseline() -> None:
     assert rec["reason"].startswith(
         "No fusion beats the tuned linear baseline (linear): linear has the best accuracy, 0.954 ± 0.010"
     )
+
+
+def test_a_tie_names_the_same_best_single_modality_in_the_table_and_the_recommendation() -> None:
+    """Two unimodal strategies with the same accuracy: the cheaper one (listed second) is the best for
+    both the table's marker and the recommendation (it used to be the first listed in the table)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=60)
+    y = (x > 0).astype(int)
+    strategies = {
+        "unimodal:costly": _Threshold(0.0, reused=5.0),
+        "unimodal:cheap": _Threshold(0.0, reused=0.0),
+        "late:mean": _Threshold(0.5, reused=5.0),
+    }
+    result = compare(strategies, _Table(x, y), cv=4, seed=0)
+    acc = {n: e["accuracy"]["mean"] for n, e in result["strategies"].items()}
+    assert acc["unimodal:costly"] == acc["unimodal:cheap"] > acc["late:mean"]
+    rec = result["recommendation"]
+    assert rec["best_unimodal"] == rec["strategy"] == "unimodal:cheap"
+    assert result["best"] == {"strategy": "unimodal:cheap", "unimodal": "unimodal:cheap", "baseline": "unimodal:cheap"}
+    assert "* best single modality: unimodal:cheap" in format_table(result)
+    assert set(result["paired"]) == {"unimodal:costly", "late:mean"}

@@ -1,6 +1,6 @@
 """AV-Digits: spoken digits (FSDD) paired with handwritten digits (MNIST).
 
-The benchmark is built exactly as DESIGN.md section 5 describes, the way AV-MNIST was built:
+The benchmark is built the way AV-MNIST was built:
 
 - Rows: the FSDD recordings ``{digit}_{speaker}_{take}.wav`` sorted by file name (plain string sort);
   label = digit, group = speaker.
@@ -12,7 +12,9 @@ The benchmark is built exactly as DESIGN.md section 5 describes, the way AV-MNIS
   ratio reaches 0.25, then reconstructed (mean added back) and clipped to [0, 1].
 
 The raw data are never bundled: :func:`build_av_digits` finds them on disk (see its docstring) or downloads the
-public sources with ``download=True``.
+public sources with ``download=True`` (:func:`download_av_digits`, ``modalfuse datasets --download``). Only a
+small sample ships with the package, for the demo: :func:`build_demo_sample` writes it from the full data
+(built-in dataset ``av-digits-sample``, folder :data:`DEMO_SAMPLE_DIR`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -86,6 +88,9 @@ CHECKSUMS: dict[str, str | None] = {
     "t10k-images-idx3-ubyte.gz": "sha256:8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
     "t10k-labels-idx1-ubyte.gz": "sha256:f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
+
+DownloadProgress = Callable[[str, int, "int | None"], None]
+"""``progress(file_name, done_bytes, total_bytes)``, called while a file downloads."""
 
 _RECORDING_RE = re.compile(r"^(\d+)_(.+)_(\d+)\.wav$")
 _PCA_CACHE_VERSION = 1
@@ -162,6 +167,7 @@ def build_av_digits(
     cache_dir: str | os.PathLike[str] | None = None,
     base_url: str | None = None,
     checksums: Mapping[str, str | None] | None = None,
+    progress: DownloadProgress | None = None,
 ) -> AVDigits:
     """Build the AV-Digits benchmark (FSDD audio + MNIST images) from files on disk.
 
@@ -170,14 +176,14 @@ def build_av_digits(
     root : str or path-like, optional
         A folder holding ``fsdd/recordings/*.wav`` and ``mnist/mnist.npz`` (or the MNIST idx files
         ``mnist/t10k-images-idx3-ubyte.gz``, ``mnist/t10k-labels-idx1-ubyte.gz`` and, for ``"hard"`` without
-        ``mnist.npz``, ``mnist/train-images-idx3-ubyte.gz``). When given it must hold the data: nothing else
-        is searched.
+        ``mnist.npz``, ``mnist/train-images-idx3-ubyte.gz``). When given it must hold the data (or, with
+        ``download=True``, it is where the public sources are downloaded to): nothing else is searched.
     variant : {"clean", "hard"}
         ``"clean"``: images / 255. ``"hard"``: images reconstructed from the leading ``k`` principal components
         of the MNIST training images, ``k`` the smallest number reaching 25% explained variance.
     download : bool
-        If the data are not under ``root`` or ``$MODALFUSE_DATA``, download the public sources into
-        ``cache_dir/datasets`` (once; later calls verify the files and download nothing): FSDD as the GitHub
+        If the data are not under ``root`` or ``$MODALFUSE_DATA``, download the public sources into ``root``
+        when given, else ``cache_dir/datasets`` (once; later calls verify the files and download nothing): FSDD as the GitHub
         archive of tag v1.0.10 (its ``recordings/`` extracted into ``fsdd/recordings``) and the four MNIST idx
         files. Every download goes to a temporary file, is checked against :data:`CHECKSUMS` and then moved
         into place; a mismatch deletes it and raises :class:`ChecksumMismatchError`. An entry of ``None``
@@ -193,6 +199,9 @@ def build_av_digits(
     checksums : mapping, optional
         Entries that override :data:`CHECKSUMS` (file name -> ``"sha256:<hex>"``, ``"md5:<hex>"``, a bare
         64-digit SHA-256, or None).
+    progress : callable, optional
+        ``progress(file_name, done_bytes, total_bytes)`` during downloads (``total_bytes`` None when the
+        server does not send a length).
 
     Returns
     -------
@@ -223,7 +232,7 @@ def build_av_digits(
     data_root, to_download = _locate(root, cache, need_train=need_train, download=download)
     if to_download:
         expected = {**CHECKSUMS, **(dict(checksums) if checksums is not None else {})}
-        _ensure_downloaded(data_root, base_url=base_url, checksums=expected)
+        _ensure_downloaded(data_root, base_url=base_url, checksums=expected, progress=progress)
 
     names, labels, speakers = _list_recordings(data_root / "fsdd" / "recordings")
     x_test, y_test = _load_mnist_test(data_root / "mnist")
@@ -296,6 +305,8 @@ def _locate(
     if root is not None:
         base = Path(root).expanduser()
         missing = _missing(base, need_train=need_train)
+        if missing and download:
+            return base, True
         if missing:
             raise DatasetNotFoundError(
                 f"AV-Digits data not found under root={str(base)!r}: missing {'; '.join(missing)}. "
@@ -329,12 +340,12 @@ def _locate(
             return resolved, False
         searched.append(f"{label}: {resolved} (missing {'; '.join(missing)})")
     raise DatasetNotFoundError(
-        "AV-Digits data (fsdd/recordings/*.wav and mnist/mnist.npz or the MNIST idx .gz files) not found. "
-        "Searched:\n  - "
-        + "\n  - ".join(searched)
-        + "\nFix: pass root='/path/to/datasets' (a folder holding fsdd/ and mnist/), set the environment "
-        "variable MODALFUSE_DATA to such a folder, or call build_av_digits(download=True) to download the "
-        f"public sources (FSDD {FSDD_TAG} from GitHub, MNIST idx files) into {cache_data}."
+        "AV-Digits data (fsdd/recordings/*.wav and mnist/mnist.npz or the MNIST idx .gz files) not found; "
+        "searched " + "; ".join(searched) + ". Fix: download the public sources (FSDD "
+        f"{FSDD_TAG} from GitHub, the MNIST idx files; about 30 MB) into {cache_data} with "
+        "`modalfuse datasets --download av-digits-hard` or build_av_digits(download=True), or pass "
+        "root='/path/to/datasets' (--data-root; a folder holding fsdd/ and mnist/), or set MODALFUSE_DATA "
+        "to such a folder."
     )
 
 
@@ -561,8 +572,12 @@ def _write_recorded(path: Path, recorded: Mapping[str, str]) -> None:
         raise
 
 
-def _download(url: str, dest: Path, expected: str | None) -> str:
-    """Download ``url`` to ``dest`` atomically; return its SHA-256 (or raise on a checksum mismatch)."""
+def _download(url: str, dest: Path, expected: str | None, progress: DownloadProgress | None = None) -> str:
+    """Download ``url`` to ``dest`` atomically; return its SHA-256 (or raise on a checksum mismatch).
+
+    ``progress(name, done_bytes, total_bytes)`` (total None when the server does not say) is called once
+    before the first block and after every block.
+    """
     algorithm, want = _parse_checksum(expected) if expected is not None else ("sha256", None)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
@@ -572,10 +587,18 @@ def _download(url: str, dest: Path, expected: str | None) -> str:
     try:
         request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=60) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            done = 0
+            if progress is not None:
+                progress(dest.name, done, total)
+            for block in iter(lambda: response.read(1 << 16), b""):
                 digest.update(block)
                 sha256.update(block)
                 out.write(block)
+                done += len(block)
+                if progress is not None:
+                    progress(dest.name, done, total)
     except (urllib.error.URLError, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise DatasetError(f"could not download {url} ({exc})") from exc
@@ -594,7 +617,13 @@ def _download(url: str, dest: Path, expected: str | None) -> str:
 
 
 def _ensure_file(
-    name: str, dest: Path, *, base_url: str | None, expected: str | None, recorded: dict[str, str]
+    name: str,
+    dest: Path,
+    *,
+    base_url: str | None,
+    expected: str | None,
+    recorded: dict[str, str],
+    progress: DownloadProgress | None = None,
 ) -> bool:
     """Make ``dest`` present and verified; return True when it was (re)downloaded."""
     check = expected if expected is not None else recorded.get(name)
@@ -607,7 +636,7 @@ def _ensure_file(
             return False
         dest.unlink()  # damaged or replaced since it was verified: fetch it again
     url = _url_for(name, base_url)
-    sha256 = _download(url, dest, check)
+    sha256 = _download(url, dest, check, progress)
     if check is None:
         recorded[name] = "sha256:" + sha256
     return True
@@ -643,7 +672,13 @@ def _extract_recordings(archive: Path, fsdd: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _ensure_downloaded(data_root: Path, *, base_url: str | None, checksums: Mapping[str, str | None]) -> None:
+def _ensure_downloaded(
+    data_root: Path,
+    *,
+    base_url: str | None,
+    checksums: Mapping[str, str | None],
+    progress: DownloadProgress | None = None,
+) -> None:
     data_root.mkdir(parents=True, exist_ok=True)
     record_path = data_root / "checksums.json"
     recorded = _read_recorded(record_path)
@@ -657,6 +692,7 @@ def _ensure_downloaded(data_root: Path, *, base_url: str | None, checksums: Mapp
             base_url=base_url,
             expected=checksums.get(FSDD_ZIP_NAME),
             recorded=recorded,
+            progress=progress,
         )
         if fresh or not (fsdd / "recordings").is_dir():
             _extract_recordings(archive, fsdd)
@@ -667,7 +703,146 @@ def _ensure_downloaded(data_root: Path, *, base_url: str | None, checksums: Mapp
                 base_url=base_url,
                 expected=checksums.get(name),
                 recorded=recorded,
+                progress=progress,
             )
     finally:
         if recorded != before:
             _write_recorded(record_path, recorded)
+
+
+def download_av_digits(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    variant: Literal["clean", "hard"] = "hard",
+    cache_dir: str | os.PathLike[str] | None = None,
+    base_url: str | None = None,
+    checksums: Mapping[str, str | None] | None = None,
+    progress: DownloadProgress | None = None,
+) -> Path:
+    """Make sure the AV-Digits sources are on disk, downloading (and verifying) them where they are not.
+
+    Parameters
+    ----------
+    root : str or path-like, optional
+        Download into this folder (``fsdd/`` and ``mnist/`` are made in it); default ``$MODALFUSE_DATA``
+        when it already holds the data, else ``cache_dir/datasets``.
+    variant, cache_dir, base_url, checksums, progress
+        As for :func:`build_av_digits`.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder holding ``fsdd/`` and ``mnist/``. A folder that already holds complete data is returned
+        without any request; the downloaded files are verified against :data:`CHECKSUMS` on every call.
+    """
+    if variant not in ("clean", "hard"):
+        raise ValueError(f"variant must be 'clean' or 'hard', got {variant!r}")
+    data_root, to_download = _locate(
+        root, _resolve_cache_dir(cache_dir), need_train=variant == "hard", download=True
+    )
+    if to_download:
+        expected = {**CHECKSUMS, **(dict(checksums) if checksums is not None else {})}
+        _ensure_downloaded(data_root, base_url=base_url, checksums=expected, progress=progress)
+    return data_root
+
+
+# --------------------------------------------------------------------------------------------- demo sample
+
+DEMO_SAMPLE_DIR = Path(__file__).resolve().parent / "av_digits_sample"
+"""The sample of AV-Digits (hard) shipped with the package (built-in dataset ``av-digits-sample``)."""
+
+DEMO_SAMPLE_TAKES = 5
+"""Takes ``0 .. DEMO_SAMPLE_TAKES - 1`` of every digit by every speaker are in the demo sample."""
+
+_DEMO_README = """\
+# AV-Digits (hard) demo sample
+
+{rows} rows of the AV-Digits (hard) benchmark: every one of the 6 FSDD speakers saying every digit
+{takes} times (takes 0 to {last_take}), each recording paired with the same MNIST test image as in the full
+benchmark, degraded to its projection on the leading {k} principal components of the MNIST training images.
+
+- `data.csv`: columns `audio`, `image` (paths relative to this folder), `digit` (the label) and `speaker`
+  (the groups: evaluate with speakers held out).
+- `audio/{{digit}}_{{speaker}}_{{take}}.flac`: the FSDD recordings, losslessly re-encoded (mono, 16-bit,
+  8,000 Hz; the samples are exactly those of the original WAV files).
+- `image/mnist_test_{{index}}.png`: 28x28 8-bit grey images; `index` is the image's position in the MNIST
+  test set. Grey level = round(255 x the reconstructed value in [0, 1]).
+
+Built by `modalfuse.data.av_digits.build_demo_sample(root, out)` from FSDD v1.0.10 and MNIST; the test
+suite rebuilds it and checks that it matches these files. The full benchmark (3,000 rows) is
+`modalfuse demo --full` (it downloads the public sources when they are not found).
+
+## Sources and licences
+
+- Free Spoken Digit Dataset (FSDD), Jakobovski et al. (github.com/Jakobovski/free-spoken-digit-dataset,
+  tag v1.0.10): Creative Commons Attribution-ShareAlike 4.0 International (CC BY-SA 4.0),
+  https://creativecommons.org/licenses/by-sa/4.0/.
+- MNIST, Yann LeCun, Corinna Cortes and Christopher J. C. Burges: commonly distributed under Creative
+  Commons Attribution-ShareAlike 3.0 (CC BY-SA 3.0), https://creativecommons.org/licenses/by-sa/3.0/.
+
+The audio and images here are adapted from these works (re-encoded, paired, degraded). The sample is shared
+under CC BY-SA 4.0 (CC BY-SA 3.0 allows adaptations under a later version of the same licence); attribute
+both sources when you publish results built on them.
+"""
+
+
+def build_demo_sample(
+    root: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str],
+    *,
+    takes: int = DEMO_SAMPLE_TAKES,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write the AV-Digits (hard) demo sample shipped with the package, deterministically.
+
+    Parameters
+    ----------
+    root : str or path-like or None
+        Where the full sources are (see :func:`build_av_digits`).
+    out : str or path-like
+        Folder to write; made if needed. Files of an earlier sample in it are overwritten, others kept.
+    takes : int, default=DEMO_SAMPLE_TAKES
+        Keep takes ``0 .. takes - 1`` of every (digit, speaker): ``60 * takes`` rows.
+    cache_dir : str or path-like, optional
+        As for :func:`build_av_digits` (where the principal components are cached).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``, holding ``data.csv``, ``README.md``, ``audio/*.flac`` and ``image/*.png``.
+
+    Notes
+    -----
+    The CSV and README are the same bytes on every build. The FLAC and PNG files decode to the same samples
+    and pixels on every build; their bytes may differ between versions of libsndfile and zlib.
+    """
+    import soundfile as sf
+    from PIL import Image
+
+    full = build_av_digits(root, variant="hard", cache_dir=cache_dir)
+    out = Path(out)
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    (out / "image").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, path in enumerate(full.audio_paths):
+        stem = Path(path).stem
+        if int(_RECORDING_RE.match(Path(path).name).group(3)) >= takes:  # type: ignore[union-attr]
+            continue
+        samples, rate = sf.read(path, dtype="int16", always_2d=False)
+        audio = f"audio/{stem}.flac"
+        sf.write(out / audio, samples, rate, format="FLAC", subtype="PCM_16")
+        image = f"image/mnist_test_{int(full.image_indices[i]):05d}.png"
+        pixels = np.round(full.images[i].astype(np.float64) * 255.0).astype(np.uint8)
+        Image.fromarray(pixels).save(out / image, format="PNG")
+        rows.append(
+            {
+                "audio": audio,
+                "image": image,
+                AV_DIGITS_LABEL: int(full.labels[i]),
+                AV_DIGITS_GROUPS: str(full.speakers[i]),
+            }
+        )
+    pd.DataFrame(rows).to_csv(out / "data.csv", index=False, lineterminator="\n")
+    readme = _DEMO_README.format(rows=len(rows), takes=takes, last_take=takes - 1, k=full.pca_components)
+    (out / "README.md").write_text(readme, encoding="utf-8")
+    return out

@@ -375,17 +375,6 @@ def _baseline_phrase(name: str) -> str:
     return "the tuned linear baseline" if name == LINEAR_BASELINE else "the best single modality"
 
 
-def _best(names: Sequence[str], scores: Mapping[str, float | None]) -> str | None:
-    """The name with the highest score (first one on ties); ``None`` when none has a score."""
-    best_name: str | None = None
-    best_score = -math.inf
-    for name in names:
-        score = scores.get(name)
-        if score is not None and score > best_score:
-            best_name, best_score = name, score
-    return best_name
-
-
 def _cost(entry: Mapping[str, Any]) -> float | None:
     """Total fit cost of a strategy: ``fit_cost_seconds`` when present, else ``fit_seconds``."""
     for key in ("fit_cost_seconds", "fit_seconds"):
@@ -772,19 +761,19 @@ def _comparison(
 ) -> tuple[dict[str, str | None], dict[str, dict[str, dict[str, Any]]], dict[str, Any]]:
     """The best strategies, the paired comparisons and the recommendation of ``results``."""
     ok_names = [name for name, entry in results.items() if "error" not in entry]
-    accuracy = {name: results[name]["accuracy"]["mean"] for name in ok_names}
+    recommendation = recommend(results, seed=seed)
+    recommendation["rule"] = RECOMMENDATION_RULE
+    # the table's "best" and the recommendation rank by one rule (ties: the cheaper fit, then listed first)
     best = {
-        "strategy": _best(ok_names, accuracy),
-        "unimodal": _best([n for n in ok_names if n.startswith(UNIMODAL_PREFIX)], accuracy),
-        "baseline": _best([n for n in ok_names if is_baseline(n)], accuracy),
+        "strategy": recommendation["candidate"],
+        "unimodal": recommendation["best_unimodal"],
+        "baseline": recommendation["best_baseline"],
     }
     paired = {
         "paired": _paired_against(results, ok_names, best["unimodal"], seed),
         "paired_vs_baseline": _paired_against(results, ok_names, best["baseline"], seed),
         "paired_vs_best": _paired_against(results, ok_names, best["strategy"], seed),
     }
-    recommendation = recommend(results, seed=seed)
-    recommendation["rule"] = RECOMMENDATION_RULE
     return best, paired, recommendation
 
 
