@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import modalfuse as mf
 from modalfuse.cli import app
 
 runner = CliRunner()
@@ -323,25 +324,36 @@ def test_a_warning_is_printed_once_as_a_note(csv_path: Path) -> None:
     assert "UserWarning" not in stderr and "warnings.warn" not in stderr and ".py:" not in stderr
 
 
-def test_evaluate_exits_1_and_says_why_when_every_strategy_failed(csv_path: Path, tmp_path: Path) -> None:
+def test_evaluate_exits_1_and_says_why_when_every_strategy_failed(
+    csv_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modalfuse.fusion._late import UnimodalFusion
+
+    def broken(self, *args, **kwargs):
+        raise mf.TrainingError("training made no optimiser step (simulated)")
+
+    monkeypatch.setattr(UnimodalFusion, "fit", broken)
     code, stdout, stderr = run3(
-        "evaluate",
-        str(csv_path),
-        "--label",
-        "y",
-        "--cv",
-        "2",
-        "--fusion",
-        "unimodal:image",
-        "--encoder",
-        "image=mfcc",
-        *FAST,
+        "evaluate", str(csv_path), "--label", "y", "--cv", "2", "--fusion", "unimodal:image", *FAST
     )
     assert code == 1
     assert "unimodal:image" in stdout and "failed in fold 0" in stdout
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("error: every strategy failed: unimodal:image (fold 0): SchemaError:")
-    assert "encoder 'mfcc' is for audio" in last
+    assert last == (
+        "error: every strategy failed: unimodal:image (fold 0): TrainingError: training made no optimiser "
+        "step (simulated)"
+    )
+
+
+def test_an_encoder_of_another_modality_stops_before_training(csv_path: Path) -> None:
+    code, stdout, stderr = run3(
+        "evaluate", str(csv_path), "--label", "y", "--fusion", "unimodal:image", "--encoder", "image=mfcc"
+    )
+    assert code == 2 and stdout == ""
+    assert stderr.strip().splitlines()[-1] == (
+        "error: --encoder image=mfcc: 'image' is image, but 'mfcc' encodes audio (encoders for image: hog, "
+        "image-cnn, pixels)"
+    )
 
 
 def test_files_keep_the_users_umask(csv_path: Path, tmp_path: Path) -> None:

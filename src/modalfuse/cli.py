@@ -274,15 +274,23 @@ def _check_fusions(table: Any, fusion: str) -> list[str]:
 
 def _check_encoders(table: Any, encoder: list[str] | None) -> dict[str, str] | None:
     """``--encoder NAME=ENCODER`` pairs, checked against the table's inputs and the registry."""
-    from modalfuse.encoders import list_encoders
+    from modalfuse.encoders import get_encoder, list_encoders
 
     pairs = _pairs(encoder, "--encoder")
-    targets = {*table.inputs, *table.schema.columns, *(m for m, _ in table.inputs.values())}
+    modality_of = {m: m for m, _ in table.inputs.values()}
+    for name, (modality, columns) in table.inputs.items():
+        modality_of.update({name: modality, **dict.fromkeys(columns, modality)})
     for key, name in pairs.items():
-        if key not in targets:
-            raise UnknownNameError("input, column or modality", key, targets, hint="in --encoder")
+        if key not in modality_of:
+            raise UnknownNameError("input, column or modality", key, modality_of, hint="in --encoder")
         if name not in list_encoders():
             raise UnknownNameError("encoder", name, list_encoders())
+        if get_encoder(name).modality != modality_of[key]:
+            raise OptionError(
+                f"--encoder {key}={name}: {key!r} is {modality_of[key]}, but {name!r} encodes "
+                f"{get_encoder(name).modality} (encoders for {modality_of[key]}: "
+                f"{', '.join(list_encoders(modality_of[key]))})"
+            )
     return pairs or None
 
 

@@ -278,6 +278,10 @@ def test_a_tie_names_the_same_best_single_modality_in_the_table_and_the_recommen
     assert acc["unimodal:costly"] == acc["unimodal:cheap"] > acc["late:mean"]
     rec = result["recommendation"]
     assert rec["best_unimodal"] == rec["strategy"] == "unimodal:cheap"
-    assert result["best"] == {"strategy": "unimodal:cheap", "unimodal": "unimodal:cheap", "baseline": "unimodal:cheap"}
+    assert result["best"] == {
+        "strategy": "unimodal:cheap",
+        "unimodal": "unimodal:cheap",
+        "baseline": "unimodal:cheap",
+    }
     assert "* best single modality: unimodal:cheap" in format_table(result)
     assert set(result["paired"]) == {"unimodal:costly", "late:mean"}
