@@ -103,3 +103,19 @@ def test_the_callers_setting_is_restored_after_a_failed_fit_and_predict(
     with pytest.raises(RuntimeError, match="training diverged"):
         clf.predict_proba(table)
     assert torch.get_num_threads() == caller_threads
+
+
+def test_blas_threads_follow_n_threads_inside_and_are_restored_after() -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    import numpy as np
+
+    np.ones((2, 2)) @ np.ones((2, 2))  # BLAS loaded
+    assert blas_threads(), "no BLAS library found"
+    with threadpool_limits(limits=2, user_api="blas"):  # the caller's own setting
+        with torch_threads(1):
+            assert blas_threads() == {1}
+        assert blas_threads() == {2}

@@ -261,20 +261,17 @@ class LinearFusion(FusionStrategy):
     ) -> FusionStrategy:
         """Choose C by inner cross-validation on these rows, then refit on all of them (rows weighted by
         ``sample_weight`` if given)."""
-        from threadpoolctl import threadpool_limits
-
         self._check_encoders()
         if not self.inputs:
             raise OptionError("linear: there is no input to fit on")
         self.state["layout"] = self._layout(data)
         X, masks = self._raw(data)
-        # One BLAS thread: these problems are small, and on a machine shared with other jobs spinning BLAS
-        # threads made the L-BFGS fits about 10 times slower (measured on 2 busy cores).
-        with threadpool_limits(limits=1):
-            C, losses = self._choose_C(X, masks, y, groups, sample_weight)
-            mean, scale = self._scaler(X, masks)
-            Z = self._standardise(X, masks, mean, scale)
-            coef, intercept, converged = self._refit(_compact(Z), y, C, sample_weight)
+        # BLAS threads follow the estimator's n_threads (one by default): these problems are small, and on a
+        # machine shared with other jobs spinning BLAS threads made the L-BFGS fits about 10 times slower
+        C, losses = self._choose_C(X, masks, y, groups, sample_weight)
+        mean, scale = self._scaler(X, masks)
+        Z = self._standardise(X, masks, mean, scale)
+        coef, intercept, converged = self._refit(_compact(Z), y, C, sample_weight)
         self.state.update(
             C=C,
             cv_log_loss=None if losses is None else [[c, v] for c, v in losses.items()],
