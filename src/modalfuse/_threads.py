@@ -1,4 +1,4 @@
-"""Torch's CPU threads during modalfuse's work, restored afterwards.
+"""Torch's and the BLAS libraries' CPU threads during modalfuse's work, restored afterwards.
 
 The networks modalfuse trains are small (a few convolution layers on 28x28 images or 64-band
 spectrograms, batches of 64): splitting one batch's work across threads costs more in synchronisation
