@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modalfuse.data._media import media_kind_of_bytes
 from modalfuse.data._schema import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, is_missing
 from modalfuse.data._table import Problem
 from modalfuse.modalities.tabular import _category_key
@@ -186,7 +187,9 @@ def column_kind(values: Iterable[Any]) -> str | None:
 
     Mostly numbers (or strings that parse as numbers) is ``numeric``; arrays, and strings of which most end in an
     image extension, are ``image``; ``(wave, rate)`` tuples and strings ending in an audio extension are
-    ``audio``; anything else is ``text``.
+    ``audio``; the bytes of files (or ``{"bytes"}`` dicts) are judged by their magic numbers (``image``,
+    ``audio``, or None when most are neither: those cells are reported as undecodable instead); anything
+    else is ``text``.
     """
     present = [v for v in values if not is_missing(v)]
     if not present:
@@ -195,6 +198,8 @@ def column_kind(values: Iterable[Any]) -> str | None:
         return "image"
     if isinstance(present[0], tuple):
         return "audio"
+    if isinstance(present[0], bytes | bytearray | memoryview | Mapping):
+        return _file_kind(present)
     numbers = pd.to_numeric(pd.Series(present, dtype=object).map(_as_number), errors="coerce")
     if numbers.notna().sum() > len(present) / 2:
         return "numeric"
@@ -204,6 +209,20 @@ def column_kind(values: Iterable[Any]) -> str | None:
         if strings and sum(os.path.splitext(s)[1] in extensions for s in strings) > len(present) / 2:
             return kind
     return "text"
+
+
+def _file_kind(present: list[Any]) -> str | None:
+    """The kind of most cells holding a file's bytes (or Hugging Face ``{"bytes"}`` / ``{"array"}`` dicts),
+    from the bytes' magic numbers: ``image``, ``audio``, or None when most are neither."""
+    kinds = []
+    for v in present:
+        if isinstance(v, Mapping):
+            v = "audio" if v.get("array") is not None else v.get("bytes")
+        if isinstance(v, bytes | bytearray | memoryview):
+            v = media_kind_of_bytes(bytes(v))
+        kinds.append(v if v in ("image", "audio") else None)
+    top = max(set(kinds), key=kinds.count)
+    return top if top is not None and kinds.count(top) > len(kinds) / 2 else None
 
 
 def _as_number(value: Any) -> Any:
