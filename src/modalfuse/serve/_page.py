@@ -47,6 +47,7 @@ PAGE = r"""<!doctype html>
   #error { color: var(--neg); white-space: pre-wrap; }
   table { border-collapse: collapse; width: 100%; font-size: 13px; }
   td { padding: 2px 4px; }
+  td.bar { width: 60%; }
   td.bar div { background: var(--accent); height: 10px; border-radius: 2px; }
   .muted { color: var(--muted); font-size: 13px; }
   ul { margin: 4px 0; padding-left: 18px; }
@@ -74,6 +75,8 @@ PAGE = r"""<!doctype html>
     <ul id="problems"></ul>
     <h2>Contribution of each input</h2>
     <div id="chart" class="muted">Submit a record to see which inputs pushed the prediction.</div>
+    <p class="muted">Larger: the input pushed the record toward the predicted class more. A missing input
+      contributes 0.</p>
   </section>
 </main>
 <script>
@@ -163,6 +166,7 @@ function clearResult() {
   $("#probabilities").replaceChildren();
   $("#problems").replaceChildren();
   $("#used").textContent = "";
+  $("#prediction").removeAttribute("data-prediction");
 }
 
 async function submit(event) {
@@ -180,7 +184,7 @@ async function submit(event) {
     const body = await response.json();
     if (!response.ok) {
       $("#prediction").textContent = "—";
-      $("#error").textContent = (body.field ? body.field + ": " : "") + (body.message || response.statusText);
+      $("#error").textContent = body.message || response.status + " " + response.statusText;
       return;
     }
     show(body);
@@ -211,7 +215,12 @@ function show(answer) {
     (answer.inputs_missing.length ? " · treated as missing: " + answer.inputs_missing.join(", ") : "");
   for (const p of answer.problems || []) $("#problems").appendChild(el("li", {}, p.field + ": " + p.reason));
   for (const n of answer.notes || []) $("#problems").appendChild(el("li", {}, n));
-  chart(answer.contributions || {});
+  if (answer.contributions) {
+    chart(answer.contributions);
+  } else {
+    $("#chart").textContent = "This model gives no contributions.";
+    $("#chart").className = "muted";
+  }
 }
 
 function chart(contributions) {

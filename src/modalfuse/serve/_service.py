@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from modalfuse._cache import Cache, using_cache
-from modalfuse._errors import RequestError
+from modalfuse._errors import ModalfuseError, RequestError
 from modalfuse.data._cells import CellContext, Problem, check_column
 from modalfuse.modalities.tabular import _category_key
 from modalfuse.serve._config import ServeOptions
@@ -120,7 +120,7 @@ class ModelService:
             start = time.perf_counter()
             frame = self._frame(work.records)
             preds = self.clf.predict_frame(frame)  # its drift report goes into the answers
-            explained = self.clf.explain(frame) if contributions else None
+            explained, unexplained = self._try_explain(frame) if contributions else (None, None)
             work.model_seconds = time.perf_counter() - start
         report = preds.attrs["drift"]
         out = []
@@ -130,6 +130,9 @@ class ModelService:
             answer.update(self._usage(i, records[i], work, report))
             if explained is not None:
                 answer["contributions"] = self._contributions(explained, i)
+            elif contributions:
+                answer["contributions"] = None
+                answer["notes"] = [*answer.get("notes", []), f"no contributions: {unexplained}"]
             out.append(answer)
         return out, _timings(work)
 
@@ -152,6 +155,14 @@ class ModelService:
             answer.update(self._usage(i, records[i], work, None))
             out.append(answer)
         return out, _timings(work)
+
+    def _try_explain(self, frame: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
+        """``clf.explain(frame)``, or None and why when the model's strategy gives no contributions: the
+        prediction is still answered."""
+        try:
+            return self.clf.explain(frame), None
+        except ModalfuseError as exc:
+            return None, str(exc)
 
     def _frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
         """The records as a DataFrame of the columns any of them gives (in the model's order)."""
