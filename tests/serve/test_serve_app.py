@@ -544,3 +544,24 @@ def test_the_decode_budget_stops_a_request_before_the_model(strict_server: str, 
         assert c.post("/predict", json=json_record(table_dir, 0, ("text", "num"))).status_code == 200
         health = c.get("/health").json()
         assert health["server_errors"] == 0 and health["client_errors"] == 1
+
+
+def test_every_interface_is_served_only_when_asked_and_with_a_note(
+    serve_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from modalfuse import serve
+    from modalfuse.cli import app
+
+    bound: list[tuple[str, int]] = []
+    monkeypatch.setattr(serve, "serve_app", lambda app, *, host, port: bound.append((host, port)))
+    local = CliRunner().invoke(app, ["serve", str(serve_model_dir), "--port", "8123"])
+    assert local.exit_code == 0, local.output
+    assert "no authentication" not in local.output
+    everywhere = CliRunner().invoke(app, ["serve", str(serve_model_dir), "--host", "0.0.0.0"])
+    assert everywhere.exit_code == 0, everywhere.output
+    assert (
+        "note: serving on 0.0.0.0: anyone who can reach this machine can use the model" in everywhere.output
+    )
+    assert bound == [("127.0.0.1", 8123), ("0.0.0.0", 8000)]
