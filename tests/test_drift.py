@@ -160,3 +160,9 @@ def test_media_given_as_bytes_is_no_type_change(clf, X) -> None:
     assert out.attrs["drift"].type_changes == {}
     assert caught == []
     np.testing.assert_allclose(out.filter(like="p_").to_numpy(), clf.predict_proba(X), atol=1e-9)
+
+
+def test_column_kind_of_integers_beyond_float_range() -> None:
+    """An integer too large for a float (a JSON request can hold one) is a number, not a crash."""
+    assert column_kind([10**400, 5, -(10**400)]) == "numeric"
+    assert column_kind([10**400, "red", "blue"]) == "text"

@@ -9,6 +9,7 @@ at every prediction (:meth:`MultimodalClassifier.predict_frame` returns it in ``
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -228,6 +229,8 @@ def _file_kind(present: list[Any]) -> str | None:
 def _as_number(value: Any) -> Any:
     if isinstance(value, bool | np.bool_):
         return np.nan  # True/False are categories, not numbers
+    if isinstance(value, int) and abs(value) > sys.float_info.max:
+        return np.inf if value > 0 else -np.inf  # a number, too large for pandas to convert
     return value.strip() if isinstance(value, str) else value
 
 

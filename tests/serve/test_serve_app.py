@@ -565,3 +565,24 @@ def test_every_interface_is_served_only_when_asked_and_with_a_note(
         "note: serving on 0.0.0.0: anyone who can reach this machine can use the model" in everywhere.output
     )
     assert bound == [("127.0.0.1", 8123), ("0.0.0.0", 8000)]
+
+
+@pytest.mark.parametrize(
+    "number", ["1" + "0" * 400, "1e999", '"-1e999"'], ids=["huge int", "inf", "-inf text"]
+)
+def test_a_number_beyond_range_is_masked_with_a_problem(client, number: str) -> None:
+    body = '{"num": ' + number + ', "text": "apple"}'
+    answer = client.post("/predict", content=body.encode(), headers=JSON)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["inputs_used"] == ["text"] and "tabular" in result["inputs_missing"]
+    [problem] = result["problems"]
+    assert problem["field"] == "num" and problem["input"] == "tabular"
+    assert "not a finite number" in problem["reason"]
+
+
+def test_a_huge_integer_category_is_an_unseen_category(client) -> None:
+    answer = client.post("/predict", content=b'{"colour": 1' + b"0" * 400 + b', "num": 1}', headers=JSON)
+    assert answer.status_code == 200, answer.text
+    [note] = answer.json()["notes"]
+    assert note.startswith("colour: the model has no category '1000000000") and "'other'" in note

@@ -178,7 +178,10 @@ def _number(value: Any, field: str) -> float | None:
             value = float(value)
         except ValueError:
             raise _wrong(field, f"expected a number, got the string {value[:60]!r}") from None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float's range: infinite, masked with a problem like in a table
+        number = math.inf if value > 0 else -math.inf
     return None if math.isnan(number) else number
 
 
