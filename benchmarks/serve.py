@@ -191,8 +191,23 @@ def _server_timing(header: str) -> dict[str, float]:
     return out
 
 
-def load(url: str, bodies: list[bytes], labels: list[int], n: int, concurrency: int) -> dict[str, Any]:
-    """``n`` requests from ``concurrency`` threads (one keep-alive connection each), bodies taken in turn."""
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds process ``pid`` has used (Linux ``/proc``), or None where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(
+    url: str, bodies: list[bytes], labels: list[int], n: int, concurrency: int, server_pid: int
+) -> dict[str, Any]:
+    """``n`` requests from ``concurrency`` threads (one keep-alive connection each), bodies taken in turn.
+
+    Besides wall-clock latencies, records the CPU time the server process and this client spent per
+    request: on a machine where other jobs compete for the cores, latency grows with the load, CPU time
+    much less."""
     import httpx
 
     latencies: list[float] = []
@@ -223,18 +238,23 @@ def load(url: str, bodies: list[bytes], labels: list[int], n: int, concurrency: 
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     load_before = os.getloadavg()
+    server_cpu, client_cpu = cpu_seconds(server_pid), time.process_time()
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
+    server_cpu_after = cpu_seconds(server_pid)
+    server_ms = None if server_cpu is None else round((server_cpu_after - server_cpu) / n * 1000, 2)
     return {
         "requests": n,
         "concurrency": concurrency,
         "wall_seconds": round(wall, 2),
         "requests_per_second": round(n / wall, 2),
         "latency": _percentiles(latencies),
+        "server_cpu_ms_per_request": server_ms,
+        "client_cpu_ms_per_request": round((time.process_time() - client_cpu) / n * 1000, 2),
         "server_decode_ms_median": _median(timings, "decode"),
         "server_model_ms_median": _median(timings, "model"),
         "statuses": dict(statuses),
@@ -313,7 +333,9 @@ def _prepare(args: argparse.Namespace, work: Path) -> tuple[Path, Path, dict[str
     """The table's CSV, the model folder and how the model was made."""
     csv = write_table(args.data_root, work / "table")
     if args.model is not None and (args.model / "model.json").is_file():
-        return csv, args.model, {"reused": str(args.model)}
+        clf = mf.MultimodalClassifier.load(args.model)
+        encoders = {n: i.encoder for n, i in clf.inputs_.items()}
+        return csv, args.model, {"reused": str(args.model), "epochs": clf.epochs, "encoders": encoders}
     folder = args.model or args.save_model or work / "model"
     info = train(csv, args.held_out, folder, args.threads, args.epochs)
     return csv, folder, info
@@ -348,9 +370,9 @@ def main(argv: list[str] | None = None) -> None:
         proc = start_server(model, port, args.threads, work / "server.log")
         url = f"http://127.0.0.1:{port}"
         try:
-            load(url, bodies, labels, 20, 1)  # warm-up: first requests pay for lazy imports
-            single = load(url, bodies, labels, args.single, 1)
-            loaded = load(url, bodies, labels, args.requests, args.concurrency)
+            load(url, bodies, labels, 20, 1, proc.pid)  # warm-up: first requests pay for lazy imports
+            single = load(url, bodies, labels, args.single, 1, proc.pid)
+            loaded = load(url, bodies, labels, args.requests, args.concurrency, proc.pid)
             bad = malformed(url, bodies[0], args.malformed_per_kind)
         finally:
             stop_server(proc)
