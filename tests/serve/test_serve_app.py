@@ -586,3 +586,11 @@ def test_a_huge_integer_category_is_an_unseen_category(client) -> None:
     assert answer.status_code == 200, answer.text
     [note] = answer.json()["notes"]
     assert note.startswith("colour: the model has no category '1000000000") and "'other'" in note
+
+
+def test_explain_names_a_cell_it_could_not_use(client) -> None:
+    answer = client.post("/explain", content=b'{"num": 1e999, "text": "apple"}', headers=JSON)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["inputs_used"] == ["text"] and body["contributions"]["tabular"] == 0.0
+    assert [p["field"] for p in body["problems"]] == ["num"]

@@ -48,6 +48,14 @@ class _Work:
     model_seconds: float = 0.0
 
 
+@dataclass
+class _CellReport:
+    """What :meth:`ModelService._usage` reads of a drift report, when only the table's problems are known."""
+
+    problems: list[Problem]
+    unseen_categories: dict[str, list[str]] = field(default_factory=dict)
+
+
 class ModelService:
     """A loaded model and what the endpoints ask of it; :meth:`predict` and :meth:`explain` run in a
     worker thread.
@@ -144,6 +152,8 @@ class ModelService:
             start = time.perf_counter()
             frame = self._frame(work.records)
             explained = self.clf.explain(frame)
+            # the cells the table checks found unusable (a number out of range...): explain has no report
+            cells = _CellReport(self.clf._table_for_predict(frame).problems)
             work.model_seconds = time.perf_counter() - start
         out = []
         for i in range(len(work.records)):
@@ -152,7 +162,7 @@ class ModelService:
                 "probability": float(explained["probability"].iloc[i]),
                 "contributions": self._contributions(explained, i),
             }
-            answer.update(self._usage(i, records[i], work, None))
+            answer.update(self._usage(i, records[i], work, cells))
             out.append(answer)
         return out, _timings(work)
 
