@@ -594,3 +594,17 @@ def test_explain_names_a_cell_it_could_not_use(client) -> None:
     body = answer.json()
     assert body["inputs_used"] == ["text"] and body["contributions"]["tabular"] == 0.0
     assert [p["field"] for p in body["problems"]] == ["num"]
+
+
+def test_a_record_whose_only_input_is_corrupt_is_answered_and_says_so(client, served_clf) -> None:
+    corrupt = {"base64": base64.b64encode(b"GIF89a broken").decode(), "type": "image/gif"}
+    answer = client.post("/predict", json={"image": corrupt})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["inputs_used"] == [] and [p["field"] for p in body["problems"]] == ["image"]
+    assert body["notes"] == [
+        "no input of this record could be used: the answer is the model's answer for a record with every "
+        "input missing"
+    ]
+    empty = served_clf.predict_proba(pd.DataFrame({"image": pd.Series([None], dtype=object)}))[0]
+    np.testing.assert_allclose(probabilities(body, served_clf.classes_), empty, atol=1e-6)

@@ -225,6 +225,11 @@ class ModelService:
         if ignored:
             out["ignored"] = ignored
         notes = _unseen_notes(given, report)
+        if not used:
+            notes.append(
+                "no input of this record could be used: the answer is the model's answer for a record "
+                "with every input missing"
+            )
         if notes:
             out["notes"] = notes
         return out
