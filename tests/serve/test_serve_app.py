@@ -608,3 +608,11 @@ def test_a_record_whose_only_input_is_corrupt_is_answered_and_says_so(client, se
     ]
     empty = served_clf.predict_proba(pd.DataFrame({"image": pd.Series([None], dtype=object)}))[0]
     np.testing.assert_allclose(probabilities(body, served_clf.classes_), empty, atol=1e-6)
+
+
+def test_explain_notes_values_the_model_has_no_category_for(client, table_dir: Path) -> None:
+    record = json_record(table_dir, 3, ("num",))
+    record["colour"] = "purple"
+    body = client.post("/explain", json=record).json()
+    assert body["notes"] == ["colour: the model has no category 'purple'; it is encoded as 'other'"]
+    assert body["inputs_used"] == ["tabular"]

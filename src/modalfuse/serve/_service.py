@@ -77,6 +77,7 @@ class ModelService:
         schema = clf.schema_
         self.columns = Columns(dict(schema.columns), schema.inputs())
         self.fitted_inputs = list(clf.inputs_)
+        self.known_categories = clf._categories()
         self._info = self._model_info()
 
     # ------------------------------------------------------------------------------------------ model
@@ -153,7 +154,7 @@ class ModelService:
             frame = self._frame(work.records)
             explained = self.clf.explain(frame)
             # the cells the table checks found unusable (a number out of range...): explain has no report
-            cells = _CellReport(self.clf._table_for_predict(frame).problems)
+            cells = _CellReport(self.clf._table_for_predict(frame).problems, self._unseen(frame))
             work.model_seconds = time.perf_counter() - start
         out = []
         for i in range(len(work.records)):
@@ -165,6 +166,17 @@ class ModelService:
             answer.update(self._usage(i, records[i], work, cells))
             out.append(answer)
         return out, _timings(work)
+
+    def _unseen(self, frame: pd.DataFrame) -> dict[str, list[str]]:
+        """Categorical column -> the values of ``frame`` the model has no category for."""
+        known = self.known_categories
+        unseen = {}
+        for col in frame.columns:
+            if col in known:
+                keys = {_category_key(v) for v in frame[col]} - {None} - set(known[col])
+                if keys:
+                    unseen[col] = sorted(keys)
+        return unseen
 
     def _try_explain(self, frame: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
         """``clf.explain(frame)``, or None and why when the model's strategy gives no contributions: the
