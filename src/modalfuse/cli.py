@@ -1008,7 +1008,8 @@ def serve(
 ) -> None:
     """Serve a saved model over HTTP: POST /predict and /explain, GET /model and /health, a web page at /.
 
-    Needs the serve extra (pip install 'modalfuse[serve]'). Binds 127.0.0.1 unless --host says otherwise.
+    Needs modalfuse's serve extra (FastAPI, uvicorn, python-multipart). Binds 127.0.0.1 unless --host says
+    otherwise.
     """
     from modalfuse.serve import ServeOptions, create_app, require_extra, serve_app
 
