@@ -139,3 +139,30 @@ def test_column_kind() -> None:
     assert column_kind(["red", "green", "1"]) == "text"
     assert column_kind([True, False]) == "text"
     assert column_kind([None, float("nan"), ""]) is None
+
+
+def test_column_kind_of_file_bytes_comes_from_their_magic_numbers(table_dir: Path) -> None:
+    png = (table_dir / "img_000.png").read_bytes()
+    wav = (table_dir / "snd_000.wav").read_bytes()
+    assert column_kind([png, png, None]) == "image"
+    assert column_kind([wav, {"bytes": wav, "path": None}]) == "audio"
+    assert column_kind([{"array": np.zeros(4), "sampling_rate": 8000}]) == "audio"
+    assert column_kind([b"not a file", b"nor this"]) is None
+
+
+def test_media_given_as_bytes_is_no_type_change(clf, X) -> None:
+    """Image and audio cells given as the bytes of their files (as a server receives them) are what the
+    model was fitted on: no type change is reported, and the predictions are those of the files."""
+    as_bytes = X.copy()
+    for col in ("image", "audio"):
+        as_bytes[col] = [None if v is None else Path(v).read_bytes() for v in X[col]]
+    out, caught = _predict(clf, as_bytes)
+    assert out.attrs["drift"].type_changes == {}
+    assert caught == []
+    np.testing.assert_allclose(out.filter(like="p_").to_numpy(), clf.predict_proba(X), atol=1e-9)
+
+
+def test_column_kind_of_integers_beyond_float_range() -> None:
+    """An integer too large for a float (a JSON request can hold one) is a number, not a crash."""
+    assert column_kind([10**400, 5, -(10**400)]) == "numeric"
+    assert column_kind([10**400, "red", "blue"]) == "text"

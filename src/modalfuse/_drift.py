@@ -9,6 +9,7 @@ at every prediction (:meth:`MultimodalClassifier.predict_frame` returns it in ``
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modalfuse.data._media import media_kind_of_bytes
 from modalfuse.data._schema import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, is_missing
 from modalfuse.data._table import Problem
 from modalfuse.modalities.tabular import _category_key
@@ -186,7 +188,9 @@ def column_kind(values: Iterable[Any]) -> str | None:
 
     Mostly numbers (or strings that parse as numbers) is ``numeric``; arrays, and strings of which most end in an
     image extension, are ``image``; ``(wave, rate)`` tuples and strings ending in an audio extension are
-    ``audio``; anything else is ``text``.
+    ``audio``; the bytes of files (or ``{"bytes"}`` dicts) are judged by their magic numbers (``image``,
+    ``audio``, or None when most are neither: those cells are reported as undecodable instead); anything
+    else is ``text``.
     """
     present = [v for v in values if not is_missing(v)]
     if not present:
@@ -195,6 +199,8 @@ def column_kind(values: Iterable[Any]) -> str | None:
         return "image"
     if isinstance(present[0], tuple):
         return "audio"
+    if isinstance(present[0], bytes | bytearray | memoryview | Mapping):
+        return _file_kind(present)
     numbers = pd.to_numeric(pd.Series(present, dtype=object).map(_as_number), errors="coerce")
     if numbers.notna().sum() > len(present) / 2:
         return "numeric"
@@ -206,9 +212,25 @@ def column_kind(values: Iterable[Any]) -> str | None:
     return "text"
 
 
+def _file_kind(present: list[Any]) -> str | None:
+    """The kind of most cells holding a file's bytes (or Hugging Face ``{"bytes"}`` / ``{"array"}`` dicts),
+    from the bytes' magic numbers: ``image``, ``audio``, or None when most are neither."""
+    kinds = []
+    for v in present:
+        if isinstance(v, Mapping):
+            v = "audio" if v.get("array") is not None else v.get("bytes")
+        if isinstance(v, bytes | bytearray | memoryview):
+            v = media_kind_of_bytes(bytes(v))
+        kinds.append(v if v in ("image", "audio") else None)
+    top = max(set(kinds), key=kinds.count)
+    return top if top is not None and kinds.count(top) > len(kinds) / 2 else None
+
+
 def _as_number(value: Any) -> Any:
     if isinstance(value, bool | np.bool_):
         return np.nan  # True/False are categories, not numbers
+    if isinstance(value, int) and abs(value) > sys.float_info.max:
+        return np.inf if value > 0 else -np.inf  # a number, too large for pandas to convert
     return value.strip() if isinstance(value, str) else value
 
 

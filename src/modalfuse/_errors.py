@@ -26,6 +26,7 @@ __all__ = [
     "ModelFileError",
     "NotFittedError",  # noqa: F822 - created on first use by __getattr__
     "OptionError",
+    "RequestError",
     "SchemaError",
     "TrainingError",
     "UnknownNameError",
@@ -95,6 +96,27 @@ class UnknownNameError(ModalfuseError, KeyError):
 
 class OptionError(ModalfuseError, ValueError):
     """An option or parameter that is unknown, of the wrong type or out of its valid range."""
+
+
+class RequestError(ModalfuseError, ValueError):
+    """A request to the model server that cannot be answered as sent (``modalfuse serve``).
+
+    Attributes
+    ----------
+    status : int
+        The HTTP status of the answer (a 4xx code: the client's mistake).
+    kind : str
+        What is wrong, as a short code (``"unknown_input"``, ``"wrong_type"``, ``"bad_base64"``, ...).
+    field : str
+        Where: an input of the record (``"image"``; ``"[3].image"`` in a batch), ``"body"``, a header or a
+        query parameter.
+    """
+
+    def __init__(self, status: int, kind: str, field: str, message: str) -> None:
+        self.status = status
+        self.kind = kind
+        self.field = field
+        super().__init__(message)
 
 
 class ModelFileError(ModalfuseError, ValueError):

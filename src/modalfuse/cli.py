@@ -984,6 +984,51 @@ def _download(name: str, root: Path | None, base_url: str | None) -> Path:
     return folder
 
 
+#: Hosts that only this machine can reach; any other needs to be asked for by name.
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Argument(help="A folder written by `modalfuse fit`.")],
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 0.0.0.0 serves every interface (no authentication).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest request body, MiB.")] = 16.0,
+    max_batch: Annotated[int, typer.Option(help="Most records in one request.")] = 64,
+    decode_seconds: Annotated[float, typer.Option(help="Decode time budget of one request, seconds.")] = 5.0,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Requests running the model at once (default: usable CPUs).")
+    ] = None,
+    threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads of the server.")] = 1,
+) -> None:
+    """Serve a saved model over HTTP: POST /predict and /explain, GET /model and /health, a web page at /.
+
+    Needs modalfuse's serve extra (FastAPI, uvicorn, python-multipart). Binds 127.0.0.1 unless --host says
+    otherwise.
+    """
+    from modalfuse.serve import ServeOptions, create_app, require_extra, serve_app
+
+    require_extra()
+    options = ServeOptions(
+        max_upload_mb=max_upload_mb,
+        max_batch=max_batch,
+        decode_seconds=decode_seconds,
+        workers=workers,
+        threads=threads,
+    )
+    if not (model / "model.json").is_file():
+        _fail(f"{model}: not a saved model (no model.json); give a folder written by `modalfuse fit`")
+    if host not in _LOCAL_HOSTS:
+        _SESSION.note(
+            f"serving on {host}: anyone who can reach this machine can use the model (no authentication)"
+        )
+    app = create_app(model, options)  # the model is loaded and checked before the port is bound
+    typer.echo(f"serving {model} at http://{host}:{port}/ (Ctrl+C stops)")
+    serve_app(app, host=host, port=port)
+
+
 @app.command("datasets")
 def datasets_cmd(
     download: Annotated[
