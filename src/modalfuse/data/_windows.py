@@ -133,7 +133,9 @@ def _recordings_of_table(
     series), optional recording-id and group columns."""
     for col in [*inputs, *(c for c in (recording, groups) if c is not None)]:
         if col not in frame.columns:
-            raise SchemaError(f"column {col!r} is not in the table of recordings (columns: {list(frame.columns)})")
+            raise SchemaError(
+                f"column {col!r} is not in the table of recordings (columns: {list(frame.columns)})"
+            )
     paths: dict[str, dict[str, Any]] = {}
     group_of: dict[str, str | None] = {}
     for i, row in frame.reset_index(drop=True).iterrows():
@@ -174,9 +176,7 @@ def _to_reference_clock(rec: Recording, estimate: Mapping[str, Any] | None, t_re
     return replace(rec, timestamps=t_ref0 + (t - t_ref0 - offset) / (1.0 + drift), rate=None)
 
 
-def _grid_input(
-    rec: Recording, start: float, n: int, opts: WindowOptions
-) -> tuple[np.ndarray, np.ndarray]:
+def _grid_input(rec: Recording, start: float, n: int, opts: WindowOptions) -> tuple[np.ndarray, np.ndarray]:
     """The input resampled onto the grid and filtered: (values (n, C), valid (n,))."""
     values, valid, _ = resample_series(rec, opts.rate, start=start, n=n, max_gap=opts.max_gap)
     if (opts.lowpass or opts.highpass) and valid.any():
@@ -219,7 +219,9 @@ def _window_rows(
             f"than one window ({opts.size} samples at {opts.rate:g} Hz = {opts.size / opts.rate:g} s); no windows"
         )
     grid_t = start + np.arange(n) / opts.rate
-    labels = majority_labels(labels_at(ref, grid_t), starts, opts.size) if opts.label else [None] * len(starts)
+    labels = (
+        majority_labels(labels_at(ref, grid_t), starts, opts.size) if opts.label else [None] * len(starts)
+    )
     built = _Built({}, {}, list(labels), [float(start - ref.times()[0] + s / opts.rate) for s in starts])
     for name, rec in recs.items():
         if rec is None:
@@ -230,7 +232,11 @@ def _window_rows(
         cells, reasons = [], []
         for s in starts:
             if valid[s : s + opts.size].all():
-                cells.append(Recording(values[s : s + opts.size].copy(), rec.channels, None, opts.rate, None, rec.source))
+                cells.append(
+                    Recording(
+                        values[s : s + opts.size].copy(), rec.channels, None, opts.rate, None, rec.source
+                    )
+                )
                 reasons.append(None)
             else:
                 cells.append(None)
@@ -268,7 +274,9 @@ def _load_inputs(
     return recs, errors
 
 
-def _check_channels(recs: dict[str, Recording | None], errors: dict[str, str], known: dict[str, tuple]) -> None:
+def _check_channels(
+    recs: dict[str, Recording | None], errors: dict[str, str], known: dict[str, tuple]
+) -> None:
     """Mask an input whose channels differ from those the input had in the first recording read."""
     for name, rec in recs.items():
         if rec is None:
@@ -343,7 +351,12 @@ def _collect(rset: RecordingSet, opts: WindowOptions) -> _Collected:
         for k in range(len(built.labels)):
             row = len(out.rows)
             out.rows.append(
-                {"recording": rec_id, "start": built.starts[k], "group": rset.groups.get(rec_id), "y": built.labels[k]}
+                {
+                    "recording": rec_id,
+                    "start": built.starts[k],
+                    "group": rset.groups.get(rec_id),
+                    "y": built.labels[k],
+                }
             )
             for name in rset.inputs:
                 out.cells[name].append(built.cells[name][k])
@@ -451,7 +464,19 @@ def windows(
     SchemaError
         No recordings, or no window at all. Bad recordings never raise: they are masked or noted.
     """
-    opts = WindowOptions(size, step, float(rate), float(max_gap), lowpass, highpass, label, timestamp, align, align_options, offsets)
+    opts = WindowOptions(
+        size,
+        step,
+        float(rate),
+        float(max_gap),
+        lowpass,
+        highpass,
+        label,
+        timestamp,
+        align,
+        align_options,
+        offsets,
+    )
     opts.check()
     if isinstance(source, RecordingSet):
         rset = source

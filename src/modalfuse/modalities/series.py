@@ -38,6 +38,8 @@ __all__ = [
     "Recording",
     "add_magnitudes",
     "as_recording",
+    "catch22_features",
+    "decode_series",
     "filter_series",
     "jerk",
     "load_series",
@@ -59,7 +61,7 @@ MAX_DUPLICATE_SHARE = 0.5
 MAX_NAN_SHARE = 0.5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Recording:
     """One multichannel recording.
 
@@ -78,6 +80,8 @@ class Recording:
         The file it was read from, or ``"<array>"``; messages name it.
     notes : tuple of str
         What was repaired while reading (duplicated timestamps merged, NaN samples dropped).
+
+    Recordings compare and hash by identity (their arrays make value equality ambiguous).
     """
 
     values: np.ndarray
@@ -120,7 +124,9 @@ class Recording:
 
 
 # ------------------------------------------------------------------------------------------- reading
-def _find_column(columns: Sequence[str], wanted: str | None, names: Sequence[str], what: str, src: str) -> str:
+def _find_column(
+    columns: Sequence[str], wanted: str | None, names: Sequence[str], what: str, src: str
+) -> str:
     if wanted is not None:
         if wanted not in columns:
             raise DecodeError(f"no {what} column {wanted!r} (columns: {list(columns)})", path=src)
@@ -146,7 +152,9 @@ def _seconds(raw: pd.Series, unit: str, src: str) -> np.ndarray:
         parsed = pd.to_datetime(raw, errors="coerce", utc=True)
         if parsed.notna().any():
             return _seconds(parsed, unit, src)
-        raise DecodeError(f"timestamp column {raw.name!r} holds no times (first value {raw.iloc[0]!r:.40})", path=src)
+        raise DecodeError(
+            f"timestamp column {raw.name!r} holds no times (first value {raw.iloc[0]!r:.40})", path=src
+        )
     scale = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
     if unit == "auto":
         first = np.nanmedian(np.abs(nums)) if np.isfinite(nums).any() else 0.0
@@ -176,7 +184,9 @@ def _channel_values(frame: pd.DataFrame, channels: Sequence[str], src: str) -> n
     for c in channels:
         col = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         if len(col) and np.isnan(col).all():
-            raise DecodeError(f"channel {c!r} holds no numbers (first value {frame[c].iloc[0]!r:.40})", path=src)
+            raise DecodeError(
+                f"channel {c!r} holds no numbers (first value {frame[c].iloc[0]!r:.40})", path=src
+            )
         cols.append(col)
     return np.stack(cols, axis=1) if cols else np.zeros((len(frame), 0))
 
@@ -212,7 +222,9 @@ def _clean(
     bad = np.isnan(t) | np.isnan(values).any(axis=1)
     if bad.any():
         if bad.mean() > MAX_NAN_SHARE:
-            raise DecodeError(f"{int(bad.sum())} of {n} samples hold NaN (a value or the timestamp)", path=src)
+            raise DecodeError(
+                f"{int(bad.sum())} of {n} samples hold NaN (a value or the timestamp)", path=src
+            )
         notes.append(f"{int(bad.sum())} sample(s) with NaN dropped (gaps they leave are checked like others)")
         t, values = t[~bad], values[~bad]
         labels = None if labels is None else labels[~bad]
@@ -514,3 +526,36 @@ def majority_labels(labels: np.ndarray, starts: np.ndarray, size: int) -> np.nda
 def as_channels_first(values: np.ndarray) -> np.ndarray:
     """(samples, channels) -> (channels, samples) float32, contiguous."""
     return np.ascontiguousarray(np.asarray(values, dtype=np.float32).T)
+
+
+def decode_series(value: Any, **read_options: Any) -> Recording:
+    """:func:`as_recording`, cached by content in the active cache for files (see
+    :func:`modalfuse.using_cache`)."""
+    if isinstance(value, str | os.PathLike) and not read_options:
+        from modalfuse._cache import active_cache, content_key
+
+        return active_cache().get_or_compute(("series", content_key(value)), lambda: load_series(value))
+    return as_recording(value, **read_options)
+
+
+def catch22_features(values: np.ndarray) -> np.ndarray:
+    """The 22 catch22 features plus mean and standard deviation ("catch24") of every channel of ``values``
+    (samples, channels), channel after channel: (24 * channels,) float64, from ``pycatch22`` (the reference
+    C implementation; install the ``series`` extra). A feature that is not finite (a constant channel) is 0.
+    """
+    try:
+        import pycatch22
+    except ImportError:
+        from modalfuse._errors import ModalfuseError
+
+        raise ModalfuseError("the catch22 encoder needs pycatch22: pip install 'modalfuse[series]'") from None
+    out = []
+    for c in range(values.shape[1]):
+        col = values[:, c]
+        if np.ptp(col) == 0:
+            feats = [0.0] * 22 + [float(col[0]), 0.0]
+        else:
+            feats = pycatch22.catch22_all(col.tolist(), catch24=True)["values"]
+        out.extend(feats)
+    arr = np.asarray(out, dtype=np.float64)
+    return np.where(np.isfinite(arr), arr, 0.0)
