@@ -31,7 +31,7 @@ _LAZY = {
     "download_dataset": "modalfuse.data._datasets",
     "DriftReport": "modalfuse._drift",
     "windows": "modalfuse.data._windows",
-    "align": "modalfuse.align",
+    "align": "modalfuse.align._xcorr",
     "cross_validate": "modalfuse._api",
     "compare": "modalfuse._api",
     "make_strategies": "modalfuse._api",
