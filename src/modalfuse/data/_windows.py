@@ -274,20 +274,31 @@ def _load_inputs(
     return recs, errors
 
 
+def _common_channels(
+    loaded: Mapping[str, tuple[dict[str, Recording | None], dict[str, str]]],
+) -> dict[str, tuple]:
+    """Per input, the channels most of its recordings have (ties: the first seen)."""
+    counts: dict[str, Counter] = {}
+    for recs, _ in loaded.values():
+        for name, rec in recs.items():
+            if rec is not None:
+                counts.setdefault(name, Counter())[rec.channels] += 1
+    return {name: c.most_common(1)[0][0] for name, c in counts.items()}
+
+
 def _check_channels(
-    recs: dict[str, Recording | None], errors: dict[str, str], known: dict[str, tuple]
+    recs: dict[str, Recording | None], errors: dict[str, str], common: Mapping[str, tuple]
 ) -> None:
-    """Mask an input whose channels differ from those the input had in the first recording read."""
+    """Mask an input whose channels differ from those most recordings of the input have."""
     for name, rec in recs.items():
-        if rec is None:
+        if rec is None or rec.channels == common[name]:
             continue
-        expected = known.setdefault(name, rec.channels)
-        if rec.channels != expected:
-            errors[name] = (
-                f"{rec.source}: {len(rec.channels)} channels {list(rec.channels)}, but input {name!r} has "
-                f"{len(expected)} channels {list(expected)} in the other recordings"
-            )
-            recs[name] = None
+        expected = common[name]
+        errors[name] = (
+            f"{rec.source}: {len(rec.channels)} channels {list(rec.channels)}, but most recordings of input "
+            f"{name!r} have {len(expected)}: {list(expected)}"
+        )
+        recs[name] = None
 
 
 def _given_offset(offsets: Mapping[str, Any], rec_id: str, name: str) -> Mapping[str, Any] | None:
@@ -334,10 +345,10 @@ class _Collected:
 def _collect(rset: RecordingSet, opts: WindowOptions) -> _Collected:
     out = _Collected(cells={name: [] for name in rset.inputs})
     reference = rset.inputs[0]
-    channels: dict[str, tuple] = {}
-    for rec_id, cells in rset.paths.items():
-        recs, errors = _load_inputs(cells, rset.inputs, opts)
-        _check_channels(recs, errors, channels)
+    loaded = {rec_id: _load_inputs(cells, rset.inputs, opts) for rec_id, cells in rset.paths.items()}
+    common = _common_channels(loaded)
+    for rec_id, (recs, errors) in loaded.items():
+        _check_channels(recs, errors, common)
         if recs[reference] is None:
             why = errors.get(reference, "no recording of the reference input")
             out.notes.append(f"recording {rec_id!r}: reference input {reference!r}: {why}; no windows")
