@@ -132,6 +132,7 @@ def test_bad_recordings_are_masked_or_noted_by_file(damaged):
     assert t.present["sw"][gap_rows].any() and not t.present["sw"][gap_rows].all()
     assert "gap of more than" in reason("gap") and "gap_01_sw.csv" in reason("gap")
     assert t.present["sw"][by_rec["nan_01"]].all()  # a few NaN samples dropped, gaps they leave are short
+    assert any("nan_01_sw.csv" in n and "NaN dropped" in n for n in t.notes)
     assert "short_01" not in by_rec and "short_01" in notes and "shorter than one window" in notes
     assert not t.present["sw"][by_rec["channels_01"]].any() and "5 channels" in reason("channels")
     assert "most recordings" in reason("channels")

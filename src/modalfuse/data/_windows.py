@@ -338,7 +338,8 @@ class _Collected:
     rows: list[dict[str, Any]] = field(default_factory=list)
     cells: dict[str, list[Any]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # recordings that gave no window (warned)
+    repairs: list[str] = field(default_factory=list)  # what reading repaired (in the notes, not warned)
     alignment: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -349,6 +350,7 @@ def _collect(rset: RecordingSet, opts: WindowOptions) -> _Collected:
     common = _common_channels(loaded)
     for rec_id, (recs, errors) in loaded.items():
         _check_channels(recs, errors, common)
+        out.repairs.extend(f"{r.source}: {note}" for r in recs.values() if r is not None for note in r.notes)
         if recs[reference] is None:
             why = errors.get(reference, "no recording of the reference input")
             out.notes.append(f"recording {rec_id!r}: reference input {reference!r}: {why}; no windows")
@@ -396,7 +398,7 @@ def _table(rset: RecordingSet, got: _Collected, opts: WindowOptions, name: str) 
         group_column="group" if has_groups else None,
         present=present,
         problems=got.problems,
-        notes=got.notes,
+        notes=[*got.notes, *got.repairs],
         name=name,
     )
     table.alignment = got.alignment  # type: ignore[attr-defined]
