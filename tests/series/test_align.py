@@ -93,3 +93,23 @@ def test_device_orientation_does_not_matter():
     sp = load_series(device(true, 111.0, seed=1))
     sw = load_series(device(true, 100.0, offset=-0.4, seed=2, rotate=True))
     assert align(sp, sw)["offset_ms"] == pytest.approx(-400, abs=5)
+
+
+@pytest.mark.slow
+def test_real_phone_and_watch_offsets_recovered(shared_datasets):
+    """sp-sw-har, subject s14: offsets from ±1.5 s and drifts from ±300 ppm added to the watch's clock
+    (seed 7) are recovered within 50 ms in at least 9 of 10 recordings, none more than 250 ms off."""
+    from modalfuse.data._windows import find_recordings
+
+    data = shared_datasets / "sp_sw_har" / "DATA"
+    if not data.is_dir():
+        pytest.skip(f"sp_sw_har not found under {shared_datasets}")
+    rset = find_recordings(data / "s14", ["sp", "sw"])
+    rng = np.random.default_rng(7)
+    errors = []
+    for cells in rset.paths.values():
+        offset, drift = rng.uniform(-1.5, 1.5), rng.uniform(-300e-6, 300e-6)
+        est = align(load_series(cells["sp"]), load_series(cells["sw"]).shifted(offset, drift))
+        errors.append(None if est["abstained"] else abs(est["offset_ms"] - 1000 * offset))
+    given = [e for e in errors if e is not None]
+    assert len(errors) == 10 and sum(e <= 50 for e in given) >= 9 and max(given) <= 250
