@@ -197,7 +197,7 @@ def column_kind(values: Iterable[Any]) -> str | None:
         return "image"
     if isinstance(present[0], tuple):
         return "audio"
-    if type(present[0]).__name__ == "Recording" or isinstance(present[0], dict):
+    if type(present[0]).__name__ == "Recording" or (isinstance(present[0], dict) and "values" in present[0]):
         return "series"
     numbers = pd.to_numeric(pd.Series(present, dtype=object).map(_as_number), errors="coerce")
     if numbers.notna().sum() > len(present) / 2:

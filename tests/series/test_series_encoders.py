@@ -67,3 +67,14 @@ def test_linear_baseline_uses_catch22_for_series(wtable):
     from modalfuse.fusion._linear import LinearFusion
 
     assert LinearFusion.default_encoders["series"] == "catch22"
+
+
+def test_drift_report_knows_series_columns():
+    from modalfuse._drift import column_kind
+    from modalfuse.modalities.series import Recording
+
+    rec = Recording(np.zeros((4, 1)), ("c0",), None, 100.0)
+    assert column_kind([rec, rec]) == "series"
+    assert column_kind(["a/r_1.csv", "a/r_2.parquet"]) == "series"
+    assert column_kind([{"values": [[1.0], [2.0]], "rate": 10.0}]) == "series"
+    assert column_kind([{"bytes": b"x", "path": "p.png"}]) != "series"
