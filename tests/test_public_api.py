@@ -49,4 +49,4 @@ def test_registries_list_the_builtins() -> None:
         "tabular-scaled",
     } <= set(mf.list_encoders())
     assert mf.get_encoder("mfcc").modality == "audio"
-    assert set(mf.list_datasets()) == {"av-digits-sample", "av-digits", "av-digits-hard"}
+    assert set(mf.list_datasets()) == {"av-digits-sample", "av-digits", "av-digits-hard", "sp-sw-har"}

@@ -30,6 +30,8 @@ _LAZY = {
     "list_datasets": "modalfuse.data._datasets",
     "download_dataset": "modalfuse.data._datasets",
     "DriftReport": "modalfuse._drift",
+    "windows": "modalfuse.data._windows",
+    "align": "modalfuse.align._xcorr",
     "cross_validate": "modalfuse._api",
     "compare": "modalfuse._api",
     "make_strategies": "modalfuse._api",
@@ -88,6 +90,7 @@ __all__ = [
     "TrainingError",
     "UnknownNameError",
     "__version__",
+    "align",
     "compare",
     "cross_validate",
     "download_dataset",
@@ -102,6 +105,7 @@ __all__ = [
     "register_encoder",
     "register_fusion",
     "using_cache",
+    "windows",
 ]
 
 

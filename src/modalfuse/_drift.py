@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from modalfuse.data._media import media_kind_of_bytes
-from modalfuse.data._schema import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, is_missing
+from modalfuse.data._schema import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, SERIES_EXTENSIONS, is_missing
 from modalfuse.data._table import Problem
 from modalfuse.modalities.tabular import _category_key
 
@@ -31,6 +31,7 @@ _KIND = {
     "text": "text",
     "image": "image",
     "audio": "audio",
+    "series": "series",
 }
 _SHOWN = 3  # values / columns named in a summary line before "..."
 
@@ -188,9 +189,9 @@ def column_kind(values: Iterable[Any]) -> str | None:
 
     Mostly numbers (or strings that parse as numbers) is ``numeric``; arrays, and strings of which most end in an
     image extension, are ``image``; ``(wave, rate)`` tuples and strings ending in an audio extension are
-    ``audio``; the bytes of files (or ``{"bytes"}`` dicts) are judged by their magic numbers (``image``,
-    ``audio``, or None when most are neither: those cells are reported as undecodable instead); anything
-    else is ``text``.
+    ``audio``; recordings (and strings ending in ``.csv``/``.parquet``) are ``series``; the bytes of files
+    (or ``{"bytes"}`` dicts) are judged by their magic numbers (``image``, ``audio``, or None when most are
+    neither: those cells are reported as undecodable instead); anything else is ``text``.
     """
     present = [v for v in values if not is_missing(v)]
     if not present:
@@ -199,6 +200,8 @@ def column_kind(values: Iterable[Any]) -> str | None:
         return "image"
     if isinstance(present[0], tuple):
         return "audio"
+    if type(present[0]).__name__ == "Recording" or (isinstance(present[0], dict) and "values" in present[0]):
+        return "series"
     if isinstance(present[0], bytes | bytearray | memoryview | Mapping):
         return _file_kind(present)
     numbers = pd.to_numeric(pd.Series(present, dtype=object).map(_as_number), errors="coerce")
@@ -206,7 +209,11 @@ def column_kind(values: Iterable[Any]) -> str | None:
         return "numeric"
     strings = [os.fspath(v) if isinstance(v, os.PathLike) else v for v in present]
     strings = [s.strip().lower() for s in strings if isinstance(s, str)]
-    for extensions, kind in ((IMAGE_EXTENSIONS, "image"), (AUDIO_EXTENSIONS, "audio")):
+    for extensions, kind in (
+        (IMAGE_EXTENSIONS, "image"),
+        (AUDIO_EXTENSIONS, "audio"),
+        (SERIES_EXTENSIONS, "series"),
+    ):
         if strings and sum(os.path.splitext(s)[1] in extensions for s in strings) > len(present) / 2:
             return kind
     return "text"

@@ -40,7 +40,13 @@ _FIELDS: dict[str, type] = {
 }
 _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "integer", float: "number", bool: "boolean"}
 #: The schema modality each preprocessor modality reads.
-_READS = {"image": ("image",), "audio": ("audio",), "text": ("text",), "tabular": ("numeric", "categorical")}
+_READS = {
+    "image": ("image",),
+    "audio": ("audio",),
+    "text": ("text",),
+    "tabular": ("numeric", "categorical"),
+    "series": ("series",),
+}
 _STATE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 

@@ -1095,5 +1095,7 @@ def main() -> None:
     app()
 
 
+from modalfuse import _cli_series  # noqa: E402, F401  (registers `align` and `windows` on app)
+
 if __name__ == "__main__":
     main()

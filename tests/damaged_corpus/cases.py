@@ -536,6 +536,48 @@ def dataset_object(folder: Path) -> Built:
     return Built(_Dataset(frame), kwargs={"label": "y", "root": folder})
 
 
+# ------------------------------------------------------------------------------------------- series
+def _recording(n: int = 200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = 1_657_533_977_000 + np.cumsum(rng.integers(8, 12, n))
+    return pd.DataFrame(
+        {
+            "timestamp": t,
+            "x_acc": rng.normal(size=n),
+            "y_acc": rng.normal(size=n),
+            "z_acc": 9.8 + rng.normal(size=n),
+        }
+    )
+
+
+def series_case(
+    damage: Callable[[pd.DataFrame], pd.DataFrame | None], reason: str
+) -> Callable[[Path], Built]:
+    """A ``motion`` column of recordings (CSV files with a timestamp column); row ROW's is damaged
+    (``damage`` returns the frame to write, or None for an empty file)."""
+
+    def build(folder: Path) -> Built:
+        frame = base_frame(folder)
+        (folder / "rec").mkdir(exist_ok=True)
+        for i in range(len(frame)):
+            rec = _recording(seed=i)
+            if i == ROW:
+                rec = damage(rec)
+            path = folder / "rec" / f"r_{i}.csv"
+            if rec is None:
+                path.write_bytes(b"")
+            else:
+                rec.to_csv(path, index=False)
+        frame["motion"] = [f"rec/r_{i}.csv" for i in range(len(frame))]
+        return Built(csv(folder, frame), masked={(ROW, "motion"): reason}, schema={"motion": "series"})
+
+    return build
+
+
+def _backward(rec: pd.DataFrame) -> pd.DataFrame:
+    return rec.iloc[np.r_[0:100, 120:100:-1, 121:200]]
+
+
 # ------------------------------------------------------------------------------------------- the list
 CASES: list[Case] = [
     # media: images
@@ -694,6 +736,27 @@ CASES: list[Case] = [
     Case("hf-audio-arrays", "forms", hf_audio_arrays),
     Case("records", "forms", records_list),
     Case("to-pandas-object", "forms", dataset_object),
+    # series recordings (a timestamp column and channels)
+    Case(
+        "series-no-timestamp",
+        "series",
+        series_case(lambda r: r.drop(columns="timestamp"), "no timestamp column"),
+    ),
+    Case("series-backward-time", "series", series_case(_backward, "not in order")),
+    Case(
+        "series-duplicated-time",
+        "series",
+        series_case(lambda r: r.assign(timestamp=r.timestamp // 1000 * 1000), "duplicated timestamps"),
+    ),
+    Case("series-nan-channel", "series", series_case(lambda r: r.assign(y_acc=np.nan), "holds no numbers")),
+    Case(
+        "series-mostly-nan",
+        "series",
+        series_case(lambda r: r.assign(y_acc=np.where(np.arange(200) % 3, np.nan, 1.0)), "hold NaN"),
+    ),
+    Case("series-other-channels", "series", series_case(lambda r: r.drop(columns="z_acc"), "2 channels")),
+    Case("series-empty-file", "series", series_case(lambda r: None, "empty file")),
+    Case("series-one-sample", "series", series_case(lambda r: r.iloc[:1], "at least 2")),
 ]
 
 

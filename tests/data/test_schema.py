@@ -43,7 +43,7 @@ def test_is_missing(value: object, expected: bool) -> None:
 
 
 def test_modalities_constant() -> None:
-    assert MODALITIES == ("image", "audio", "text", "numeric", "categorical")
+    assert MODALITIES == ("image", "audio", "text", "numeric", "categorical", "series")
 
 
 def test_infer_each_modality(tmp_path: Path) -> None:

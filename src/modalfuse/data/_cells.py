@@ -6,7 +6,9 @@ Each check takes one column's values and returns the cleaned values, a presence 
 
 from __future__ import annotations
 
+import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +189,68 @@ def _check_media(
     return out, mask, problems
 
 
+# ------------------------------------------------------------------------------------------- series
+def _series_value(value: Any, ctx: CellContext, row: int, column: str) -> tuple[Any, Any]:
+    """``(cell, recording)``: a series cell as a resolved path or an in-memory recording, and the decoded
+    recording (None when ``ctx.decode`` is off). Raises :class:`CellError`."""
+    from modalfuse.modalities.series import as_recording, decode_series
+
+    if isinstance(value, str | os.PathLike):
+        where = f"{ctx.name}: row {row}, column {column!r}: "
+        cell: Any = resolve_media_path(os.fspath(value), ctx.root, confine=ctx.confine, where=where)
+        try:
+            return cell, decode_series(cell) if ctx.decode else None
+        except DecodeError as exc:
+            raise CellError(str(exc)) from None
+    try:
+        rec = as_recording(value)
+    except DecodeError as exc:
+        raise CellError(str(exc)) from None
+    return rec, rec
+
+
+def _channel_problems(recs: dict[int, Any], ctx: CellContext, column: str) -> tuple[set[int], list[Problem]]:
+    """Rows whose recording's channels differ from those of most rows of the column."""
+    counts = Counter(r.channels for r in recs.values())
+    if len(counts) < 2:
+        return set(), []
+    common = counts.most_common(1)[0][0]
+    bad = {i for i, r in recs.items() if r.channels != common}
+    problems = [
+        Problem(
+            int(ctx.row_ids[i]),
+            column,
+            f"{recs[i].source}: {len(recs[i].channels)} channels {list(recs[i].channels)}, but most rows of "
+            f"the column have {len(common)}: {list(common)}",
+        )
+        for i in sorted(bad)
+    ]
+    return bad, problems
+
+
+def _check_series(values: list[Any], ctx: CellContext, column: str) -> tuple[Any, np.ndarray, list[Problem]]:
+    mask = np.ones(len(values), dtype=bool)
+    problems = []
+    out: list[Any] = list(values)
+    recs: dict[int, Any] = {}
+    for i, v in enumerate(values):
+        row = int(ctx.row_ids[i])
+        try:
+            if not isinstance(v, np.ndarray) and is_missing(v):
+                raise CellError("empty cell")
+            out[i], rec = _series_value(v, ctx, row, column)
+            if rec is not None:
+                recs[i] = rec
+        except CellError as exc:
+            problems.append(Problem(row, column, exc.reason))
+            mask[i], out[i] = False, None
+    bad, found = _channel_problems(recs, ctx, column)
+    for i in bad:
+        mask[i], out[i] = False, None
+    problems = sorted([*problems, *found], key=lambda p: p.row)
+    return out, mask, problems
+
+
 def check_column(
     values: list[Any], modality: str, ctx: CellContext, column: str
 ) -> tuple[pd.Series | list[Any] | np.ndarray, np.ndarray, list[Problem]]:
@@ -211,6 +275,8 @@ def check_column(
         return _check_numbers(values, ctx, column)
     if modality in ("image", "audio"):
         return _check_media(values, ctx, column, modality)
+    if modality == "series":
+        return _check_series(values, ctx, column)
     return _check_text(values, ctx, column)
 
 

@@ -18,10 +18,12 @@ _DATASETS = {
     "label digit, groups speaker; 3,000 rows",
     "av-digits-hard": "AV-Digits with each image reduced to its projection on 4 principal components; "
     "3,000 rows",
+    "sp-sw-har": "smartphone + smartwatch inertial recordings (two series inputs, own clocks), 5 activities, "
+    "23 subjects as groups; windows of 50 samples at 100 Hz every 25 (about 10,000 rows)",
 }
 
 #: Names that are accepted but not listed.
-_ALIASES = {"av-digits-clean": "av-digits"}
+_ALIASES = {"av-digits-clean": "av-digits", "sp_sw_har": "sp-sw-har"}
 
 #: Datasets whose sources ``modalfuse datasets --download`` can fetch.
 DOWNLOADABLE = ("av-digits", "av-digits-hard")
@@ -44,7 +46,9 @@ def load_dataset(
 ) -> MultimodalTable:
     """Load a built-in dataset as a :class:`MultimodalTable` with its label and groups set.
 
-    ``root`` is a folder holding the sources (for AV-Digits: ``fsdd/`` and ``mnist/``); see
+    ``root`` is a folder holding the sources (for AV-Digits: ``fsdd/`` and ``mnist/``; for sp-sw-har:
+    ``sp_sw_har/DATA``, see :func:`modalfuse.data.sp_sw_har.load_sp_sw_har`, which takes the window
+    options as keyword arguments); see
     :func:`modalfuse.data.av_digits.build_av_digits` for the other places searched. ``av-digits-sample``
     ships with the package and needs neither ``root`` nor a download.
 
@@ -58,6 +62,10 @@ def load_dataset(
     from modalfuse.data.av_digits import AV_DIGITS_GROUPS, AV_DIGITS_LABEL, DEMO_SAMPLE_DIR, build_av_digits
 
     name = _resolve(name)
+    if name == "sp-sw-har":
+        from modalfuse.data.sp_sw_har import load_sp_sw_har
+
+        return load_sp_sw_har(root, **kwargs)
     if name == "av-digits-sample":
         return read_table(
             Path(DEMO_SAMPLE_DIR) / "data.csv",

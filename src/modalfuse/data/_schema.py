@@ -16,11 +16,13 @@ from modalfuse._errors import SchemaError
 __all__ = ["MODALITIES", "Schema", "identifier_kind", "infer_schema", "is_missing"]
 
 #: Modalities a column can hold. ``numeric`` and ``categorical`` are both tabular.
-MODALITIES = ("image", "audio", "text", "numeric", "categorical")
+MODALITIES = ("image", "audio", "text", "numeric", "categorical", "series")
 _ALIASES = {"tabular": None, "ignore": "ignore", "skip": "ignore"}
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"})
+#: Recordings of a ``series`` column (a timestamp column and channels).
+SERIES_EXTENSIONS = frozenset({".csv", ".tsv", ".parquet", ".pq"})
 
 
 def is_missing(value: object) -> bool:
@@ -59,13 +61,13 @@ class Schema:
     def inputs(self) -> dict[str, tuple[str, list[str]]]:
         """Model inputs: ``name -> (modality, columns)``.
 
-        Every image, audio and text column is an input of its own; all numeric and categorical columns
-        together form one ``tabular`` input.
+        Every image, audio, text and series column is an input of its own; all numeric and categorical
+        columns together form one ``tabular`` input.
         """
         out: dict[str, tuple[str, list[str]]] = {}
         tab = self.of("numeric", "categorical")
         for col, mod in self.columns.items():
-            if mod in ("image", "audio", "text"):
+            if mod in ("image", "audio", "text", "series"):
                 out[col] = (mod, [col])
             elif tab and col == tab[0]:
                 name = "tabular" if "tabular" not in self.columns else "tabular_columns"
@@ -118,6 +120,8 @@ def _object_modality(first: object, name: object) -> str | None:
         )
     if isinstance(first, tuple) and len(first) == 2 and isinstance(first[0], np.ndarray | list):
         return "audio"  # (wave, sample_rate) in memory
+    if type(first).__name__ == "Recording" and type(first).__module__ == "modalfuse.modalities.series":
+        return "series"
     if type(first).__module__.startswith("PIL.") and hasattr(first, "getbands"):
         return "image"  # a decoded PIL.Image.Image
     if isinstance(first, bytes | bytearray | memoryview):
@@ -171,6 +175,8 @@ def _string_modality(present: pd.Series, root: Path) -> str:
         share = _extension_share(present, exts)
         if share >= 0.5 and (share == 1.0 or _any_exists(present, root)):
             return modality
+    if _extension_share(present, SERIES_EXTENSIONS) >= 0.5 and _any_exists(present, root):
+        return "series"  # recordings: CSV/Parquet files with a timestamp column
     as_numbers = pd.to_numeric(present.astype(object), errors="coerce")
     if as_numbers.notna().mean() >= 0.95:
         return "numeric"

@@ -1,6 +1,14 @@
 """Encoders: a registry of how each modality is preprocessed and embedded."""
 
-from modalfuse.encoders._nets import AudioCNN, FeatureMLP, ImageCNN, TextBag, build_network
+from modalfuse.encoders._nets import (
+    AudioCNN,
+    FeatureMLP,
+    ImageCNN,
+    SeriesCNN,
+    SeriesCNNLSTM,
+    TextBag,
+    build_network,
+)
 from modalfuse.encoders._prep import PREPROCESSORS, Preprocessor, make_preprocessor
 from modalfuse.encoders._registry import (
     EncoderSpec,
@@ -17,6 +25,8 @@ __all__ = [
     "FeatureMLP",
     "ImageCNN",
     "Preprocessor",
+    "SeriesCNN",
+    "SeriesCNNLSTM",
     "TextBag",
     "build_network",
     "default_encoder",

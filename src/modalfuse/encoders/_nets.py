@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["AudioCNN", "FeatureMLP", "ImageCNN", "TextBag", "build_network"]
+__all__ = ["AudioCNN", "FeatureMLP", "ImageCNN", "SeriesCNN", "SeriesCNNLSTM", "TextBag", "build_network"]
 
 
 def _block(cin: int, cout: int, pool: bool) -> list[nn.Module]:
@@ -105,6 +105,50 @@ class FeatureMLP(nn.Module):
         return self.net(x)
 
 
+def _block1d(cin: int, cout: int, kernel: int) -> list[nn.Module]:
+    return [nn.Conv1d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm1d(cout), nn.ReLU()]
+
+
+class SeriesCNN(nn.Module):
+    """1-D CNN for series (N, C, T) -> (N, dim): three conv blocks (kernels 5, 5, 3; one pooling), then
+    global average and max pooling over time."""
+
+    def __init__(self, in_channels: int, dim: int = 64, width: int = 32, dropout: float = 0.2) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            *_block1d(in_channels, w, 5),
+            *_block1d(w, 2 * w, 5),
+            nn.MaxPool1d(2, ceil_mode=True),
+            *_block1d(2 * w, 2 * w, 3),
+        )
+        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * w, dim), nn.ReLU())
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        return self.proj(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
+
+
+class SeriesCNNLSTM(nn.Module):
+    """CNN-LSTM for series (N, C, T) -> (N, dim): two conv blocks and a pooling extract local features,
+    an LSTM reads them in time order; its last state and its mean over time are projected."""
+
+    def __init__(self, in_channels: int, dim: int = 64, width: int = 32, dropout: float = 0.2) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            *_block1d(in_channels, w, 5), *_block1d(w, w, 5), nn.MaxPool1d(2, ceil_mode=True)
+        )
+        self.lstm = nn.LSTM(w, w, batch_first=True)
+        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * w, dim), nn.ReLU())
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.lstm(self.features(x).transpose(1, 2))
+        return self.proj(torch.cat([h[:, -1], h.mean(dim=1)], dim=1))
+
+
 def build_network(
     kind: str, *, in_shape: tuple[int, ...], vocab_size: int | None, **options: int | float
 ) -> nn.Module:
@@ -116,6 +160,10 @@ def build_network(
     if kind == "text-bag":
         assert vocab_size is not None
         return TextBag(vocab_size, **options)
+    if kind == "series-cnn":
+        return SeriesCNN(in_shape[0], **options)
+    if kind == "series-cnnlstm":
+        return SeriesCNNLSTM(in_shape[0], **options)
     if kind == "mlp":
         return FeatureMLP(in_shape[0], **options)
     if kind == "linear":

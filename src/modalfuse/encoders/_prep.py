@@ -570,6 +570,185 @@ class TabularPreprocessorAdapter(Preprocessor):
         return X
 
 
+# ------------------------------------------------------------------------------------------------ series
+class SeriesPreprocessor(Preprocessor):
+    """Series -> float32 (N, C, T): resampled by timestamp, filtered, magnitudes added, cropped or padded,
+    standardised per channel with the training rows' statistics.
+
+    Pipeline per recording: decode (a file with a timestamp column, or an in-memory window), interpolate
+    every channel at the times of a grid at ``rate`` (recordings given as uniform windows at that rate are
+    used as they are), low-/high-/band-pass filter, append the Euclidean norm of each x/y/z sensor triplet
+    (``magnitude``), keep the first ``seconds`` (shorter recordings are padded with the channel's training
+    mean). A row whose channels differ from the training rows', or that has a gap longer than
+    ``max_gap`` seconds, is masked.
+    """
+
+    name = "series"
+    modality = "series"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "rate": Option(
+            None,
+            "float",
+            "resample to this rate in Hz (None: the median rate of the training recordings)",
+            low=0.0,
+            low_open=True,
+            none_ok=True,
+        ),
+        "seconds": Option(
+            None,
+            "float",
+            "crop/pad recordings to this length (None: the 95th percentile of training durations)",
+            low=0.0,
+            low_open=True,
+            none_ok=True,
+        ),
+        "magnitude": Option(True, "bool", "append the norm of each x/y/z sensor triplet as a channel"),
+        "lowpass": Option(
+            None, "float", "low-pass cut-off in Hz (None: no filter)", low=0.0, low_open=True, none_ok=True
+        ),
+        "highpass": Option(
+            None,
+            "float",
+            "high-pass cut-off in Hz (None: no filter; with lowpass: band-pass)",
+            low=0.0,
+            low_open=True,
+            none_ok=True,
+        ),
+        "max_gap": Option(
+            1.0, "float", "mask a recording with a gap longer than this many seconds", low=0.0, low_open=True
+        ),
+    }
+
+    def check_options(self) -> None:
+        """A band-pass needs ``highpass < lowpass``."""
+        lo, hi = self.options["lowpass"], self.options["highpass"]
+        if lo is not None and hi is not None and hi >= lo:
+            raise OptionError(
+                f"{self.owner(self.input_name)}: highpass ({hi} Hz) must be below lowpass ({lo} Hz) for a band-pass"
+            )
+
+    def _recording(self, value: Any) -> Any:
+        from modalfuse.modalities.series import decode_series
+
+        return decode_series(value)
+
+    def _grid_values(self, rec: Any) -> np.ndarray | None:
+        """(n_samples, channels) on the grid, filtered, with magnitudes; None for a gap or other channels."""
+        from modalfuse.modalities.series import add_magnitudes, filter_series, resample_series
+
+        st = self.state
+        if tuple(rec.channels) != tuple(st["channels"]):
+            return None
+        rate, n = float(st["rate"]), int(st["n_samples"])
+        if rec.timestamps is None and rec.rate is not None and abs(rec.rate - rate) < 1e-9:
+            values = rec.values[:n]
+        else:
+            values, valid, _ = resample_series(rec, rate, max_gap=float(st["max_gap"]))
+            if not valid.all():
+                return None
+            values = values[:n]
+        values = filter_series(values, rate, lowpass=st["lowpass"], highpass=st["highpass"])
+        if st["magnitude"]:
+            values, _ = add_magnitudes(values, rec.channels)
+        return values
+
+    def _stack(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        """(N, T, C) float64, NaN where a row is shorter than the grid or masked."""
+        n, c = int(self.state["n_samples"]), len(self.state["out_channels"])
+        out = np.full((len(table), n, c), np.nan)
+        for i, v in enumerate(table.frame[self.column]):
+            if not mask[i]:
+                continue
+            try:
+                values = self._grid_values(self._recording(v))
+            except DecodeError:
+                values = None
+            if values is None:
+                mask[i] = False
+            else:
+                out[i, : len(values)] = values
+        return out
+
+    def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
+        from modalfuse.modalities.series import add_magnitudes
+
+        recs = []
+        for v in table.frame[self.column][mask].tolist():
+            try:
+                recs.append(self._recording(v))
+            except DecodeError:
+                continue
+        if not recs:
+            raise DecodeError("none of the training rows' series cells can be decoded")
+        channels = Counter(tuple(r.channels) for r in recs).most_common(1)[0][0]
+        rate = self.options["rate"] or float(np.median([r.median_rate() for r in recs]))
+        seconds = self.options["seconds"]
+        if seconds is None:
+            seconds = float(np.percentile([len(r) / r.median_rate() for r in recs], 95))
+        opts = {k: self.options[k] for k in ("magnitude", "lowpass", "highpass", "max_gap")}
+        out = add_magnitudes(np.zeros((1, len(channels))), channels)[1] if opts["magnitude"] else channels
+        self.state = {
+            "rate": float(rate),
+            "n_samples": max(8, round(seconds * rate)),
+            "channels": list(channels),
+            "out_channels": list(out),
+            **opts,
+        }
+        X = self._stack(table, mask.copy())
+        self.state["mean"] = np.nan_to_num(np.nanmean(X, axis=(0, 1))).astype(float).tolist()
+        self.state["std"] = (np.nan_to_num(np.nanstd(X, axis=(0, 1))) + 1e-6).astype(float).tolist()
+
+    def output_shape(self) -> tuple[int, ...] | None:
+        return (len(self.state["out_channels"]), int(self.state["n_samples"]))
+
+    def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        X = (self._stack(table, mask) - np.asarray(self.state["mean"])) / np.asarray(self.state["std"])
+        X = np.nan_to_num(X, nan=0.0)
+        X[~mask] = 0.0
+        return np.ascontiguousarray(X.transpose(0, 2, 1), dtype=np.float32)
+
+
+class Catch22Preprocessor(SeriesPreprocessor):
+    """Classical series features: the catch22 features (plus mean and standard deviation, "catch24") of
+    every channel on the grid, from the ``pycatch22`` package (extra ``series``), standardised, (N, 24 * C)."""
+
+    name = "catch22"
+
+    def _features(self, values: np.ndarray) -> np.ndarray:
+        from modalfuse.modalities.series import catch22_features
+
+        key = ("catch22", content_key(np.ascontiguousarray(values, dtype=np.float64)))
+        return active_cache().get_or_compute(key, lambda: catch22_features(values))
+
+    def _feature_matrix(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        X = self._stack(table, mask)
+        width = 24 * X.shape[2]
+        out = np.zeros((len(table), width))
+        for i in np.flatnonzero(mask):
+            rows = X[i][~np.isnan(X[i]).any(axis=1)]
+            if len(rows) < 3:
+                mask[i] = False
+                continue
+            out[i] = self._features(rows)
+        return out
+
+    def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
+        super()._fit(table, mask)
+        F = self._feature_matrix(table, mask.copy())
+        self.state["feat_mean"], self.state["feat_std"] = _standardize(F, mask, ())
+
+    def output_shape(self) -> tuple[int, ...] | None:
+        return (len(self.state["feat_mean"]),)
+
+    def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        F = (self._feature_matrix(table, mask) - np.asarray(self.state["feat_mean"])) / np.asarray(
+            self.state["feat_std"]
+        )
+        F = np.nan_to_num(F, nan=0.0, posinf=0.0, neginf=0.0)
+        F[~mask] = 0.0
+        return F.astype(np.float32)
+
+
 PREPROCESSORS: dict[str, type[Preprocessor]] = {
     cls.name: cls
     for cls in (
@@ -581,6 +760,8 @@ PREPROCESSORS: dict[str, type[Preprocessor]] = {
         TextPreprocessor,
         TfidfPreprocessor,
         TabularPreprocessorAdapter,
+        SeriesPreprocessor,
+        Catch22Preprocessor,
     )
 }
 

@@ -19,7 +19,7 @@ class EncoderSpec:
     name : str
         Registry name, e.g. ``"audio-cnn"``.
     modality : str
-        ``image``, ``audio``, ``text`` or ``tabular``.
+        ``image``, ``audio``, ``text``, ``tabular`` or ``series``.
     preprocessor : str
         Name of the preprocessor in :data:`modalfuse.encoders.PREPROCESSORS`.
     network : str
@@ -47,7 +47,13 @@ class EncoderSpec:
 
 
 _REGISTRY: dict[str, EncoderSpec] = {}
-_DEFAULTS = {"image": "image-cnn", "audio": "audio-cnn", "text": "text-bag", "tabular": "tabular-mlp"}
+_DEFAULTS = {
+    "image": "image-cnn",
+    "audio": "audio-cnn",
+    "text": "text-bag",
+    "tabular": "tabular-mlp",
+    "series": "series-cnn",
+}
 
 
 def register_encoder(spec: EncoderSpec, *, overwrite: bool = False) -> EncoderSpec:
@@ -91,6 +97,15 @@ for _spec in (
     EncoderSpec("tfidf", "text", "tfidf", "linear", None, "classical: TF-IDF of words and word pairs"),
     EncoderSpec(
         "tabular-scaled", "tabular", "tabular", "linear", None, "classical: imputed, scaled, one-hot"
+    ),
+    EncoderSpec(
+        "series-cnn", "series", "series", "series-cnn", None, "1-D CNN over resampled, scaled channels"
+    ),
+    EncoderSpec(
+        "series-cnnlstm", "series", "series", "series-cnnlstm", None, "1-D CNN then an LSTM over time"
+    ),
+    EncoderSpec(
+        "catch22", "series", "catch22", "linear", None, "classical: catch22 features of every channel"
     ),
 ):
     register_encoder(_spec)

@@ -129,6 +129,7 @@ class LinearFusion(FusionStrategy):
         "audio": "mfcc",
         "text": "tfidf",
         "tabular": "tabular-scaled",
+        "series": "catch22",
     }
 
     # ----------------------------------------------------------------------------------------- features

@@ -1,0 +1,457 @@
+"""Clock offset and drift between two recordings of the same motion, by cross-correlation.
+
+Both recordings are resampled by timestamp onto a grid at ``rate`` in their own clocks, and reduced to
+orientation-free signals: the magnitude of each sensor triplet (``x_acc, y_acc, z_acc``, ``x_gyro, ...``).
+The lag is found coarse to fine:
+
+1. *coarse*: the magnitudes low-passed at ``1 / smooth`` Hz (they follow the activity: still, standing up,
+   walking, turning) and the raw accelerometer magnitudes are cross-correlated over ``±max_offset``
+   seconds; the best peaks at least ``min_separation`` apart are candidates (a maximum at the end of the
+   range searched is not a peak);
+2. *fine*: around each candidate, within ``±fine_range``, the accelerometer magnitudes and their jerk
+   (which mark every step) are cross-correlated and the peak refined to a fraction of a grid step by a
+   parabola through its neighbours. Each candidate scores its coarse plus its fine correlation. A
+   periodic gait makes candidates one step apart fit almost equally: when the runner-up scores at least
+   ``max_ratio`` of the best, or the best correlation is below ``min_peak``, the estimate *abstains*
+   instead of guessing;
+3. windows of ``window`` seconds every ``step`` give local lags; a Theil-Sen line through them is the
+   drift (kept when it is resolved: its 95 % interval excludes 0 and it is within ``max_drift_ppm``), and
+   the spread of the windows around the line, or the peak's width, gives the uncertainty.
+
+Sign: ``offset_ms`` is how much later the ``other`` clock reads than the reference clock at the first
+sample of the reference: an event at reference time ``t`` is stamped ``t + offset + drift * (t - t0)`` by
+the other clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from modalfuse._errors import DecodeError, ModalfuseError, OptionError
+from modalfuse.modalities.series import Recording, as_recording, magnitude_groups, resample_series
+
+__all__ = ["DTW_RATE", "AlignOptions", "align", "align_pairs", "motion_signals", "pool_offsets"]
+
+#: Grid rate (Hz) of the DTW method: DTW is quadratic in the length, so it works on a coarser grid.
+DTW_RATE = 25.0
+
+
+@dataclass(frozen=True)
+class AlignOptions:
+    """Settings of :func:`align` (see its parameters)."""
+
+    rate: float = 100.0
+    max_offset: float = 3.0
+    smooth: float = 0.5
+    fine_range: float = 0.2
+    window: float = 4.0
+    step: float = 1.0
+    min_peak: float = 0.1
+    max_ratio: float = 0.9
+    min_separation: float = 0.3
+    max_drift_ppm: float = 2000.0
+    method: str = "xcorr"
+
+    def check(self) -> None:
+        for name in ("rate", "max_offset", "smooth", "fine_range", "window", "step", "min_separation"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise OptionError(f"align: {name} must be a number > 0, got {value!r}")
+        if not 0 < self.max_ratio <= 1:
+            raise OptionError(f"align: max_ratio must be in (0, 1], got {self.max_ratio!r}")
+        if self.method not in ("xcorr", "dtw"):
+            raise OptionError(f"align: method must be 'xcorr' or 'dtw', got {self.method!r}")
+
+
+# ------------------------------------------------------------------------------------------- signals
+def _sensors(rec: Recording) -> tuple[list[list[int]], list[list[int]]]:
+    """(every sensor triplet, the accelerometer triplets): triplets named like ``x_acc``; the
+    accelerometers are those whose name holds ``acc`` (all triplets if none does). A recording without
+    triplets is one sensor made of all its channels."""
+    groups = magnitude_groups(rec.channels)
+    if not groups:
+        every = [list(range(rec.n_channels))]
+        return every, every
+    acc = [idx for name, idx in groups if "acc" in name]
+    return [idx for _, idx in groups], acc or [idx for _, idx in groups]
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+
+def _lowpass(x: np.ndarray, cutoff: float, rate: float) -> np.ndarray:
+    from scipy import signal
+
+    if cutoff >= rate / 2 or len(x) <= 15:
+        return x
+    return signal.sosfiltfilt(signal.butter(2, cutoff, fs=rate, output="sos"), x)
+
+
+def motion_signals(rec: Recording, rate: float, smooth: float = 0.5) -> tuple[np.ndarray, np.ndarray, float]:
+    """Orientation-free motion signals of a recording on a uniform grid at ``rate`` in its own clock.
+
+    Returns
+    -------
+    coarse : numpy.ndarray of shape (n_sensors + n_acc, n)
+        The magnitude of every sensor triplet low-passed at ``1 / smooth`` Hz (it follows the activity:
+        still, standing up, walking, turning), and the raw magnitude of each accelerometer; z-scored.
+    fine : numpy.ndarray of shape (2 * n_acc, n)
+        Each accelerometer's magnitude and its jerk (the derivative of the magnitude low-passed at
+        10 Hz), which mark every step; z-scored.
+    start : float
+        Time of the first grid point (the recording's first timestamp, in its clock).
+    """
+    values, _, times = resample_series(rec, rate, max_gap=np.inf)
+    if len(times) < 16:
+        raise DecodeError(f"{rec.duration:.2f} s: too short to align", path=rec.source)
+    every, acc = _sensors(rec)
+    mags = {tuple(idx): np.sqrt(np.sum(values[:, idx] ** 2, axis=1)) for idx in every + acc}
+    coarse = [_lowpass(mags[tuple(idx)], 1.0 / smooth, rate) for idx in every]
+    coarse += [mags[tuple(idx)] for idx in acc]
+    fine = []
+    for idx in acc:
+        m = mags[tuple(idx)]
+        fine += [m, np.diff(_lowpass(m, 10.0, rate), prepend=m[0]) * rate]
+    return (
+        np.asarray([_zscore(x) for x in coarse]),
+        np.asarray([_zscore(x) for x in fine]),
+        float(times[0]),
+    )
+
+
+# ------------------------------------------------------------------------------------------- correlation
+def _correlation(a: np.ndarray, b: np.ndarray, lags: np.ndarray, min_overlap: int) -> np.ndarray:
+    """Mean over channels and over the overlap of ``a[:, i] * b[:, i + L]`` for each lag ``L``; NaN where
+    the overlap is shorter than ``min_overlap`` samples. Each channel pair is z-scored on the overlap."""
+    out = np.full(len(lags), np.nan)
+    n_a, n_b = a.shape[1], b.shape[1]
+    for k, lag in enumerate(lags):
+        i0, i1 = max(0, -lag), min(n_a, n_b - lag)
+        if i1 - i0 < min_overlap:
+            continue
+        x, y = a[:, i0:i1], b[:, i0 + lag : i1 + lag]
+        x = x - x.mean(axis=1, keepdims=True)
+        y = y - y.mean(axis=1, keepdims=True)
+        den = np.sqrt((x**2).sum(axis=1) * (y**2).sum(axis=1))
+        ok = den > 0
+        out[k] = float(np.mean((x * y).sum(axis=1)[ok] / den[ok])) if ok.any() else np.nan
+    return out
+
+
+def _local_maxima(c: np.ndarray, edges: bool = True) -> np.ndarray:
+    """Indices of the local maxima of ``c`` (NaN never is one); with ``edges=False`` the first and last
+    points are not (a maximum there lies outside the range searched)."""
+    x = np.where(np.isnan(c), -np.inf, c)
+    pad = -np.inf if edges else np.inf
+    left = np.r_[pad, x[:-1]]
+    right = np.r_[x[1:], pad]
+    return np.flatnonzero((x >= left) & (x >= right) & np.isfinite(x))
+
+
+def _refine(c: np.ndarray, k: int) -> tuple[float, float]:
+    """Sub-sample peak position (offset from ``k`` in samples) and its half-width at 90 % of the peak,
+    from a parabola through ``c[k-1], c[k], c[k+1]``."""
+    if k <= 0 or k >= len(c) - 1 or np.isnan(c[k - 1]) or np.isnan(c[k + 1]):
+        return 0.0, 1.0
+    y0, y1, y2 = c[k - 1], c[k], c[k + 1]
+    curv = y0 - 2 * y1 + y2
+    if curv >= 0:
+        return 0.0, 1.0
+    delta = float(np.clip(0.5 * (y0 - y2) / curv, -0.5, 0.5))
+    peak = y1 - 0.25 * (y0 - y2) * delta
+    width = float(np.sqrt(max(0.1 * abs(peak), 1e-12) / (-curv / 2)))
+    return delta, width
+
+
+@dataclass
+class _Peak:
+    lag: float  # samples, refined
+    value: float
+    second: float  # value of the best other peak at least min_separation away (nan if none)
+    width: float  # samples
+
+
+def _peaks(c: np.ndarray, lags: np.ndarray, separation: int, *, edges: bool = True) -> list[_Peak]:
+    """The local maxima of ``c``, best first, each at least ``separation`` lags from every better one
+    (``second`` is the value of the next one, NaN for the last)."""
+    found = _local_maxima(c, edges)
+    kept: list[int] = []
+    for k in found[np.argsort(-c[found], kind="stable")]:
+        if all(abs(lags[k] - lags[j]) >= separation for j in kept):
+            kept.append(int(k))
+    out = []
+    for n, k in enumerate(kept):
+        delta, width = _refine(c, k)
+        second = float(c[kept[n + 1]]) if n + 1 < len(kept) else np.nan
+        out.append(_Peak(float(lags[k]) + delta, float(c[k]), second, width))
+    return out
+
+
+def _best_peak(c: np.ndarray, lags: np.ndarray, separation: int) -> _Peak | None:
+    found = _peaks(c, lags, separation)
+    return found[0] if found else None
+
+
+# ------------------------------------------------------------------------------------------- estimate
+def _abstain(reason: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "offset_ms": None,
+        "drift_ppm": None,
+        "uncertainty_ms": None,
+        "abstained": True,
+        "reason": reason,
+        **extra,
+    }
+
+
+def _coarse(env_a: np.ndarray, env_b: np.ndarray, base: float, o: AlignOptions) -> list[_Peak] | str:
+    """The best coarse peaks (lags in samples of ``b`` relative to ``a``) within ``max_offset``, best
+    first, or the reason to abstain. A maximum at the end of the range searched is not a peak."""
+    reach = round(o.max_offset * o.rate)
+    center = round(base * o.rate)
+    lags = np.arange(center - reach, center + reach + 1)
+    min_overlap = max(8, min(env_a.shape[1], env_b.shape[1]) // 2)
+    c = _correlation(env_a, env_b, lags, min_overlap)
+    found = _peaks(c, lags, round(o.min_separation * o.rate), edges=False)
+    if not found:
+        return f"no correlation peak within ±{o.max_offset:g} s (the recordings overlap too little?)"
+    if found[0].value < o.min_peak:
+        return f"no shared motion: best correlation {found[0].value:.2f} < {o.min_peak:g}"
+    return [p for p in found[:3] if p.value >= 0.75 * found[0].value]
+
+
+def _fine(a: np.ndarray, b: np.ndarray, around: float, o: AlignOptions, min_overlap: int) -> _Peak | None:
+    reach = max(1, round(o.fine_range * o.rate))
+    lags = np.arange(round(around) - reach, round(around) + reach + 1)
+    c = _correlation(a, b, lags, min_overlap)
+    if np.isnan(c).all():
+        return None
+    return _best_peak(c, lags, round(o.min_separation * o.rate))
+
+
+def _window_lags(jerk_a: np.ndarray, jerk_b: np.ndarray, lag: float, o: AlignOptions) -> np.ndarray:
+    """(centre seconds, lag samples, peak) of each window of the reference whose fine peak is clear."""
+    size, hop = round(o.window * o.rate), max(1, round(o.step * o.rate))
+    rows = []
+    for s in range(0, max(1, jerk_a.shape[1] - size + 1), hop):
+        part = jerk_a[:, s : s + size]
+        b0 = max(0, s + round(lag) - round(o.fine_range * o.rate) - 2)  # b[b0 + j] is b's sample j here
+        peak = _fine(part, jerk_b[:, b0:], lag + s - b0, o, max(8, part.shape[1] * 3 // 4))
+        if peak is not None and peak.value >= o.min_peak:
+            rows.append(((s + part.shape[1] / 2) / o.rate, peak.lag - (s - b0), peak.value))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+
+
+def _drift_fit(wins: np.ndarray, lag: float, o: AlignOptions) -> tuple[float, float, float, bool]:
+    """(drift as a fraction, lag at time 0 in samples, spread in samples, resolved) from window lags."""
+    from scipy.stats import theilslopes
+
+    if len(wins) < 3 or np.ptp(wins[:, 0]) <= 0:
+        spread = float(np.std(wins[:, 1] - lag)) if len(wins) > 1 else 0.0
+        return 0.0, lag, spread, False
+    slope, intercept, low, high = theilslopes(wins[:, 1], wins[:, 0])
+    resid = wins[:, 1] - (intercept + slope * wins[:, 0])
+    spread = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
+    drift = slope / o.rate  # samples per second / samples per second
+    resolved = (low > 0 or high < 0) and abs(drift) * 1e6 <= o.max_drift_ppm
+    if not resolved:
+        return 0.0, lag, spread, False
+    t_mid = float(np.median(wins[:, 0]))
+    return float(drift), float(lag - slope * t_mid), spread, True
+
+
+def _xcorr_estimate(ref: Recording, other: Recording, o: AlignOptions) -> dict[str, Any]:
+    env_a, jerk_a, t_a = motion_signals(ref, o.rate, o.smooth)
+    env_b, jerk_b, t_b = motion_signals(other, o.rate, o.smooth)
+    if env_a.shape[0] != env_b.shape[0]:
+        raise DecodeError(
+            f"{env_a.shape[0]} sensor(s) in the reference but {env_b.shape[0]} in {other.source}: "
+            "no shared motion signals",
+            path=other.source,
+        )
+    base = t_a - t_b  # lag (s) of a zero offset: b[i + L] is a[i] when t_b + (i + L)/r = t_a + i/r
+    coarse = _coarse(env_a, env_b, base, o)
+    if isinstance(coarse, str):
+        return _abstain(coarse)
+    min_overlap = max(8, min(jerk_a.shape[1], jerk_b.shape[1]) // 2)
+    scored = sorted(
+        (
+            (c.value + f.value, c, f)
+            for c in coarse
+            for f in [_fine(jerk_a, jerk_b, c.lag, o, min_overlap) or c]
+        ),
+        key=lambda t: -t[0],
+    )
+    score, best, fine = scored[0]
+    ratio = scored[1][0] / score if len(scored) > 1 and score > 0 else 0.0
+    if ratio >= o.max_ratio:
+        return _abstain(
+            f"ambiguous: two lags {abs(scored[1][2].lag - fine.lag) / o.rate:.2f} s apart fit almost as "
+            f"well (score ratio {ratio:.2f} >= {o.max_ratio:g}); periodic motion?",
+            second_peak_ratio=round(ratio, 4),
+        )
+    wins = _window_lags(jerk_a, jerk_b, fine.lag, o)
+    drift, lag0, spread, resolved = _drift_fit(wins, fine.lag, o)
+    if not resolved:
+        lag0 = fine.lag
+    n = max(1, len(wins))
+    unc = max(fine.width, spread / np.sqrt(n), 1 / np.sqrt(12)) / o.rate
+    offset = lag0 / o.rate - base
+    return {
+        "offset_ms": 1000.0 * offset,
+        "drift_ppm": 1e6 * drift,
+        "uncertainty_ms": 1000.0 * unc,
+        "abstained": False,
+        "reason": None,
+        "peak": round(fine.value, 4),
+        "coarse_peak": round(best.value, 4),
+        "second_peak_ratio": round(ratio, 4),
+        "n_windows": len(wins),
+        "drift_resolved": resolved,
+    }
+
+
+def _dtw_estimate(ref: Recording, other: Recording, o: AlignOptions) -> dict[str, Any]:
+    """Offset and drift from a DTW warping path (``dtaidistance``) between the coarse signals on a grid at
+    ``min(rate, DTW_RATE)`` Hz, constrained to ``max_offset`` seconds, with a Theil-Sen line through the
+    path's time differences. Never abstains: DTW always returns a path."""
+    try:
+        from dtaidistance import dtw
+    except ImportError:
+        raise ModalfuseError("method='dtw' needs dtaidistance: pip install 'modalfuse[series]'") from None
+    from scipy.stats import theilslopes
+
+    rate = min(o.rate, DTW_RATE)
+    env_a, _, t_a = motion_signals(ref, rate, o.smooth)
+    env_b, _, t_b = motion_signals(other, rate, o.smooth)
+    a, b = env_a.mean(axis=0).astype(np.double), env_b.mean(axis=0).astype(np.double)
+    band = round((o.max_offset + abs(t_a - t_b)) * rate) + abs(len(a) - len(b)) + 1
+    path = np.asarray(dtw.warping_path(a, b, window=band), dtype=np.float64)
+    ta, tb = path[:, 0] / rate, path[:, 1] / rate + (t_b - t_a)  # both relative to ref start
+    slope, intercept, _, _ = theilslopes(tb - ta, ta)
+    resid = tb - ta - (intercept + slope * ta)
+    spread = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
+    return {
+        "offset_ms": 1000.0 * float(intercept),
+        "drift_ppm": 1e6 * float(slope),
+        "uncertainty_ms": 1000.0 * max(spread, 1 / (rate * np.sqrt(12))),
+        "abstained": False,
+        "reason": None,
+        "method": "dtw",
+    }
+
+
+def align(reference: Any, other: Any, **options: Any) -> dict[str, Any]:
+    """Estimate the clock offset and drift of ``other`` against ``reference`` from shared motion.
+
+    Parameters
+    ----------
+    reference, other : Recording, path or any series cell
+        Two recordings of the same movement (say a phone and a watch worn together), each with its own
+        timestamps; accelerometer/gyroscope triplets named like ``x_acc``/``acc_x`` are used through their
+        magnitudes, so the devices' orientations do not matter.
+    **options
+        :class:`AlignOptions`: ``rate`` (grid, Hz, default 100), ``max_offset`` (seconds searched either
+        side, 3), ``smooth`` (coarse low-pass period, seconds, 0.5), ``fine_range`` (seconds around each
+        coarse candidate, 0.2), ``window``/``step`` (seconds, for the drift, 4 and 1), ``min_peak`` (0.1),
+        ``max_ratio`` (0.9)
+        and ``min_separation`` (0.3 s) of the abstention rule, ``max_drift_ppm`` (2000), ``method``
+        (``"xcorr"``, or ``"dtw"`` through ``dtaidistance``).
+
+    Returns
+    -------
+    dict
+        ``offset_ms`` (how much later ``other``'s clock reads than the reference's at the reference's
+        first sample), ``drift_ppm`` (how much faster it runs, parts per million; 0 when the recording is
+        too short to resolve it, with ``drift_resolved`` False), ``uncertainty_ms`` (one standard error),
+        ``abstained`` and ``reason`` (offset, drift and uncertainty are None when it abstains), and
+        diagnostics (``peak``, ``coarse_peak``, ``second_peak_ratio``, ``n_windows``).
+
+    Raises
+    ------
+    DecodeError
+        A recording that cannot be read (naming its file) or too short to align.
+    OptionError
+        An unknown or invalid option.
+    """
+    known = AlignOptions.__dataclass_fields__
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        from modalfuse._errors import did_you_mean
+
+        raise OptionError(f"align: unknown option {unknown[0]!r}{did_you_mean(unknown[0], list(known))}")
+    o = AlignOptions(**options)
+    o.check()
+    ref, oth = as_recording(reference), as_recording(other)
+    if o.method == "dtw":
+        return _dtw_estimate(ref, oth, o)
+    return _xcorr_estimate(ref, oth, o)
+
+
+def pool_offsets(
+    estimates: Mapping[str, Mapping[str, Any]], groups: Mapping[str, Any], *, fill_only: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Pool the offsets of recordings that share clocks (one session, one subject).
+
+    Per group, the pooled offset is the median of the estimates that did not abstain (drift 0), its
+    uncertainty the spread of those estimates over the square root of their number. With ``fill_only``
+    (default) only abstained recordings take the pooled value (``pooled=True``); otherwise every
+    recording of the group does. A group where every recording abstained stays abstained.
+    """
+    by_group: dict[Any, list[float]] = {}
+    for rec, est in estimates.items():
+        if not est.get("abstained") and est.get("offset_ms") is not None:
+            by_group.setdefault(groups.get(rec), []).append(float(est["offset_ms"]))
+    out = {}
+    for rec, est in estimates.items():
+        found = by_group.get(groups.get(rec))
+        if not found or (fill_only and not est.get("abstained")):
+            out[rec] = dict(est)
+            continue
+        vals = np.asarray(found)
+        spread = 1.4826 * float(np.median(np.abs(vals - np.median(vals)))) if len(vals) > 1 else np.nan
+        unc = spread / np.sqrt(len(vals)) if np.isfinite(spread) else None
+        out[rec] = {
+            **est,
+            "offset_ms": float(np.median(vals)),
+            "drift_ppm": 0.0,
+            "uncertainty_ms": unc,
+            "abstained": False,
+            "pooled": True,
+            "pooled_from": len(vals),
+        }
+    return out
+
+
+def options_dict(options: AlignOptions) -> dict[str, Any]:
+    """The options as a JSON-safe dict."""
+    return asdict(options)
+
+
+def align_pairs(
+    pairs: Mapping[str, Sequence[Any]],
+    groups: Mapping[str, Any] | None = None,
+    *,
+    pool: bool = False,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """:func:`align` for each ``recording -> (reference, other)``; a pair that cannot be read gives an
+    abstained entry whose ``reason`` names the file. With ``pool``, abstained recordings take their
+    group's pooled offset (:func:`pool_offsets`). Returns one entry per recording, ``recording`` first."""
+    estimates: dict[str, dict[str, Any]] = {}
+    for rec_id, (ref, oth) in pairs.items():
+        try:
+            if ref is None or oth is None:
+                raise DecodeError("one of the two recordings is missing")
+            estimates[rec_id] = align(ref, oth, **options)
+        except DecodeError as exc:
+            estimates[rec_id] = _abstain(str(exc))
+    if pool:
+        estimates = pool_offsets(estimates, groups or {})
+    return [{"recording": rec_id, **est} for rec_id, est in estimates.items()]

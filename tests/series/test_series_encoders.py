@@ -1,0 +1,80 @@
+"""Series encoders (1-D CNN, CNN-LSTM, catch22) through the estimator, fitted in-fold, saved and loaded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from series_synth import write_session
+
+import modalfuse as mf
+from modalfuse.encoders import PREPROCESSORS, SeriesCNN, SeriesCNNLSTM, get_encoder
+
+SMALL = {"epochs": 2, "min_steps": 20, "inner_folds": 2, "n_threads": 1, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def wtable(tmp_path_factory):
+    root = tmp_path_factory.mktemp("enc")
+    for subject, seed in (("s01", 1), ("s02", 2), ("s03", 3)):
+        write_session(root, subject, 1, seconds=6, seed=seed)
+    return mf.windows(root, size=50, step=25)
+
+
+def test_series_encoders_are_registered():
+    assert get_encoder("series-cnn").modality == "series"
+    assert get_encoder("series-cnnlstm").network == "series-cnnlstm"
+    assert get_encoder("catch22").preprocessor == "catch22"
+
+
+def test_networks_map_channels_first_series_to_embeddings():
+    import torch
+
+    x = torch.randn(4, 8, 50)
+    assert SeriesCNN(8, dim=16)(x).shape == (4, 16)
+    assert SeriesCNNLSTM(8, dim=16)(x).shape == (4, 16)
+
+
+def test_preprocessor_scales_with_training_rows_only(wtable):
+    prep = PREPROCESSORS["series"]("sp", ["sp"])
+    train = wtable.take(np.arange(len(wtable)) < 30)
+    X, mask = prep.fit(train).transform(train)
+    assert X.shape == (30, 8, 50) and X.dtype == np.float32  # 6 channels + 2 magnitudes
+    assert prep.state["out_channels"][-2:] == ["acc_mag", "gyro_mag"]
+    np.testing.assert_allclose(X[mask].mean(axis=(0, 2)), 0, atol=1e-4)
+    rest = wtable.take(np.arange(len(wtable)) >= 30)
+    X2, _ = prep.transform(rest)
+    assert abs(X2.mean(axis=(0, 2))).max() > 1e-3  # other rows are scaled with the training statistics
+
+
+@pytest.mark.parametrize("encoder", ["series-cnn", "catch22"])
+def test_estimator_learns_activities_and_round_trips(wtable, encoder, tmp_path):
+    if encoder == "catch22":
+        pytest.importorskip("pycatch22")
+    clf = mf.MultimodalClassifier(fusion="early", encoders={"sp": encoder, "sw": encoder}, **SMALL)
+    clf.fit(wtable)
+    proba = clf.predict_proba(wtable)
+    assert proba.shape == (len(wtable), len(np.unique(wtable.y)))
+    np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-6)
+    acc = float(np.mean(clf.classes_[proba.argmax(axis=1)] == wtable.y))
+    assert acc > 1 / len(np.unique(wtable.y)) + 0.1  # better than chance on the training windows
+    clf.save(tmp_path / "m")
+    again = mf.MultimodalClassifier.load(tmp_path / "m")
+    np.testing.assert_allclose(again.predict_proba(wtable), proba, atol=1e-5)
+
+
+def test_linear_baseline_uses_catch22_for_series(wtable):
+    pytest.importorskip("pycatch22")
+    from modalfuse.fusion._linear import LinearFusion
+
+    assert LinearFusion.default_encoders["series"] == "catch22"
+
+
+def test_drift_report_knows_series_columns():
+    from modalfuse._drift import column_kind
+    from modalfuse.modalities.series import Recording
+
+    rec = Recording(np.zeros((4, 1)), ("c0",), None, 100.0)
+    assert column_kind([rec, rec]) == "series"
+    assert column_kind(["a/r_1.csv", "a/r_2.parquet"]) == "series"
+    assert column_kind([{"values": [[1.0], [2.0]], "rate": 10.0}]) == "series"
+    assert column_kind([{"bytes": b"x", "path": "p.png"}]) != "series"
