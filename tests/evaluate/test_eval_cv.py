@@ -297,11 +297,14 @@ def test_compare_stratified_folds_without_unimodal() -> None:
     )
     assert result["dataset"] == "renamed"
     assert result["cv"]["kind"] == "stratified" and "held_out_groups" not in result["cv"]
-    assert result["best"] == {"strategy": "prior", "unimodal": None, "baseline": None}
+    # the two tie on every fold, so the cheaper fit ranks first: which one that is depends on the machine's load
+    best = result["best"]["strategy"]
+    other = ({"prior", "rec"} - {best}).pop()
+    assert result["best"] == {"strategy": best, "unimodal": None, "baseline": None}
     assert result["paired"] == {}
-    assert set(result["paired_vs_best"]) == {"rec"}
+    assert set(result["paired_vs_best"]) == {other}
     rec = result["recommendation"]
-    assert rec["strategy"] in {"prior", "rec"} and " ties with " in rec["reason"]  # the cheaper fit wins
+    assert rec["strategy"] == best and " ties with " in rec["reason"]
     assert (
         result["strategies"]["prior"]["accuracy"]["folds"] == result["strategies"]["rec"]["accuracy"]["folds"]
     )
