@@ -19,6 +19,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Backend": "modalfuse._backend",
     "Cache": "modalfuse._cache",
     "using_cache": "modalfuse._cache",
     "MultimodalClassifier": "modalfuse.estimator",
@@ -63,6 +64,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Backend",
     "Cache",
     "ChecksumMismatchError",
     "DatasetError",
