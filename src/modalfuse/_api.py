@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modalfuse._backend import Backend
+from modalfuse._backend import Backend, resolve_backend
 from modalfuse._cache import Cache, using_cache
 from modalfuse._errors import SchemaError, UnknownNameError
 from modalfuse.data._schema import Schema
@@ -118,6 +118,7 @@ def cross_validate(
     """
     from modalfuse.evaluate import cross_validate as _cv
 
+    backend = resolve_backend(backend)  # a wrong one fails before anything is read
     with using_cache(Cache() if cache is None else cache):
         return _cv(
             estimator,
@@ -232,6 +233,7 @@ def compare(
     """
     from modalfuse.evaluate import compare as compare_estimators
 
+    backend = resolve_backend(backend)  # a wrong one fails before anything is trained
     table = with_groups(table, groups)
     model_seed = {} if "random_state" in params else {"seed": seed}  # an explicit random_state wins
     strategies = make_strategies(table, fusion, **model_seed, **params)

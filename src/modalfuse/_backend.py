@@ -20,16 +20,26 @@ run started are shut down.
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import dataclasses
 import os
 import pickle
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from modalfuse._errors import OptionError, TrainingError, UnknownNameError
 
-__all__ = ["BACKENDS", "Backend", "in_worker", "resolve_backend", "task_memory"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "active_backend",
+    "in_worker",
+    "resolve_backend",
+    "task_memory",
+    "using_backend",
+]
 
 #: The backends by name.
 BACKENDS = ("serial", "processes", "ray")
@@ -69,8 +79,9 @@ class Backend:
         Default: the ``RAY_ADDRESS`` environment variable; without it Ray starts on this machine with
         ``n_jobs`` CPUs, no dashboard and no usage reporting, and stops when the run ends.
     timeout : float, optional
-        Seconds a task may run; one still running then stops the run with a
-        :class:`~modalfuse.TrainingError` naming it. Default: no limit.
+        Seconds a task may take from when it is handed to a worker (a worker's own start, the first time,
+        counts); one still running then stops the run with a :class:`~modalfuse.TrainingError` naming it.
+        Default: no limit.
     cpus_per_task : int, default=1
         CPUs each task declares, and its torch threads.
     memory_per_task : int, optional
@@ -180,6 +191,27 @@ def resolve_backend(backend: Backend | str | None) -> Backend:
     raise OptionError(f"backend must be one of {', '.join(BACKENDS)} or a modalfuse.Backend, got {backend!r}")
 
 
+_ACTIVE: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("modalfuse_backend", default=None)
+
+
+def active_backend() -> Backend:
+    """The backend set by :func:`using_backend` around this code; ``serial`` outside one, and always
+    ``serial`` inside a backend's task (nested work does not fan out again)."""
+    backend = _ACTIVE.get()
+    return Backend() if backend is None or in_worker() else backend
+
+
+@contextlib.contextmanager
+def using_backend(backend: Backend | str | None) -> Iterator[Backend]:
+    """Run the per-input models of the fits inside the block on ``backend`` (see :func:`resolve_backend`)."""
+    resolved = resolve_backend(backend)
+    token = _ACTIVE.set(resolved)
+    try:
+        yield resolved
+    finally:
+        _ACTIVE.reset(token)
+
+
 def task_memory(table: Any) -> int:
     """Bytes one fold or input task over ``table`` reserves: :data:`TASK_BASE_BYTES` plus the table's
     frame and :data:`DECODE_FACTOR` times the bytes of its media files (read from their sizes on disk)."""
@@ -231,7 +263,8 @@ def _died(label: str, detail: BaseException | str) -> TrainingError:
     what = f"{type(detail).__name__}: {text[0]}" if isinstance(detail, BaseException) else str(detail)
     if isinstance(detail, BaseException) and not text:
         what = type(detail).__name__
-    return TrainingError(f"{label}: its worker died ({what}); the run stopped")
+    whose = "a worker running one of them" if " or " in label else "its worker"
+    return TrainingError(f"{label}: {whose} died ({what}); the run stopped")
 
 
 def _timed_out(label: str, timeout: float) -> TrainingError:
@@ -276,16 +309,13 @@ class _Queue:
 
 
 # -------------------------------------------------------------------------------------- processes
-_SHARED: dict[str, Any] = {}
+#: Seconds an idle worker process of the ``processes`` backend waits for more work before it exits (the
+#: pool is reused by the next run within that time, which saves starting Python and torch again).
+IDLE_SECONDS = 120
 
 
-def _set_shared(payload: bytes) -> None:
-    """Worker initializer: keep the shared object (sent once per worker)."""
-    _SHARED["value"] = pickle.loads(payload)
-
-
-def _process_call(fn: Callable[[Any, Any], Any], item: Any, threads: int) -> Any:
-    return _call(fn, _SHARED.get("value"), item, threads)
+def _process_call(fn: Callable[[Any, Any], Any], payload: bytes, item: Any, threads: int) -> Any:
+    return _call(fn, pickle.loads(payload), item, threads)  # cloudpickle's output loads with pickle
 
 
 def _run_processes(
@@ -297,33 +327,37 @@ def _run_processes(
     on_result: Callable[[int, Any], None] | None,
     memory: int | None,
 ) -> list[Any]:
-    """:meth:`Backend.map` on a pool of local processes (loky), closed (its workers killed) at the end."""
+    """:meth:`Backend.map` on a pool of local processes (loky's reusable pool: its workers exit after
+    :data:`IDLE_SECONDS` idle); on a lost worker, a timeout or an interruption its workers are killed."""
+    import cloudpickle
     from joblib.externals import loky
 
     width = backend.n_jobs or max(1, (os.cpu_count() or 1) // backend.cpus_per_task)
     width = min(width, len(items))
     threads = str(backend.cpus_per_task)
     env = {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    payload = pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL)
-    pool = loky.ProcessPoolExecutor(max_workers=width, initializer=_set_shared, initargs=(payload,), env=env)
+    payload = cloudpickle.dumps(shared)  # once for every task: closures (fold_metrics) included
+    pool = loky.get_reusable_executor(max_workers=width, timeout=IDLE_SECONDS, env=env)
     queue = _Queue(items, labels, width, backend.timeout)
     try:
         while queue.waiting or queue.running:
-            queue.fill(lambda item: pool.submit(_process_call, fn, item, backend.cpus_per_task))
+            queue.fill(lambda item: pool.submit(_process_call, fn, payload, item, backend.cpus_per_task))
             done, _ = loky.wait(
                 list(queue.running), timeout=queue.wait_seconds(), return_when=loky.FIRST_COMPLETED
             )
             if not done:
                 queue.check_timeouts()
             for future in done:
-                index = queue.running[future][0]
                 try:
                     value = future.result()
-                except loky.BrokenProcessPool as exc:
-                    raise _died(labels[index], exc) from None
+                except (
+                    loky.BrokenProcessPool
+                ) as exc:  # loky cannot tell whose worker died: name every running task
+                    raise _died(" or ".join(labels[i] for i, _ in queue.running.values()), exc) from None
                 queue.finish(future, value, on_result)
-    finally:
-        pool.shutdown(wait=not queue.running, kill_workers=bool(queue.running))
+    except BaseException:
+        pool.shutdown(wait=True, kill_workers=True)
+        raise
     return queue.results
 
 

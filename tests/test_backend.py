@@ -1,0 +1,203 @@
+"""Backends of fold-parallel evaluation and per-input training: serial, local processes, Ray.
+
+The same seed must give the same numbers on every backend; a task's error comes back as itself; a worker
+that dies or a task past its timeout stops the run with an error naming the task, without hanging and
+without leaving worker processes behind. Ray tests skip where Ray is not installed (the ``ray`` extra).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import cloudpickle
+import numpy as np
+import pytest
+
+import modalfuse as mf
+from modalfuse._backend import Backend, in_worker, task_memory
+
+# the tasks below are defined in this test module, which worker processes cannot import: send them by value
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+FAST = {"epochs": 2, "min_steps": 20, "batch_size": 16, "inner_folds": 2, "n_threads": 1}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped) counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------------------------------------- tasks
+def _where(shared: float, item: int) -> tuple[int, int, int, bool, str | None]:
+    """Sleep (later items less, so they finish first), then say where and how the task ran."""
+    import torch
+
+    time.sleep(shared * (3 - item))
+    return item, os.getpid(), torch.get_num_threads(), in_worker(), os.environ.get("OMP_NUM_THREADS")
+
+
+def _raise(shared: None, item: int) -> int:
+    if item == 1:
+        raise ValueError(f"row {item} is bad")
+    return item
+
+
+def _die(shared: str, item: int) -> int:
+    """Item 1 kills its own worker process; the others report their pid to the file ``shared``."""
+    with open(shared, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    if item == 1:
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.5)
+    return item
+
+
+def _sleep(shared: str, item: int) -> int:
+    with open(shared, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(60 if item == 0 else 0)
+    return item
+
+
+def _pids(path) -> list[int]:
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+# --------------------------------------------------------------------------------------- settings
+def test_backend_names_and_settings_are_checked():
+    with pytest.raises(mf.UnknownNameError, match="did you mean 'ray'"):
+        Backend("rya")
+    with pytest.raises(mf.OptionError, match="address= is for the 'ray' backend"):
+        Backend("processes", address="127.0.0.1:6379")
+    with pytest.raises(mf.OptionError, match="n_jobs must be a whole number >= 1"):
+        Backend("processes", n_jobs=0)
+    with pytest.raises(mf.OptionError, match="timeout must be None or a number of seconds > 0"):
+        Backend("ray", timeout=-1)
+    with pytest.raises(mf.OptionError, match="backend must be one of serial, processes, ray"):
+        mf.compare(None, backend=3)  # checked before the table is looked at
+    assert not Backend().parallel and Backend("processes").parallel
+
+
+def test_missing_ray_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(mf.OptionError, match=r"pip install 'modalfuse\[ray\]'"):
+        Backend("ray").map(_raise, [0, 2])
+
+
+def test_task_memory_counts_the_media_files(table):
+    files = sum(os.path.getsize(p) for col in ("image", "audio") for p in table.frame[col].dropna())
+    frame = int(table.frame.memory_usage(deep=True).sum())
+    assert task_memory(table) == 512 * 1024**2 + frame + 4 * files
+
+
+# ------------------------------------------------------------------------------------------ processes
+def test_processes_gather_in_order_in_workers_with_one_thread():
+    finished = []
+    out = Backend("processes", n_jobs=2).map(
+        _where, [0, 1, 2], shared=0.3, on_result=lambda i, r: finished.append(i)
+    )
+    assert [r[0] for r in out] == [0, 1, 2]  # the items' order, whatever order they finished in
+    assert sorted(finished) == [0, 1, 2]
+    assert all(pid != os.getpid() for _, pid, _, _, _ in out)
+    assert all(threads == 1 and worker and omp == "1" for _, _, threads, worker, omp in out)
+    assert not in_worker()
+
+
+def test_serial_runs_here():
+    out = Backend().map(_where, [2], shared=0.0)
+    assert out[0][1] == os.getpid() and out[0][3] is False
+
+
+def test_a_task_error_comes_back_as_itself():
+    with pytest.raises(ValueError, match="row 1 is bad"):
+        Backend("processes", n_jobs=2).map(_raise, [0, 1, 2])
+
+
+def test_a_killed_worker_stops_the_run_with_its_task_named(tmp_path):
+    record = tmp_path / "pids"
+    start = time.monotonic()
+    # loky cannot tell which worker died, so the error names every task running then (fold 1 among them)
+    with pytest.raises(mf.TrainingError, match=r"fold 1\b.*: (its|a) worker.* died .*; the run stopped"):
+        Backend("processes", n_jobs=2, timeout=60).map(
+            _die, [0, 1, 2, 3], shared=str(record), labels=[f"fold {i}" for i in range(4)]
+        )
+    assert time.monotonic() - start < 45  # an error, not a hang until the timeout
+    time.sleep(1.0)
+    assert _pids(record) and not any(_alive(pid) for pid in _pids(record))  # no worker left behind
+
+
+def test_a_task_past_its_timeout_stops_the_run(tmp_path):
+    record = tmp_path / "pids"
+    Backend("processes", n_jobs=2).map(_raise, [0, 2])  # the workers started (their start counts in a timeout)
+    start = time.monotonic()
+    with pytest.raises(mf.TrainingError, match=r"input 'audio': still running after the 2 s timeout"):
+        Backend("processes", n_jobs=2, timeout=2).map(
+            _sleep, [0, 1], shared=str(record), labels=["input 'audio'", "input 'image'"]
+        )
+    assert time.monotonic() - start < 30
+    time.sleep(1.0)
+    assert _pids(record) and not any(_alive(pid) for pid in _pids(record))
+
+
+# ------------------------------------------------------------------------------ the same numbers
+def _fold_accuracies(result):
+    return {
+        name: entry.get("accuracy", {}).get("folds", entry.get("error"))
+        for name, entry in result["strategies"].items()
+    }
+
+
+def test_compare_on_processes_gives_the_serial_numbers(table, tmp_path):
+    serial = mf.compare(table, fusion="late:mean", cv=3, **FAST)
+    steps = []
+    parallel = mf.compare(
+        table,
+        fusion="late:mean",
+        cv=3,
+        backend=Backend("processes", n_jobs=2),
+        checkpoint=tmp_path / "run.json",
+        progress=lambda event, **info: steps.append(info) if event == "step" else None,
+        **FAST,
+    )
+    assert _fold_accuracies(parallel) == _fold_accuracies(serial)
+    assert parallel["recommendation"]["strategy"] == serial["recommendation"]["strategy"]
+    assert len(steps) == 3 * len(serial["strategies"])  # every step reported
+    import json
+
+    saved = json.loads((tmp_path / "run.json").read_text())
+    assert len(saved["checkpoint"]["steps"]) == len(steps) and saved["checkpoint"]["complete"]
+
+
+def test_cross_validate_on_processes_gives_the_serial_numbers(table):
+    clf = mf.MultimodalClassifier(fusion="unimodal:image", **FAST)
+    serial = mf.cross_validate(clf, table, cv=3, return_predictions=True)
+    parallel = mf.cross_validate(clf, table, cv=3, return_predictions=True, backend="processes")
+    assert parallel["metrics"]["accuracy"]["folds"] == serial["metrics"]["accuracy"]["folds"]
+    np.testing.assert_array_equal(parallel["predictions"]["proba"], serial["predictions"]["proba"])
+    np.testing.assert_array_equal(parallel["predictions"]["index"], serial["predictions"]["index"])
+
+
+def test_fit_on_processes_gives_the_serial_model(table):
+    models = {}
+    for backend in ("serial", "processes"):
+        with mf.using_cache(mf.Cache()):  # nothing reused from the other fit
+            clf = mf.MultimodalClassifier(fusion="late:stacking", backend=backend, **FAST).fit(table)
+        models[backend] = clf.predict_proba(table)
+    np.testing.assert_array_equal(models["processes"], models["serial"])
+
+
+def test_fit_checks_the_backend_name(table):
+    with pytest.raises(mf.OptionError, match="backend"):
+        mf.MultimodalClassifier(backend="threads").fit(table)
