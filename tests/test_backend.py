@@ -22,7 +22,9 @@ from modalfuse._backend import Backend, in_worker, task_memory
 # the tasks below are defined in this test module, which worker processes cannot import: send them by value
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-FAST = {"epochs": 2, "min_steps": 20, "batch_size": 16, "inner_folds": 2, "n_threads": 1}
+FAST = {"epochs": 1, "min_steps": 8, "batch_size": 16, "inner_folds": 2, "n_threads": 1}
+#: A trainable input and a classical one: quick, and both kinds of per-input model are compared.
+STRATEGIES = "unimodal:image,unimodal:tabular"
 
 
 def _alive(pid: int) -> bool:
@@ -65,14 +67,23 @@ def _die(shared: str, item: int) -> int:
 
 
 def _sleep(shared: str, item: int) -> int:
+    """Item 0 sleeps a minute; each writes ``item pid`` to the file ``shared``."""
     with open(shared, "a") as f:
-        f.write(f"{os.getpid()}\n")
+        f.write(f"{item} {os.getpid()}\n")
     time.sleep(60 if item == 0 else 0)
     return item
 
 
 def _pids(path) -> list[int]:
-    return [int(line) for line in path.read_text().split()] if path.exists() else []
+    """The pids written to ``path`` (the last number of each line)."""
+    return [int(line.split()[-1]) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _pid_of(path, item: int) -> int | None:
+    for line in path.read_text().splitlines() if path.exists() else []:
+        if line.split()[0] == str(item):
+            return int(line.split()[1])
+    return None
 
 
 # --------------------------------------------------------------------------------------- settings
@@ -120,37 +131,6 @@ def test_serial_runs_here():
     assert out[0][1] == os.getpid() and out[0][3] is False
 
 
-def test_a_task_error_comes_back_as_itself():
-    with pytest.raises(ValueError, match="row 1 is bad"):
-        Backend("processes", n_jobs=2).map(_raise, [0, 1, 2])
-
-
-def test_a_killed_worker_stops_the_run_with_its_task_named(tmp_path):
-    record = tmp_path / "pids"
-    start = time.monotonic()
-    # loky cannot tell which worker died, so the error names every task running then (fold 1 among them)
-    with pytest.raises(mf.TrainingError, match=r"fold 1\b.*: (its|a) worker.* died .*; the run stopped"):
-        Backend("processes", n_jobs=2, timeout=60).map(
-            _die, [0, 1, 2, 3], shared=str(record), labels=[f"fold {i}" for i in range(4)]
-        )
-    assert time.monotonic() - start < 45  # an error, not a hang until the timeout
-    time.sleep(1.0)
-    assert _pids(record) and not any(_alive(pid) for pid in _pids(record))  # no worker left behind
-
-
-def test_a_task_past_its_timeout_stops_the_run(tmp_path):
-    record = tmp_path / "pids"
-    Backend("processes", n_jobs=2).map(_raise, [0, 2])  # the workers started (their start counts in a timeout)
-    start = time.monotonic()
-    with pytest.raises(mf.TrainingError, match=r"input 'audio': still running after the 2 s timeout"):
-        Backend("processes", n_jobs=2, timeout=2).map(
-            _sleep, [0, 1], shared=str(record), labels=["input 'audio'", "input 'image'"]
-        )
-    assert time.monotonic() - start < 30
-    time.sleep(1.0)
-    assert _pids(record) and not any(_alive(pid) for pid in _pids(record))
-
-
 # ------------------------------------------------------------------------------ the same numbers
 def _fold_accuracies(result):
     return {
@@ -160,11 +140,11 @@ def _fold_accuracies(result):
 
 
 def test_compare_on_processes_gives_the_serial_numbers(table, tmp_path):
-    serial = mf.compare(table, fusion="late:mean", cv=3, **FAST)
+    serial = mf.compare(table, fusion=STRATEGIES, cv=3, **FAST)
     steps = []
     parallel = mf.compare(
         table,
-        fusion="late:mean",
+        fusion=STRATEGIES,
         cv=3,
         backend=Backend("processes", n_jobs=2),
         checkpoint=tmp_path / "run.json",
@@ -193,7 +173,9 @@ def test_fit_on_processes_gives_the_serial_model(table):
     models = {}
     for backend in ("serial", "processes"):
         with mf.using_cache(mf.Cache()):  # nothing reused from the other fit
-            clf = mf.MultimodalClassifier(fusion="late:stacking", backend=backend, **FAST).fit(table)
+            clf = mf.MultimodalClassifier(
+                fusion="late:stacking", encoders={"audio": "mfcc", "text": "tfidf"}, backend=backend, **FAST
+            ).fit(table)
         models[backend] = clf.predict_proba(table)
     np.testing.assert_array_equal(models["processes"], models["serial"])
 
@@ -201,3 +183,95 @@ def test_fit_on_processes_gives_the_serial_model(table):
 def test_fit_checks_the_backend_name(table):
     with pytest.raises(mf.OptionError, match="backend"):
         mf.MultimodalClassifier(backend="threads").fit(table)
+
+
+# ------------------------------------------------------- failures (last: they kill the worker pool)
+def test_a_task_error_comes_back_as_itself():
+    with pytest.raises(ValueError, match="row 1 is bad"):
+        Backend("processes", n_jobs=2).map(_raise, [0, 1, 2])
+
+
+def test_a_killed_worker_stops_the_run_with_its_task_named(tmp_path):
+    record = tmp_path / "pids"
+    start = time.monotonic()
+    # loky cannot tell which worker died, so the error names every task running then (fold 1 among them)
+    with pytest.raises(mf.TrainingError, match=r"fold 1\b.*: (its|a) worker.* died .*; the run stopped"):
+        Backend("processes", n_jobs=2, timeout=60).map(
+            _die, [0, 1, 2, 3], shared=str(record), labels=[f"fold {i}" for i in range(4)]
+        )
+    assert time.monotonic() - start < 45  # an error, not a hang until the timeout
+    time.sleep(1.0)
+    assert _pids(record) and not any(_alive(pid) for pid in _pids(record))  # no worker left behind
+
+
+def test_a_task_past_its_timeout_stops_the_run(tmp_path):
+    record = tmp_path / "pids"
+    Backend("processes", n_jobs=2).map(
+        _raise, [0, 2]
+    )  # the workers started (their start counts in a timeout)
+    start = time.monotonic()
+    with pytest.raises(mf.TrainingError, match=r"input 'audio': still running after the 2 s timeout"):
+        Backend("processes", n_jobs=2, timeout=2).map(
+            _sleep, [0, 1], shared=str(record), labels=["input 'audio'", "input 'image'"]
+        )
+    assert time.monotonic() - start < 30
+    time.sleep(1.0)
+    assert _pids(record) and not any(_alive(pid) for pid in _pids(record))
+
+
+# ----------------------------------------------------------------------------------------------- Ray
+@pytest.fixture(scope="module")
+def local_ray():
+    """Ray started here once for these tests (2 CPUs, no dashboard, no usage reporting)."""
+    ray = pytest.importorskip(
+        "ray", reason="Ray is not installed: pip install 'modalfuse[ray]' to run the Ray backend tests"
+    )
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_gathers_in_order_in_workers_with_one_thread(local_ray):
+    out = Backend("ray").map(_where, [0, 1, 2], shared=0.3)
+    assert [r[0] for r in out] == [0, 1, 2]
+    assert all(pid != os.getpid() and threads == 1 and worker for _, pid, threads, worker, _ in out)
+    assert local_ray.is_initialized()  # Ray started by the caller is left running
+
+
+def test_compare_on_ray_gives_the_serial_numbers(local_ray, table):
+    serial = mf.compare(table, fusion=STRATEGIES, cv=3, **FAST)
+    parallel = mf.compare(table, fusion=STRATEGIES, cv=3, backend="ray", **FAST)
+    assert _fold_accuracies(parallel) == _fold_accuracies(serial)
+
+
+def test_ray_task_error_comes_back_as_itself(local_ray):
+    with pytest.raises(ValueError, match="row 1 is bad"):
+        Backend("ray").map(_raise, [0, 1, 2])
+
+
+def test_ray_killed_worker_names_its_task(local_ray, tmp_path):
+    record = tmp_path / "pids"
+    start = time.monotonic()
+    with pytest.raises(
+        mf.TrainingError, match=r"^fold 1: its worker died \(\w+Error: .*\); the run stopped$"
+    ):
+        Backend("ray", timeout=60).map(
+            _die, [0, 1, 2], shared=str(record), labels=["fold 0", "fold 1", "fold 2"]
+        )
+    assert time.monotonic() - start < 45
+
+
+def test_ray_task_past_its_timeout_stops_the_run(local_ray, tmp_path):
+    record = tmp_path / "pids"
+    Backend("ray").map(_raise, [0, 2])  # workers started
+    start = time.monotonic()
+    with pytest.raises(mf.TrainingError, match=r"input 'audio': still running after the 3 s timeout"):
+        Backend("ray", timeout=3).map(
+            _sleep, [0, 1], shared=str(record), labels=["input 'audio'", "input 'image'"]
+        )
+    assert time.monotonic() - start < 30
+    time.sleep(2.0)
+    stuck = _pid_of(record, 0)
+    assert stuck is not None and not _alive(stuck)  # the stuck task's worker was stopped
