@@ -275,3 +275,43 @@ def test_ray_task_past_its_timeout_stops_the_run(local_ray, tmp_path):
     time.sleep(2.0)
     stuck = _pid_of(record, 0)
     assert stuck is not None and not _alive(stuck)  # the stuck task's worker was stopped
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def test_cli_evaluate_on_processes_gives_the_library_numbers(csv_path, tmp_path):
+    from typer.testing import CliRunner
+
+    from modalfuse.cli import app
+
+    out = tmp_path / "run.json"
+    args = ["evaluate", str(csv_path), "--label", "y", "--cv", "3", "--fusion", "unimodal:tabular"]
+    args += ["--epochs", "1", "--min-steps", "8", "--backend", "processes", "--jobs", "2", "--json", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    import json
+
+    cli = json.loads(out.read_text())
+    library = mf.compare(
+        mf.read_table(csv_path, label="y"), fusion="unimodal:tabular", cv=3, epochs=1, min_steps=8, seed=0
+    )
+    assert _fold_accuracies(cli) == _fold_accuracies(library)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backend", "threads"], "error: unknown backend 'threads'"),
+        (
+            ["--backend", "processes", "--ray-address", "127.0.0.1:6379"],
+            "error: --ray-address is for --backend ray",
+        ),
+        (["--backend", "processes", "--jobs", "0"], "Invalid value for '--jobs'"),
+    ],
+)
+def test_cli_refuses_a_wrong_backend_before_any_work(csv_path, args, message):
+    from typer.testing import CliRunner
+
+    from modalfuse.cli import app
+
+    result = CliRunner().invoke(app, ["evaluate", str(csv_path), "--label", "y", *args])
+    assert result.exit_code == 2 and message in result.output, result.output
