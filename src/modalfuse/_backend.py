@@ -25,6 +25,7 @@ import contextvars
 import dataclasses
 import os
 import pickle
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "resolve_backend",
     "task_memory",
     "using_backend",
+    "worker_info",
 ]
 
 #: The backends by name.
@@ -61,6 +63,20 @@ _WORKER = {"active": False}
 def in_worker() -> bool:
     """Whether this code runs inside a task of a :class:`Backend` (where nested work runs serially)."""
     return _WORKER["active"]
+
+
+def worker_info() -> dict[str, Any]:
+    """Where this code runs: ``host``, ``pid`` and, in a Ray worker, the Ray ``node`` id (else None)."""
+    import socket
+
+    node = None
+    ray = sys.modules.get("ray")
+    if ray is not None and in_worker():
+        try:
+            node = ray.get_runtime_context().get_node_id()
+        except Exception:  # not in a Ray worker after all
+            node = None
+    return {"host": socket.gethostname(), "pid": os.getpid(), "node": node}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -729,10 +729,29 @@ def _fold_task(
     shared: tuple[_Plan, Any, Callable[..., Any] | None], item: tuple[int, list[str]]
 ) -> list[dict[str, Any]]:
     """Every strategy of ``item`` (fold, names) on that fold, in order, with a cache of their own."""
+    from modalfuse._backend import worker_info
+
     plan, table, fold_metrics = shared
     fold, names = item
     with _fold_cache():
-        return [_run_step(plan, table, fold, name, fold_metrics) for name in names]
+        steps = [_run_step(plan, table, fold, name, fold_metrics) for name in names]
+    where = worker_info()
+    return [{**step, "worker": where} for step in steps]
+
+
+def _backend_section(backend: Backend, log: StepLog, n_folds: int, names: Sequence[str]) -> dict[str, Any]:
+    """The ``backend`` entry of a parallel comparison: its name and settings, and where each fold ran (the
+    ``worker`` of its first step: host, pid, Ray node id; None for a fold read from a checkpoint without)."""
+    workers = []
+    for fold in range(n_folds):
+        steps = [log.get(fold, name) for name in names]
+        workers.append(next((s["worker"] for s in steps if s is not None and "worker" in s), None))
+    return {
+        "name": backend.name,
+        "n_jobs": backend.n_jobs,
+        "address": backend.address,
+        "fold_workers": workers,
+    }
 
 
 def _fold_label(plan: _Plan, fold: int) -> str:
@@ -1005,6 +1024,7 @@ def compare(
     runner = resolve_backend(backend)
     if runner.parallel:
         records = _run_folds_parallel(plan, table, log, progress, fold_metrics, runner)
+        header["backend"] = _backend_section(runner, log, len(plan.splits), plan.names)
     else:
         records = _run_steps(plan, table, log, progress, fold_metrics)
     results = {name: _strategy_entry(records[name], plan) for name in plan.names}
