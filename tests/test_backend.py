@@ -315,3 +315,25 @@ def test_cli_refuses_a_wrong_backend_before_any_work(csv_path, args, message):
 
     result = CliRunner().invoke(app, ["evaluate", str(csv_path), "--label", "y", *args])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+# ------------------------------------------------------------------------------------------ Ray Data
+def test_ray_data_encoding_writes_each_rows_features(local_ray, table, tmp_path):
+    import pandas as pd
+
+    clf = mf.MultimodalClassifier(fusion="linear").fit(table)  # classical encoders: tabular-scaled, tfidf...
+    clf.save(tmp_path / "model")
+    source = tmp_path / "table.parquet"
+    table.frame.assign(id=np.arange(len(table))).to_parquet(source)
+    done = mf.encode_with_ray(tmp_path / "model", source, tmp_path / "enc", id_column="id", batch_rows=16)
+    assert done["rows"] == len(table)
+    out = pd.read_parquet(tmp_path / "enc").sort_values("id")
+    assert out["id"].tolist() == list(range(len(table)))
+    for name, (X, mask) in clf.transform_inputs(table.frame).items():
+        np.testing.assert_allclose(np.stack(out[name].to_numpy()), X.reshape(len(X), -1), rtol=1e-6)
+        np.testing.assert_array_equal(out[f"{name}_present"].to_numpy(), mask)
+
+
+def test_ray_data_encoding_refuses_a_folder_that_is_not_a_model(tmp_path):
+    with pytest.raises(mf.OptionError, match="not a model folder"):
+        mf.encode_with_ray(tmp_path, tmp_path / "t.parquet", tmp_path / "out")
