@@ -3,6 +3,9 @@
 The same seed must give the same numbers on every backend; a task's error comes back as itself; a worker
 that dies or a task past its timeout stops the run with an error naming the task, without hanging and
 without leaving worker processes behind. Ray tests skip where Ray is not installed (the ``ray`` extra).
+
+The Ray tests and the CLI run are marked slow (Ray starts once for them: about 1-2 minutes on a quiet
+2-core machine, 6 on a busy one); the process-pool tests run by default.
 """
 
 from __future__ import annotations
@@ -233,6 +236,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_gathers_in_order_in_workers_with_one_thread(local_ray):
     out = Backend("ray").map(_where, [0, 1, 2], shared=0.3)
     assert [r[0] for r in out] == [0, 1, 2]
@@ -240,17 +244,20 @@ def test_ray_gathers_in_order_in_workers_with_one_thread(local_ray):
     assert local_ray.is_initialized()  # Ray started by the caller is left running
 
 
+@pytest.mark.slow
 def test_compare_on_ray_gives_the_serial_numbers(local_ray, table):
     serial = mf.compare(table, fusion=STRATEGIES, cv=3, **FAST)
     parallel = mf.compare(table, fusion=STRATEGIES, cv=3, backend="ray", **FAST)
     assert _fold_accuracies(parallel) == _fold_accuracies(serial)
 
 
+@pytest.mark.slow
 def test_ray_task_error_comes_back_as_itself(local_ray):
     with pytest.raises(ValueError, match="row 1 is bad"):
         Backend("ray").map(_raise, [0, 1, 2])
 
 
+@pytest.mark.slow
 def test_ray_killed_worker_names_its_task(local_ray, tmp_path):
     record = tmp_path / "pids"
     start = time.monotonic()
@@ -263,6 +270,7 @@ def test_ray_killed_worker_names_its_task(local_ray, tmp_path):
     assert time.monotonic() - start < 45
 
 
+@pytest.mark.slow
 def test_ray_task_past_its_timeout_stops_the_run(local_ray, tmp_path):
     record = tmp_path / "pids"
     Backend("ray").map(_raise, [0, 2])  # workers started
@@ -278,6 +286,7 @@ def test_ray_task_past_its_timeout_stops_the_run(local_ray, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ CLI
+@pytest.mark.slow
 def test_cli_evaluate_on_processes_gives_the_library_numbers(csv_path, tmp_path):
     from typer.testing import CliRunner
 
@@ -318,6 +327,7 @@ def test_cli_refuses_a_wrong_backend_before_any_work(csv_path, args, message):
 
 
 # ------------------------------------------------------------------------------------------ Ray Data
+@pytest.mark.slow
 def test_ray_data_encoding_writes_each_rows_features(local_ray, table, tmp_path):
     import pandas as pd
 

@@ -25,30 +25,34 @@ from modalfuse._errors import OptionError, SchemaError
 __all__ = ["encode_with_ray"]
 
 
-class _BatchEncoder:
-    """Ray Data's callable class: the model loaded once per worker, then one batch after another."""
+_MODELS: dict[str, Any] = {}
 
-    def __init__(self, model: str, inputs: list[str] | None, id_column: str | None) -> None:
+
+def _model(path: str) -> Any:
+    """The model saved at ``path``, loaded once per worker process (one torch thread)."""
+    if path not in _MODELS:
         import torch
 
         from modalfuse.estimator import MultimodalClassifier
 
         torch.set_num_threads(1)
-        self.clf = MultimodalClassifier.load(model)
-        self.inputs = inputs
-        self.id_column = id_column
+        _MODELS[path] = MultimodalClassifier.load(path)
+    return _MODELS[path]
 
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        features = self.clf.transform_inputs(batch.reset_index(drop=True))
-        out: dict[str, Any] = {}
-        if self.id_column is not None:
-            out[self.id_column] = batch[self.id_column].to_numpy()
-        for name in self.inputs or list(features):
-            X, mask = features[name]
-            flat = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
-            out[name] = list(flat)
-            out[f"{name}_present"] = np.asarray(mask, dtype=bool)
-        return pd.DataFrame(out)
+
+def _encode_batch(
+    batch: pd.DataFrame, model: str, inputs: list[str] | None, id_column: str | None
+) -> pd.DataFrame:
+    """One batch of rows -> per input a column of flattened float32 features and ``<input>_present``."""
+    features = _model(model).transform_inputs(batch.reset_index(drop=True))
+    out: dict[str, Any] = {}
+    if id_column is not None:
+        out[id_column] = batch[id_column].to_numpy()
+    for name in inputs or list(features):
+        X, mask = features[name]
+        out[name] = list(np.asarray(X, dtype=np.float32).reshape(len(X), -1))
+        out[f"{name}_present"] = np.asarray(mask, dtype=bool)
+    return pd.DataFrame(out)
 
 
 def _read(ray: Any, source: Path) -> Any:
@@ -93,7 +97,8 @@ def encode_with_ray(
     batch_rows : int, default=1024
         Rows per batch a worker encodes at a time (what a worker holds at once).
     n_jobs : int, optional
-        Workers encoding at once, each with one CPU and one torch thread (default: every CPU of the cluster).
+        CPUs of the Ray started here (default: every CPU); a cluster joined by address uses all of its CPUs.
+        Each encoding task takes one CPU and one torch thread and loads the model once per worker process.
     address : str, optional
         Ray cluster to join (default: ``RAY_ADDRESS``; without it Ray starts here and stops afterwards).
 
@@ -120,13 +125,14 @@ def encode_with_ray(
     started = _connect(Backend("ray", n_jobs=n_jobs, address=address), None)
     try:
         start = time.perf_counter()
+        # tasks, not actors: Ray Data fuses each read with its encoding, so a worker streams its blocks
+        # from the file to Parquet and the driver holds none of them
         ds = _read(ray, source_path).map_batches(
-            _BatchEncoder,
-            fn_constructor_kwargs={"model": str(model_path), "inputs": inputs, "id_column": id_column},
+            _encode_batch,
+            fn_kwargs={"model": str(model_path), "inputs": inputs, "id_column": id_column},
             batch_size=batch_rows,
             batch_format="pandas",
             num_cpus=1,
-            concurrency=n_jobs or max(1, int(ray.cluster_resources().get("CPU", 1))),
         )
         ds.write_parquet(str(out))
         seconds = time.perf_counter() - start
