@@ -347,3 +347,29 @@ def test_ray_data_encoding_writes_each_rows_features(local_ray, table, tmp_path)
 def test_ray_data_encoding_refuses_a_folder_that_is_not_a_model(tmp_path):
     with pytest.raises(mf.OptionError, match="not a model folder"):
         mf.encode_with_ray(tmp_path, tmp_path / "t.parquet", tmp_path / "out")
+
+
+class _KillsItsWorker:
+    """A duck-typed estimator whose fit kills the process it runs in (a worker dying mid-run)."""
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {}
+
+    def set_params(self, **params) -> _KillsItsWorker:
+        return self
+
+    def fit(self, table) -> _KillsItsWorker:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return self
+
+    def predict_proba(self, table) -> np.ndarray:  # never reached
+        raise AssertionError("fit should not have returned")
+
+
+def test_a_comparison_whose_worker_dies_stops_with_the_fold_named(table, tmp_path):
+    from modalfuse.evaluate import compare
+
+    start = time.monotonic()
+    with pytest.raises(mf.TrainingError, match=r"^fold \d( or fold \d)*: .*died .*; the run stopped$"):
+        compare({"dies": _KillsItsWorker()}, table, cv=3, backend=Backend("processes", n_jobs=2))
+    assert time.monotonic() - start < 60
