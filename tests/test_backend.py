@@ -373,3 +373,31 @@ def test_a_comparison_whose_worker_dies_stops_with_the_fold_named(table, tmp_pat
     with pytest.raises(mf.TrainingError, match=r"^fold \d( or fold \d)*: .*died .*; the run stopped$"):
         compare({"dies": _KillsItsWorker()}, table, cv=3, backend=Backend("processes", n_jobs=2))
     assert time.monotonic() - start < 60
+
+
+@pytest.mark.slow
+def test_cli_fit_on_processes_saves_the_serial_model(csv_path, tmp_path):
+    from typer.testing import CliRunner
+
+    from modalfuse.cli import app
+
+    base = [
+        "fit",
+        str(csv_path),
+        "--label",
+        "y",
+        "--fusion",
+        "late:mean",
+        "--epochs",
+        "1",
+        "--min-steps",
+        "8",
+    ]
+    for backend in ("serial", "processes"):
+        result = CliRunner().invoke(app, [*base, "--backend", backend, "--out", str(tmp_path / backend)])
+        assert result.exit_code == 0, result.output
+    frame = mf.read_table(csv_path, label="y").frame
+    serial = mf.MultimodalClassifier.load(tmp_path / "serial").predict_proba(frame)
+    parallel = mf.MultimodalClassifier.load(tmp_path / "processes")
+    assert parallel.backend == "processes"
+    np.testing.assert_array_equal(parallel.predict_proba(frame), serial)
