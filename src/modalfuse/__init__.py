@@ -19,6 +19,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Backend": "modalfuse._backend",
     "Cache": "modalfuse._cache",
     "using_cache": "modalfuse._cache",
     "MultimodalClassifier": "modalfuse.estimator",
@@ -33,6 +34,7 @@ _LAZY = {
     "windows": "modalfuse.data._windows",
     "align": "modalfuse.align._xcorr",
     "cross_validate": "modalfuse._api",
+    "encode_with_ray": "modalfuse._raydata",
     "compare": "modalfuse._api",
     "make_strategies": "modalfuse._api",
     "list_encoders": "modalfuse.encoders._registry",
@@ -66,6 +68,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Backend",
     "Cache",
     "ChecksumMismatchError",
     "DatasetError",
@@ -94,6 +97,7 @@ __all__ = [
     "compare",
     "cross_validate",
     "download_dataset",
+    "encode_with_ray",
     "get_encoder",
     "get_fusion",
     "list_datasets",

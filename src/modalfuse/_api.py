@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modalfuse._backend import Backend, resolve_backend
 from modalfuse._cache import Cache, using_cache
 from modalfuse._errors import SchemaError, UnknownNameError
 from modalfuse.data._schema import Schema
@@ -92,6 +93,7 @@ def cross_validate(
     return_predictions: bool = False,
     progress: Callable[..., None] | None = None,
     cache: Cache | None = None,
+    backend: Backend | str | None = None,
 ) -> dict[str, Any]:
     """Cross-validate ``estimator`` on ``table``: stratified folds, grouped when groups are known.
 
@@ -104,6 +106,10 @@ def cross_validate(
     cache : Cache, optional
         The cache of decoded media, features and fitted per-input models for this run (see
         :class:`modalfuse.Cache`); default: a new one, released when the run ends.
+    backend : Backend or str, optional
+        Where the folds run: ``"serial"`` (default), ``"processes"`` (local worker processes) or ``"ray"``
+        (Ray tasks, here or on a cluster), or a :class:`modalfuse.Backend` with its settings; the same seed
+        gives the same numbers on every backend.
 
     Returns
     -------
@@ -112,6 +118,7 @@ def cross_validate(
     """
     from modalfuse.evaluate import cross_validate as _cv
 
+    backend = resolve_backend(backend)  # a wrong one fails before anything is read
     with using_cache(Cache() if cache is None else cache):
         return _cv(
             estimator,
@@ -120,6 +127,7 @@ def cross_validate(
             seed=seed,
             return_predictions=return_predictions,
             progress=progress,
+            backend=backend,
         )
 
 
@@ -208,6 +216,7 @@ def compare(
     cache: Cache | None = None,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
+    backend: Backend | str | None = None,
     **params: Any,
 ) -> dict[str, Any]:
     """Run every strategy of ``fusion`` and the baselines (unimodal, tuned linear) on the same folds.
@@ -217,11 +226,14 @@ def compare(
     results fold by fold to a JSON file and ``resume`` continues from it (see
     :func:`modalfuse.evaluate.compare`). ``cache`` holds the decoded media, features and per-input models
     the strategies share (see :class:`modalfuse.Cache`); default: a new one, released when the run ends, so
-    one run never reuses another's models.
+    one run never reuses another's models. ``backend`` runs the folds side by side: ``"processes"`` (local
+    worker processes), ``"ray"`` (Ray tasks, here or on the cluster at ``RAY_ADDRESS``) or a
+    :class:`modalfuse.Backend`; the same seed gives the same numbers as ``"serial"``, the default.
     Returns the comparison as a JSON-able dict (see ``modalfuse evaluate --json``).
     """
     from modalfuse.evaluate import compare as compare_estimators
 
+    backend = resolve_backend(backend)  # a wrong one fails before anything is trained
     table = with_groups(table, groups)
     model_seed = {} if "random_state" in params else {"seed": seed}  # an explicit random_state wins
     strategies = make_strategies(table, fusion, **model_seed, **params)
@@ -236,4 +248,5 @@ def compare(
             fold_metrics=fold_metrics,
             checkpoint=checkpoint,
             resume=resume,
+            backend=backend,
         )

@@ -63,6 +63,13 @@ PARAMS: dict[str, Option] = {
         None, "int", "torch CPU threads (None: OMP_NUM_THREADS, else 1)", low=1, none_ok=True
     ),
     "verbose": Option(0, "int", "progress lines: 0 none, 1 networks, 2 or more also epochs", low=0),
+    "backend": Option(
+        None,
+        "str",
+        "where a fit's per-input networks train: serial, processes or ray (None: serial)",
+        choices=("serial", "processes", "ray"),
+        none_ok=True,
+    ),
 }
 
 

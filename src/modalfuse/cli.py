@@ -177,6 +177,30 @@ ThreadsOpt = Annotated[
     int | None,
     typer.Option("--threads", min=1, help="Torch CPU threads (default: OMP_NUM_THREADS if set, else 1)."),
 ]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="Where the work runs: serial, processes (local worker processes) or ray (modalfuse[ray]).",
+    ),
+]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option("--jobs", min=1, help="Tasks at once on processes/ray (default: every CPU, one each)."),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster to join, e.g. 10.0.0.5:6379 (default: RAY_ADDRESS; none: Ray starts here).",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--task-timeout", min=0.001, help="Seconds a fold or network task may run (default: no limit)."
+    ),
+]
 VerboseOpt = Annotated[
     int,
     typer.Option("--verbose", "-v", count=True, help="More progress lines on stderr: -v adds one per epoch."),
@@ -199,6 +223,19 @@ def _fail(message: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------- checks
+
+
+def _check_backend(backend: str, jobs: int | None, ray_address: str | None, timeout: float | None) -> Any:
+    """The :class:`modalfuse.Backend` of ``--backend`` and its options, checked before any work (Ray must be
+    importable for ``ray``; without ``--ray-address`` it joins ``RAY_ADDRESS``, else starts here)."""
+    from modalfuse._backend import Backend, import_ray
+
+    if ray_address and backend != "ray":
+        _fail(f"--ray-address is for --backend ray, not --backend {backend}")
+    spec = Backend(backend, n_jobs=jobs, address=ray_address or None, timeout=timeout)
+    if spec.name == "ray":
+        import_ray()
+    return spec
 
 
 def _check_output_file(path: Path | None, option: str) -> None:
@@ -527,12 +564,17 @@ def evaluate(
     ] = False,
     threads: ThreadsOpt = None,
     verbose: VerboseOpt = 0,
+    backend: BackendOpt = "serial",
+    jobs: JobsOpt = None,
+    ray_address: RayAddressOpt = None,
+    task_timeout: TimeoutOpt = None,
 ) -> None:
     """Cross-validate every strategy and the baselines (unimodal, tuned linear) on the same folds, and
-    compare them."""
+    compare them. With --backend processes or ray the folds run side by side (same numbers)."""
     if resume and json_path is None:
         _fail("--resume needs --json FILE: the file an interrupted evaluate was writing")
     _check_output_file(json_path, "--json")
+    runner = _check_backend(backend, jobs, ray_address, task_timeout)
     t = _load_labelled(table, label, groups, modality, data_root, encoding)
     _run_evaluation(
         t,
@@ -546,6 +588,7 @@ def evaluate(
         min_steps=min_steps,
         encoders=_check_encoders(t, encoder),
         n_threads=threads,
+        backend=runner,
     )
 
 
@@ -640,12 +683,18 @@ def fit(
     encoding: EncodingOpt = None,
     threads: ThreadsOpt = None,
     verbose: VerboseOpt = 0,
+    backend: BackendOpt = "serial",
+    ray_address: RayAddressOpt = None,
 ) -> None:
-    """Fit one strategy on the whole table and save it (JSON + safetensors)."""
+    """Fit one strategy on the whole table and save it (JSON + safetensors). With --backend processes or
+    ray each input's networks train side by side (same model)."""
     import modalfuse as mf
     from modalfuse._progress import listening
 
     _check_model_folder(out)
+    runner = _check_backend(backend, None, ray_address, None)
+    if runner.address:
+        os.environ["RAY_ADDRESS"] = runner.address
     t = _load_labelled(table, label, groups, modality, data_root, encoding)
     names = _check_fusions(t, fusion)
     single = len(names) == 1 and names[0] not in ("all", "unimodal")
@@ -659,6 +708,7 @@ def fit(
         seed=seed,
         encoders=_check_encoders(t, encoder),
         n_threads=threads,
+        backend=None if runner.name == "serial" else runner.name,
     )
     with _Progress(f"fitting {fusion}", verbose) as progress, listening(progress):
         clf.fit(t)

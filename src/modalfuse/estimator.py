@@ -201,6 +201,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         ``modalfuse`` logger is set to INFO if you gave it no level; if logging is not configured at all
         (no handler), the lines are printed to standard error as ``[modalfuse] ...``; otherwise your
         handlers and levels decide, as for any library.
+    backend : {"serial", "processes", "ray"}, optional
+        Where ``fit`` trains the per-input networks (each input's network per inner fold is one task):
+        here one after another (``None`` or ``"serial"``), in local worker processes, or as Ray tasks
+        (the ``modalfuse[ray]`` extra; the cluster at ``RAY_ADDRESS``, else Ray started here). Each task
+        uses one CPU and one torch thread; the same seed gives the same model on every backend. Inside
+        :func:`modalfuse.compare` run on a parallel backend, the folds are the tasks and each fit is serial.
 
     All hyperparameters are checked at the start of :meth:`fit`, before anything is decoded or trained: a
     value of the wrong type or out of range is an :class:`~modalfuse.OptionError` that gives the valid
@@ -249,6 +255,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         device: str = "cpu",
         n_threads: int | None = None,
         verbose: int = 0,
+        backend: str | None = None,
     ) -> None:
         self.fusion = fusion
         self.encoders = encoders
@@ -272,6 +279,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.n_threads = n_threads
         self.verbose = verbose
+        self.backend = backend
 
     # ------------------------------------------------------------------------------------------ helpers
     def _lookup(self, mapping: Mapping[str, Any] | None, name: str, modality: str, columns: list[str]) -> Any:
@@ -308,8 +316,14 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         from modalfuse._progress import verbosity
         from modalfuse._threads import torch_threads
 
-        with torch_threads(self.n_threads), verbosity(self.verbose):
+        with torch_threads(self.n_threads), verbosity(self.verbose), self._backend_context():
             yield
+
+    def _backend_context(self) -> contextlib.AbstractContextManager[Any]:
+        """``using_backend(self.backend)`` when one is set; otherwise the caller's backend stays."""
+        from modalfuse._backend import using_backend
+
+        return contextlib.nullcontext() if self.backend is None else using_backend(self.backend)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "fusion_"):

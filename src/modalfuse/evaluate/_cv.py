@@ -25,6 +25,8 @@ import numpy as np
 from scipy import stats
 from sklearn.base import clone
 
+from modalfuse._backend import Backend, resolve_backend, task_memory
+from modalfuse._cache import Cache, using_cache
 from modalfuse._errors import ModalfuseError
 from modalfuse.evaluate._checkpoint import StepLog, compare_settings, write_json_atomic
 from modalfuse.evaluate._metrics import BINARY_METRICS, SCALAR_METRICS, classification_metrics, summarize
@@ -196,6 +198,27 @@ def _cv_info(
     return info
 
 
+def _cv_fold(shared: tuple[Any, Any, list, np.ndarray], fold: int) -> tuple[np.ndarray, float, float]:
+    """One fold of :func:`cross_validate`: the test rows' probabilities, fit and predict seconds.
+
+    In a parallel worker (see :class:`~modalfuse.Backend`) the fold gets a cache of its own.
+    """
+    estimator, table, splits, classes = shared
+    train, test = splits[fold]
+    with _fold_cache():
+        proba, fit_seconds, predict_seconds, _ = _fit_predict(estimator, table, train, test, classes)
+    return proba, fit_seconds, predict_seconds
+
+
+def _fold_cache() -> Any:
+    """A fresh cache inside a backend's worker; the caller's (``contextlib.nullcontext``) here."""
+    import contextlib
+
+    from modalfuse._backend import in_worker
+
+    return using_cache(Cache()) if in_worker() else contextlib.nullcontext()
+
+
 def cross_validate(
     estimator: Any,
     table: Any,
@@ -204,6 +227,7 @@ def cross_validate(
     seed: int = 0,
     return_predictions: bool = False,
     progress: Progress | None = None,
+    backend: Backend | str | None = None,
 ) -> dict[str, Any]:
     """Cross-validate one estimator on a multimodal table.
 
@@ -221,8 +245,11 @@ def cross_validate(
         Also return the out-of-fold predictions.
     progress : callable, optional
         Called as ``progress(event, **info)``: ``"start"`` with ``total`` (number of folds),
-        ``"step"`` after each fold with ``fold``, ``fit_seconds`` and ``accuracy``, ``"end"`` with
-        ``wall_seconds``.
+        ``"step"`` after each fold with ``fold``, ``fit_seconds`` and ``accuracy`` (in the order folds
+        finish), ``"end"`` with ``wall_seconds``.
+    backend : Backend or str, optional
+        Where the folds run (:class:`~modalfuse.Backend`: ``"serial"``, ``"processes"``, ``"ray"``); each
+        parallel fold uses a cache of its own. The same seed gives the same numbers on every backend.
 
     Returns
     -------
@@ -249,24 +276,23 @@ def cross_validate(
     names = _metric_names(len(classes))
     _emit(progress, "start", total=len(splits))
 
-    per_fold: list[dict[str, Any]] = []
-    fit_times: list[float] = []
-    predict_times: list[float] = []
-    oof_index: list[np.ndarray] = []
-    oof_fold: list[np.ndarray] = []
-    oof_proba: list[np.ndarray] = []
-    for fold, (train, test) in enumerate(splits):
-        proba, fit_seconds, predict_seconds, _ = _fit_predict(estimator, table, train, test, classes)
-        metrics = classification_metrics(y[test], proba, classes)
-        per_fold.append(metrics)
-        fit_times.append(fit_seconds)
-        predict_times.append(predict_seconds)
-        if return_predictions:
-            oof_index.append(test)
-            oof_fold.append(np.full(len(test), fold, dtype=np.int64))
-            oof_proba.append(proba)
-        _emit(progress, "step", fold=fold, fit_seconds=fit_seconds, accuracy=metrics["accuracy"])
+    scores: dict[int, dict[str, Any]] = {}
 
+    def report(fold: int, out: tuple[np.ndarray, float, float]) -> None:
+        scores[fold] = classification_metrics(y[splits[fold][1]], out[0], classes)
+        _emit(progress, "step", fold=fold, fit_seconds=out[1], accuracy=scores[fold]["accuracy"])
+
+    outs = resolve_backend(backend).map(
+        _cv_fold,
+        list(range(len(splits))),
+        shared=(estimator, table, splits, classes),
+        labels=[f"fold {fold}" for fold in range(len(splits))],
+        on_result=report,
+        memory=task_memory(table),
+    )
+    per_fold = [scores[fold] for fold in range(len(splits))]
+    fit_times = [out[1] for out in outs]
+    predict_times = [out[2] for out in outs]
     result: dict[str, Any] = {
         "metrics": {name: summarize([m[name] for m in per_fold]) for name in names},
         "confusion_matrix": _sum_matrices([m["confusion_matrix"] for m in per_fold], len(classes)),
@@ -279,9 +305,11 @@ def cross_validate(
     }
     if return_predictions:
         result["predictions"] = {
-            "index": np.concatenate(oof_index),
-            "fold": np.concatenate(oof_fold),
-            "proba": np.concatenate(oof_proba, axis=0),
+            "index": np.concatenate([test for _, test in splits]),
+            "fold": np.concatenate(
+                [np.full(len(test), i, dtype=np.int64) for i, (_, test) in enumerate(splits)]
+            ),
+            "proba": np.concatenate([out[0] for out in outs], axis=0),
         }
     _emit(progress, "end", wall_seconds=time.perf_counter() - wall_start)
     return result
@@ -697,6 +725,92 @@ def _run_steps(
     return records
 
 
+def _fold_task(
+    shared: tuple[_Plan, Any, Callable[..., Any] | None], item: tuple[int, list[str]]
+) -> list[dict[str, Any]]:
+    """Every strategy of ``item`` (fold, names) on that fold, in order, with a cache of their own."""
+    from modalfuse._backend import worker_info
+
+    plan, table, fold_metrics = shared
+    fold, names = item
+    with _fold_cache():
+        steps = [_run_step(plan, table, fold, name, fold_metrics) for name in names]
+    where = worker_info()
+    return [{**step, "worker": where} for step in steps]
+
+
+def _backend_section(backend: Backend, log: StepLog, n_folds: int, names: Sequence[str]) -> dict[str, Any]:
+    """The ``backend`` entry of a parallel comparison: its name and settings, and where each fold ran (the
+    ``worker`` of its first step: host, pid, Ray node id; None for a fold read from a checkpoint without)."""
+    workers = []
+    for fold in range(n_folds):
+        steps = [log.get(fold, name) for name in names]
+        workers.append(next((s["worker"] for s in steps if s is not None and "worker" in s), None))
+    return {
+        "name": backend.name,
+        "n_jobs": backend.n_jobs,
+        "address": backend.address,
+        "fold_workers": workers,
+    }
+
+
+def _fold_label(plan: _Plan, fold: int) -> str:
+    """How errors name a fold: its number, and the groups it holds out when the folds are grouped."""
+    held_out = plan.cv_info.get("held_out_groups")
+    if not held_out:
+        return f"fold {fold}"
+    groups = held_out[fold]
+    shown = ", ".join(map(str, groups[:3])) + (f" and {len(groups) - 3} more" if len(groups) > 3 else "")
+    return f"fold {fold} (held-out groups: {shown})"
+
+
+def _run_folds_parallel(
+    plan: _Plan,
+    table: Any,
+    log: StepLog,
+    progress: Progress | None,
+    fold_metrics: Callable[[str, Any, Any], Mapping[str, float | None] | None] | None,
+    backend: Backend,
+) -> dict[str, list[dict[str, Any]]]:
+    """:func:`_run_steps` with each fold's unfinished steps as one task of ``backend``.
+
+    Each fold's steps go to ``log`` (and ``progress``) as soon as it finishes; the records are then read
+    in fold order, a strategy's stopping at its first failure, as a serial run has them.
+    """
+    pending = [
+        (fold, [n for n in plan.names if log.get(fold, n) is None]) for fold in range(len(plan.splits))
+    ]
+    pending = [(fold, names) for fold, names in pending if names]
+
+    def save(i: int, steps: list[dict[str, Any]]) -> None:
+        for step in steps:
+            log.add(step)
+            ok = "error" not in step
+            _emit(
+                progress, "step", fold=step["fold"], strategy=step["strategy"], ok=ok, seconds=step["seconds"]
+            )
+
+    backend.map(
+        _fold_task,
+        pending,
+        shared=(plan, table, fold_metrics),
+        labels=[_fold_label(plan, fold) for fold, _ in pending],
+        on_result=save,
+        memory=task_memory(table),
+    )
+    records: dict[str, list[dict[str, Any]]] = {name: [] for name in plan.names}
+    failed: set[str] = set()
+    for fold in range(len(plan.splits)):
+        for name in plan.names:
+            step = log.get(fold, name)
+            if name in failed or step is None:
+                continue
+            records[name].append(step)
+            if "error" in step:
+                failed.add(name)
+    return records
+
+
 def _timings(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Fit and predict seconds of a strategy's steps: totals, per fold, and the standalone fit cost."""
     fit = [float(r["fit_seconds"]) for r in records]
@@ -788,6 +902,7 @@ def compare(
     fold_metrics: Callable[[str, Any, Any], Mapping[str, float | None] | None] | None = None,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
+    backend: Backend | str | None = None,
 ) -> dict[str, Any]:
     """Evaluate several strategies on the same folds, compare them and recommend one.
 
@@ -829,6 +944,12 @@ def compare(
         uninterrupted run gives (timings aside). It must have been written with the same dataset name,
         rows, classes, folds, seed, strategies and parameters; otherwise a one-line
         :class:`~modalfuse.ModalfuseError` names what differs. A missing file starts afresh.
+    backend : Backend or str, optional
+        Where the folds run (:class:`~modalfuse.Backend`: ``"serial"``, ``"processes"``, ``"ray"``). A
+        parallel fold is one task running every strategy on that fold, with a cache of its own shared by
+        its strategies; its steps are saved to ``checkpoint`` and reported to ``progress`` when it
+        finishes. There a strategy that fails in a fold still runs in the other folds, but the result is
+        the same: the same seed gives the same numbers on every backend (timings aside).
 
     Returns
     -------
@@ -900,7 +1021,12 @@ def compare(
         strategies=plan.names,
         resumed=log.resumed,
     )
-    records = _run_steps(plan, table, log, progress, fold_metrics)
+    runner = resolve_backend(backend)
+    if runner.parallel:
+        records = _run_folds_parallel(plan, table, log, progress, fold_metrics, runner)
+        header["backend"] = _backend_section(runner, log, len(plan.splits), plan.names)
+    else:
+        records = _run_steps(plan, table, log, progress, fold_metrics)
     results = {name: _strategy_entry(records[name], plan) for name in plan.names}
     best, paired, recommendation = _comparison(results, seed)
     result: dict[str, Any] = {

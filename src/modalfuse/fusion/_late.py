@@ -30,6 +30,7 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import softmax
 
 from modalfuse import _progress as progress
+from modalfuse._backend import active_backend
 from modalfuse._cache import active_cache
 from modalfuse._errors import OptionError
 from modalfuse._options import DEFAULT_INNER_FOLDS, Option
@@ -189,6 +190,18 @@ class _Ensemble:
         return out
 
 
+def _network_task(
+    shared: tuple[_PerInputModels, np.ndarray, dict, np.ndarray | None],
+    item: tuple[str, int, tuple[np.ndarray, np.ndarray]],
+) -> tuple[FusionNet, np.ndarray, float]:
+    """One network of :meth:`_PerInputModels._train_on_backend`: the ``j``-th of input ``name``, whose
+    ``(X, mask)`` the task carries (so a task receives its own input's arrays only)."""
+    strategy, y, plans, sample_weight = shared
+    name, j, arrays = item
+    plan = plans[name]
+    return strategy._train_network(name, {name: arrays}, y, plan[j], sample_weight, (j + 1, len(plan)))
+
+
 class _PerInputModels(FusionStrategy):
     """Common part of unimodal and late fusion: fit/predict the per-input ensembles."""
 
@@ -262,18 +275,20 @@ class _PerInputModels(FusionStrategy):
         groups: np.ndarray | None,
         splits: list[tuple[np.ndarray, np.ndarray]],
         sample_weight: np.ndarray | None = None,
+        ready: _Ensemble | None = None,
     ) -> _Ensemble:
-        """The input's cross-fitted ensemble: from the active cache (see :func:`modalfuse.using_cache`),
-        where strategies fitted on the same rows with the same settings share it, or trained now."""
+        """The input's cross-fitted ensemble: ``ready`` (trained by this fit's backend), else from the active
+        cache (see :func:`modalfuse.using_cache`), where strategies fitted on the same rows with the same
+        settings share it, else trained now."""
         trained: list[bool] = []
 
         def train() -> _Ensemble:
             trained.append(True)
-            return self._train_input(name, data, y, splits, sample_weight)
+            return ready if ready is not None else self._train_input(name, data, y, splits, sample_weight)
 
         key = ("per-input-models", self._key(name, data, y, groups, sample_weight))
         ens = active_cache().get_or_compute(key, train, kind="model")
-        if not trained:
+        if not trained and ready is None:
             self.reused_fit_seconds_ += ens.seconds
             progress.emit(
                 "networks_reused",
@@ -282,7 +297,81 @@ class _PerInputModels(FusionStrategy):
                 n_networks=len(ens.nets),
                 seconds=ens.seconds,
             )
-        return ens
+        return ready if ready is not None else ens
+
+    def _network_plan(
+        self, name: str, data: Data, splits: list[tuple[np.ndarray, np.ndarray]]
+    ) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """The input's networks: (inner fold, training rows, held-out rows), restricted to the rows where
+        the input is present; a fold with no such training row gets no network (the input counts as
+        missing for it), and an input that cannot be cross-fitted gets one network on every row (fold -1)."""
+        mask = data[name][1]
+        rows = np.flatnonzero(mask)
+        plan = [(i, tr[mask[tr]], va[mask[va]]) for i, (tr, va) in enumerate(splits)]
+        plan = [(i, tr, va) for i, tr, va in plan if len(tr)]
+        if len(rows) < 2 or not any(len(va) for _, _, va in plan):
+            plan = [(-1, rows, np.zeros(0, np.int64))]
+        return plan
+
+    def _train_network(
+        self,
+        name: str,
+        data: Data,
+        y: np.ndarray,
+        step: tuple[int, np.ndarray, np.ndarray],
+        sample_weight: np.ndarray | None,
+        position: tuple[int, int],
+    ) -> tuple[FusionNet, np.ndarray, float]:
+        """Train one network of the input's plan (``position``: its number from 1 and the plan's length).
+
+        Returns the network, its probabilities on the held-out rows (shape (len(va), K)) and its seconds.
+        Each network is seeded by its inner fold alone, so networks trained apart (in other processes, in
+        any order) are the same as trained in turn.
+        """
+        start = time.perf_counter()
+        base = self._input_config()
+        x, mask = data[name]
+        i, tr, va = step
+        proba = np.zeros((0, self.n_classes))
+        label = f"{name}: network {position[0]}/{position[1]}"
+        with progress.network(label, input=name, index=position[0], total=position[1]) as report:
+            cfg = dataclasses.replace(base, seed=base.seed + 1000 * max(i, 0))
+            net = seeded(cfg.seed, lambda: self._input_net(name))
+            weights = _take(sample_weight, tr)
+            if self.inputs[name].spec.trainable:
+                train_network(
+                    net,
+                    {name: (x[tr], mask[tr])},
+                    y[tr],
+                    cfg,
+                    augment={name: self.inputs[name].spec.augment},
+                    sample_weight=weights,
+                )
+            else:
+                fit_linear(net, x[tr], y[tr], self.n_classes, sample_weight=weights)
+            if len(va):
+                logits = predict_logits(net, {name: (x[va], mask[va])}, device=base.device)
+                proba = softmax(logits, axis=1)
+                report["held_out_accuracy"] = float(np.mean(logits.argmax(1) == y[va]))
+        return net, proba, time.perf_counter() - start
+
+    def _ensemble(
+        self,
+        name: str,
+        data: Data,
+        n_rows: int,
+        plan: list[tuple[int, np.ndarray, np.ndarray]],
+        networks: list[tuple[FusionNet, np.ndarray, float]],
+        seconds: float,
+    ) -> _Ensemble:
+        """The input's ensemble from its trained ``networks`` (in ``plan`` order)."""
+        oof = np.full((n_rows, self.n_classes), np.nan)
+        for (_, _, va), (_, proba, _) in zip(plan, networks, strict=True):
+            if len(va):
+                oof[va] = proba
+        nets = [net for net, _, _ in networks]
+        rows = np.flatnonzero(data[name][1])
+        return _Ensemble(nets, oof, rows, seconds=seconds, folds=[i for i, _, _ in plan])
 
     def _train_input(
         self,
@@ -294,41 +383,56 @@ class _PerInputModels(FusionStrategy):
     ) -> _Ensemble:
         """Train the input's networks, one per inner fold, and their out-of-fold probabilities."""
         start = time.perf_counter()
-        base = self._input_config()
-        x, mask = data[name]
-        rows = np.flatnonzero(mask)
-        oof = np.full((len(y), self.n_classes), np.nan)
-        # (fold, training rows, held-out rows), restricted to the rows where the input is present; a fold
-        # with no such training row gets no network (the input counts as missing for it)
-        plan = [(i, tr[mask[tr]], va[mask[va]]) for i, (tr, va) in enumerate(splits)]
-        plan = [(i, tr, va) for i, tr, va in plan if len(tr)]
-        if len(rows) < 2 or not any(len(va) for _, _, va in plan):
-            plan = [(-1, rows, np.zeros(0, np.int64))]  # cannot be cross-fitted: one network, no OOF
-        nets, folds = [], []
-        for j, (i, tr, va) in enumerate(plan):
-            label = f"{name}: network {j + 1}/{len(plan)}"
-            with progress.network(label, input=name, index=j + 1, total=len(plan)) as report:
-                cfg = dataclasses.replace(base, seed=base.seed + 1000 * max(i, 0))
-                net = seeded(cfg.seed, lambda: self._input_net(name))
-                weights = _take(sample_weight, tr)
-                if self.inputs[name].spec.trainable:
-                    train_network(
-                        net,
-                        {name: (x[tr], mask[tr])},
-                        y[tr],
-                        cfg,
-                        augment={name: self.inputs[name].spec.augment},
-                        sample_weight=weights,
-                    )
-                else:
-                    fit_linear(net, x[tr], y[tr], self.n_classes, sample_weight=weights)
-                if len(va):
-                    logits = predict_logits(net, {name: (x[va], mask[va])}, device=base.device)
-                    oof[va] = softmax(logits, axis=1)
-                    report["held_out_accuracy"] = float(np.mean(logits.argmax(1) == y[va]))
-            nets.append(net)
-            folds.append(i)
-        return _Ensemble(nets, oof, rows, seconds=time.perf_counter() - start, folds=folds)
+        plan = self._network_plan(name, data, splits)
+        networks = [
+            self._train_network(name, data, y, step, sample_weight, (j + 1, len(plan)))
+            for j, step in enumerate(plan)
+        ]
+        return self._ensemble(name, data, len(y), plan, networks, time.perf_counter() - start)
+
+    def _train_on_backend(
+        self,
+        names: list[str],
+        data: Data,
+        y: np.ndarray,
+        groups: np.ndarray | None,
+        splits: list[tuple[np.ndarray, np.ndarray]],
+        sample_weight: np.ndarray | None,
+    ) -> dict[str, _Ensemble]:
+        """The ensembles of ``names`` not in the active cache, every network of them one task of the active
+        backend (see :func:`modalfuse._backend.using_backend`); empty when it is serial."""
+        backend = active_backend()
+        if not backend.parallel:
+            return {}
+        cache = active_cache()
+        todo = [
+            n
+            for n in names
+            if ("per-input-models", self._key(n, data, y, groups, sample_weight)) not in cache
+        ]
+        plans = {n: self._network_plan(n, data, splits) for n in todo}
+        tasks = [(n, j) for n in todo for j in range(len(plans[n]))]
+        if len(tasks) < 2:
+            return {}
+        networks = backend.map(
+            _network_task,
+            [(n, j, data[n]) for n, j in tasks],
+            shared=(self, y, plans, sample_weight),
+            labels=[f"input {n!r}, network {j + 1}/{len(plans[n])}" for n, j in tasks],
+        )
+        done = dict(zip(tasks, networks, strict=True))
+        out = {}
+        for n in todo:
+            trained = [done[(n, j)] for j in range(len(plans[n]))]
+            out[n] = self._ensemble(n, data, len(y), plans[n], trained, sum(t[2] for t in trained))
+            progress.emit(
+                "networks_trained",
+                f"{n}: {len(trained)} network(s) trained on the {backend.name} backend",
+                input=n,
+                n_networks=len(trained),
+                seconds=out[n].seconds,
+            )
+        return out
 
     def fit(
         self, data: Data, y: np.ndarray, groups: np.ndarray | None, sample_weight: np.ndarray | None = None
@@ -347,10 +451,10 @@ class _PerInputModels(FusionStrategy):
         self.state["prior"] = self.prior_.tolist()
         #: The inner folds (training rows, held-out rows) over every training row.
         self.splits_ = self._splits(y, groups)
+        names = [n for n in self._used_inputs() if data[n][1].any()]
+        ready = self._train_on_backend(names, data, y, groups, self.splits_, sample_weight)
         self.models_ = {
-            n: self._fit_input(n, data, y, groups, self.splits_, sample_weight)
-            for n in self._used_inputs()
-            if data[n][1].any()
+            n: self._fit_input(n, data, y, groups, self.splits_, sample_weight, ready.get(n)) for n in names
         }
         self.state["fitted_inputs"] = list(self.models_)
         self.state["net_folds"] = {n: e.folds for n, e in self.models_.items()}

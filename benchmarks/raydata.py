@@ -1,0 +1,125 @@
+"""Ray Data encoding (``modalfuse.encode_with_ray``): driver memory against table size, throughput against
+workers.
+
+Generates a table (8 numeric columns, a category, a short text; label ``y``), fits the tuned linear
+baseline (``fusion="linear"``: tabular-scaled and TF-IDF features) on 2,000 rows and saves it, writes
+tables of 10,000 and 100,000 rows (each a folder of 10 Parquet files), then encodes them, each run in a fresh process (Ray started
+there with the given CPUs, no dashboard), recording the driver process's peak resident memory, the wall
+time and rows per second:
+
+- 10,000 and 100,000 rows with 2 workers: the driver's peak memory should stay within 10 % (streaming);
+- 100,000 rows with 1 and with 2 workers: throughput ratio (the load average is recorded: on a shared
+  machine it is not the quiet machine's ratio).
+
+    python benchmarks/raydata.py [--rows 10000,100000] [--out benchmarks/results/raydata.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "raydata.json"
+WORDS = {0: ["alpha", "amber", "apple"], 1: ["bravo", "brick", "berry"], 2: ["charlie", "cedar", "cherry"]}
+
+
+def make_table(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=n) + (y == i % 3) for i in range(8)})
+    frame["kind"] = rng.choice(["p", "q", "r", "s"], size=n)
+    frame["text"] = [" ".join(rng.choice(WORDS[int(c)], size=3)) + " some words here" for c in y]
+    frame["id"] = np.arange(n)
+    frame["y"] = y
+    return frame
+
+
+def child(model: str, table: str, out: str, jobs: int) -> dict:
+    """One encoding run in this process: Ray started here with ``jobs`` CPUs."""
+    import ray
+
+    import modalfuse as mf
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=jobs, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        result = mf.encode_with_ray(model, table, out, id_column="id", batch_rows=2048, n_jobs=jobs)
+    finally:
+        ray.shutdown()
+    result["driver_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def run_child(model: Path, table: Path, jobs: int, work: Path) -> dict:
+    out = work / f"enc-{table.stem}-{jobs}"
+    shutil.rmtree(out, ignore_errors=True)
+    load = os.getloadavg()
+    cmd = [sys.executable, __file__, "--child", str(model), str(table), str(out), str(jobs)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result.update(jobs=jobs, table_rows=int(table.stem.split("-")[-1]), load_before=list(load))
+    result["load_after"] = list(os.getloadavg())
+    shutil.rmtree(out, ignore_errors=True)
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="10000,100000")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--child", nargs=4, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        model, table, out, jobs = args.child
+        print(json.dumps(child(model, table, out, int(jobs))))
+        return
+
+    import modalfuse as mf
+
+    small, large = (int(n) for n in args.rows.split(","))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        train = make_table(2000, seed=1)
+        clf = mf.MultimodalClassifier(fusion="linear").fit(mf.read_table(train.drop(columns="id"), label="y"))
+        clf.save(work / "model")
+        tables = {}
+        for n in (small, large):  # a folder of 10 Parquet files: Ray Data reads files in parallel
+            tables[n] = work / f"table-{n}"
+            tables[n].mkdir()
+            frame = make_table(n)
+            for part, rows in enumerate(np.array_split(np.arange(n), 10)):
+                frame.iloc[rows].to_parquet(tables[n] / f"part-{part:02d}.parquet")
+        runs = {
+            "small_2_workers": run_child(work / "model", tables[small], 2, work),
+            "large_2_workers": run_child(work / "model", tables[large], 2, work),
+            "large_1_worker": run_child(work / "model", tables[large], 1, work),
+        }
+    memory_ratio = (
+        runs["large_2_workers"]["driver_peak_rss_mib"] / runs["small_2_workers"]["driver_peak_rss_mib"]
+    )
+    speedup = runs["large_2_workers"]["rows_per_second"] / runs["large_1_worker"]["rows_per_second"]
+    doc = {
+        "command": f"python benchmarks/raydata.py --rows {args.rows}",
+        "runs": runs,
+        "driver_memory_ratio_large_to_small": memory_ratio,
+        "throughput_ratio_2_to_1_workers": speedup,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2))
+    print(json.dumps({k: v for k, v in doc.items() if k != "runs"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
