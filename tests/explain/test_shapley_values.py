@@ -246,7 +246,9 @@ def test_explain_defaults_to_shapley_values_per_row(fitted, table) -> None:
     assert (out["class"] == out["prediction"]).all()
     np.testing.assert_allclose(out["base"] + out[INPUTS].sum(axis=1), out["value"], atol=1e-6)
     log_cols = [f"{n}:log_odds" for n in INPUTS]
-    np.testing.assert_allclose(out["base_log_odds"] + out[log_cols].sum(axis=1), out["value_log_odds"], atol=1e-6)
+    np.testing.assert_allclose(
+        out["base_log_odds"] + out[log_cols].sum(axis=1), out["value_log_odds"], atol=1e-6
+    )
     assert (out.loc[~table.mask("audio"), "audio"] == 0).all()
     # every class, and interactions
     every = clf.explain(table.take(ROWS), target="all", interactions=True)

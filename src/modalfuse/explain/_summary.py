@@ -66,7 +66,8 @@ def global_summary(sv: ShapleyValues, y: np.ndarray | None = None) -> dict[str, 
     Returns
     -------
     dict
-        ``inputs``, ``n_rows``, ``method``, ``n_coalitions``; per input: ``present_share``,
+        ``inputs``, ``n_rows``, ``method``, ``n_coalitions``, ``efficiency_gap`` (largest
+        ``|base + sum(phi) - proba|`` over the rows, see :meth:`ShapleyValues.efficiency_gap`); per input: ``present_share``,
         ``mean_abs_phi`` and ``mean_abs_phi_log_odds`` (mean |phi| toward each row's predicted class, 0
         where the row lacks the input), ``mean_phi_true`` and ``mean_phi_true_log_odds`` (mean phi toward
         the row's true class, over rows whose class the model knows), ``accuracy_without`` (accuracy with
@@ -83,6 +84,7 @@ def global_summary(sv: ShapleyValues, y: np.ndarray | None = None) -> dict[str, 
         "n_rows": len(sv),
         "method": sv.method,
         "n_coalitions": sv.n_coalitions,
+        "efficiency_gap": sv.efficiency_gap(),
         "present_share": _per_input(sv.present.astype(float), inputs),
         "mean_abs_phi": _per_input(np.abs(sv.values[rows, :, pred]), inputs),
         "mean_abs_phi_log_odds": _per_input(np.abs(sv.values_log_odds[rows, :, pred]), inputs),
@@ -142,7 +144,8 @@ def combine_folds(folds: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
     """Per-fold :func:`global_summary` results (None for a fold without one) summarised: for every per-input
     (and per-pair) entry, ``{name: {"mean", "std", "folds"}}`` over the folds; ``accuracy`` likewise;
     ``ranking_agrees_folds`` (each fold's :func:`ranking_agrees`), ``ranking_agrees_all`` (True when every
-    fold agrees), ``rank_by_shapley`` and ``rank_by_loo`` of the means."""
+    fold agrees), ``rank_by_shapley`` and ``rank_by_loo`` of the means, ``efficiency_gap`` (the largest
+    of the folds') and ``n_rows`` (rows explained, over the folds)."""
     names: list[str] = []
     for f in folds:
         for n in (f or {}).get("inputs", []):
@@ -161,6 +164,9 @@ def combine_folds(folds: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
     out["rank_by_shapley"] = _ranked(means)
     out["rank_by_loo"] = _ranked(drops)
     out["methods"] = sorted({str((f or {}).get("method")) for f in folds if f})
+    gaps = [f["efficiency_gap"] for f in folds if f and f.get("efficiency_gap") is not None]
+    out["efficiency_gap"] = max(gaps) if gaps else None
+    out["n_rows"] = sum(int((f or {}).get("n_rows") or 0) for f in folds)
     return out
 
 
