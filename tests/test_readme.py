@@ -132,6 +132,13 @@ def _check_outputs(folder: Path, ran: set[str]) -> None:
         assert list(preds.columns) == ["id", "prediction", "p_a", "p_b", "p_c"]
         assert preds["id"].tolist() == [f"row-{i}" for i in range(72)]
         assert (folder / "problems.csv").is_file()
+    if "explain" in ran:
+        expl = pd.read_csv(folder / "explanations.csv")
+        assert expl["id"].tolist() == [f"row-{i}" for i in range(72)]
+        inputs = ["image", "audio", "text", "tabular"]
+        assert (expl["base"] + expl[inputs].sum(axis=1) - expl["value"]).abs().max() < 1e-6
+    if "report" in ran:
+        assert "<svg" in (folder / "report.html").read_text(encoding="utf-8")
     if "retrieve" in ran:
         matches = pd.read_csv(folder / "matches.csv")
         assert list(matches.columns) == ["query_row", "rank", "match_row", "score"]

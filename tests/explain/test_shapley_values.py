@@ -322,3 +322,60 @@ def test_cli_explain_writes_one_line_per_row(fitted, table, csv_path: Path, tmp_
     assert "image*audio" in frame.columns
     code, text = run("explain", str(model), str(csv_path), "--out", str(tmp_path / "b.csv"), "--class", "q")
     assert code == 2 and "error: unknown class 'q'" in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("name", ["early", "early+e2e"])
+def test_explaining_runs_the_encoders_once_per_row(fitted, table, name: str, monkeypatch) -> None:
+    """2^4 coalitions cost head passes: the encoders see each row once (per head), as one prediction does."""
+    from modalfuse.fusion._late import _PerInputModels
+    from modalfuse.fusion._train import FusionNet
+
+    clf = _clf(fitted, table, name)
+    part = table.take(ROWS)
+    calls = {"encode": 0, "embeddings": 0}
+    encode, embeddings = FusionNet.encode, _PerInputModels.embeddings
+
+    def counted_encode(self, xs):
+        calls["encode"] += 1
+        return encode(self, xs)
+
+    def counted_embeddings(self, *args, **kwargs):
+        calls["embeddings"] += 1
+        return embeddings(self, *args, **kwargs)
+
+    monkeypatch.setattr(FusionNet, "encode", counted_encode)
+    monkeypatch.setattr(_PerInputModels, "embeddings", counted_embeddings)
+    clf.predict_proba(part)
+    one_prediction = dict(calls)
+    assert sum(one_prediction.values()) > 0
+    calls.update(encode=0, embeddings=0)
+    sv = clf.shapley_values(part)
+    assert sv.n_coalitions == 16
+    assert calls == one_prediction
+
+
+def test_folds_combine_into_means_spreads_and_agreement() -> None:
+    from modalfuse.explain import combine_folds
+
+    fold = {
+        "inputs": ["a", "b"],
+        "n_rows": 10,
+        "method": "exact",
+        "efficiency_gap": 1e-15,
+        "accuracy": 0.8,
+        "mean_abs_phi": {"a": 0.3, "b": 0.1},
+        "loo_drop": {"a": 0.2, "b": 0.0},
+        "ranking_agrees": True,
+    }
+    other = {**fold, "efficiency_gap": 3e-15, "accuracy": 0.6, "mean_abs_phi": {"a": 0.1, "b": 0.2}}
+    other["ranking_agrees"] = False
+    out = combine_folds([fold, other, None])
+    assert out["n_folds"] == 3 and out["n_rows"] == 20 and out["efficiency_gap"] == 3e-15
+    assert out["mean_abs_phi"]["a"] == {
+        "mean": pytest.approx(0.2),
+        "std": pytest.approx(0.1),
+        "folds": [0.3, 0.1, None],
+    }
+    assert out["accuracy"]["mean"] == pytest.approx(0.7) and out["methods"] == ["exact"]
+    assert out["ranking_agrees_folds"] == [True, False, None] and out["ranking_agrees_all"] is False
+    assert out["rank_by_shapley"] == ["a", "b"] and out["rank_by_loo"] == ["a", "b"]

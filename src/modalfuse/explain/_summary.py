@@ -146,28 +146,37 @@ def combine_folds(folds: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
     ``ranking_agrees_folds`` (each fold's :func:`ranking_agrees`), ``ranking_agrees_all`` (True when every
     fold agrees), ``rank_by_shapley`` and ``rank_by_loo`` of the means, ``efficiency_gap`` (the largest
     of the folds') and ``n_rows`` (rows explained, over the folds)."""
-    names: list[str] = []
-    for f in folds:
-        for n in (f or {}).get("inputs", []):
-            if n not in names:
-                names.append(n)
-    out: dict[str, Any] = {"inputs": names, "n_folds": len(folds)}
+    given = [f or {} for f in folds]
+    out: dict[str, Any] = {
+        "inputs": list(dict.fromkeys(n for f in given for n in f.get("inputs", []))),
+        "n_folds": len(folds),
+    }
     for key in _KEYED:
-        keys = list(dict.fromkeys(k for f in folds for k in ((f or {}).get(key) or {})))
-        out[key] = {k: _stats([((f or {}).get(key) or {}).get(k) for f in folds]) for k in keys}
-    out["accuracy"] = _stats([(f or {}).get("accuracy") for f in folds])
-    agrees = [(f or {}).get("ranking_agrees") for f in folds]
+        out[key] = _keyed_stats([f.get(key) or {} for f in given])
+    out["accuracy"] = _stats([f.get("accuracy") for f in given])
+    agrees = [f.get("ranking_agrees") for f in given]
     out["ranking_agrees_folds"] = agrees
     out["ranking_agrees_all"] = bool(agrees) and all(a is True for a in agrees)
-    means = {k: v["mean"] for k, v in out["mean_abs_phi"].items()}
-    drops = {k: v["mean"] for k, v in out["loo_drop"].items()}
-    out["rank_by_shapley"] = _ranked(means)
-    out["rank_by_loo"] = _ranked(drops)
-    out["methods"] = sorted({str((f or {}).get("method")) for f in folds if f})
-    gaps = [f["efficiency_gap"] for f in folds if f and f.get("efficiency_gap") is not None]
-    out["efficiency_gap"] = max(gaps) if gaps else None
-    out["n_rows"] = sum(int((f or {}).get("n_rows") or 0) for f in folds)
+    out["rank_by_shapley"] = _ranked({k: v["mean"] for k, v in out["mean_abs_phi"].items()})
+    out["rank_by_loo"] = _ranked({k: v["mean"] for k, v in out["loo_drop"].items()})
+    out.update(_totals(given))
     return out
+
+
+def _totals(given: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The folds' methods, largest efficiency gap and rows explained."""
+    gaps = [f["efficiency_gap"] for f in given if f.get("efficiency_gap") is not None]
+    return {
+        "methods": sorted({str(f.get("method")) for f in given if f}),
+        "efficiency_gap": max(gaps) if gaps else None,
+        "n_rows": sum(int(f.get("n_rows") or 0) for f in given),
+    }
+
+
+def _keyed_stats(per_fold: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{name: _stats(its value in every fold)}`` for every name any fold has."""
+    keys = dict.fromkeys(k for entry in per_fold for k in entry)
+    return {k: _stats([entry.get(k) for entry in per_fold]) for k in keys}
 
 
 def fold_explanation(fitted: Any, test_table: Any) -> dict[str, Any]:
