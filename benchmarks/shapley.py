@@ -16,6 +16,10 @@ For each dataset (AV-Digits hard, leave one speaker out: audio and image; the cl
 
     python benchmarks/shapley.py [--datasets avdigits,clothing] [--epochs 10] [--takes 50]
                                  [--data-root ../shared/datasets] [--out benchmarks/results/shapley.json]
+                                 [--speed-only]
+
+The speed of the Shapley step depends on the model's shape (inputs, embedding sizes, heads), not on how
+long it trained: ``--speed-only --epochs 1`` measures it without the comparison.
 
 ``--takes K`` keeps the first K recordings of each digit per speaker of AV-Digits (50: all of them).
 """
@@ -131,7 +135,26 @@ def speed(table: mf.MultimodalTable, name: str, epochs: int, repeats: int) -> di
     }
 
 
+def run_speed(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Only the speed part (``--speed-only``)."""
+    table, _, _ = load(name, Path(args.data_root), args.takes)
+    speeds = [speed(table, s, args.epochs, args.repeats) for s in SPEED_MODELS]
+    _print_speeds(speeds)
+    return {"rows": len(table), "speed": speeds}
+
+
+def _print_speeds(speeds: list[dict[str, Any]]) -> None:
+    for s in speeds:
+        print(
+            f"  speed {s['strategy']:14s} {s['rows_per_second']:,.0f} rows/s on cached embeddings "
+            f"({s['end_to_end_rows_per_second']:,.0f} end to end), efficiency gap {s['efficiency_gap']:.1e}",
+            flush=True,
+        )
+
+
 def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    if args.speed_only:
+        return run_speed(name, args)
     table, cv, groups = load(name, Path(args.data_root), args.takes)
     print(f"{name}: {len(table)} rows, inputs {list(table.inputs)}", flush=True)
     start = time.perf_counter()
@@ -158,12 +181,7 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 flush=True,
             )
     speeds = [speed(table, s, args.epochs, args.repeats) for s in SPEED_MODELS]
-    for s in speeds:
-        print(
-            f"  speed {s['strategy']:14s} {s['rows_per_second']:,.0f} rows/s on cached embeddings "
-            f"({s['end_to_end_rows_per_second']:,.0f} end to end), efficiency gap {s['efficiency_gap']:.1e}",
-            flush=True,
-        )
+    _print_speeds(speeds)
     return {
         "rows": len(table),
         "inputs": {n: {"modality": m, "columns": c} for n, (m, c) in table.inputs.items()},
@@ -179,7 +197,7 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
 def _command(args: argparse.Namespace) -> str:
     return (
         f"python benchmarks/shapley.py --datasets {args.datasets} --epochs {args.epochs} --takes {args.takes}"
-        f" --fusion {args.fusion}"
+        f" --fusion {args.fusion}" + (" --speed-only" if args.speed_only else "")
     )
 
 
@@ -194,6 +212,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fusion", default=FUSION)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(RESULTS / "shapley.json"))
+    parser.add_argument(
+        "--speed-only", action="store_true", help="only the speed part (no comparison, no report)"
+    )
     args = parser.parse_args(argv)
     doc: dict[str, Any] = {
         "benchmark": "modality Shapley values: global tables, leave-one-input-out, efficiency, speed",

@@ -429,3 +429,11 @@ def test_the_report_renders_in_chromium_offline(report, tmp_path) -> None:
             browser.close()
     assert problems == []
     assert requests == [report.as_uri()]
+
+
+def test_a_benchmark_file_reports_its_comparison(tmp_path) -> None:
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"benchmark": "x", "modalfuse": _tiny_result(), "reference": {}}))
+    doc = load_results([bench])
+    assert doc["comparison"]["n_rows"] == 6 and doc["sources"] == ["bench.json"]
+    assert "linear" in render_html(doc)

@@ -52,7 +52,8 @@ def classify(doc: Any) -> dict[str, Any]:
     "alignment": ...}`` (only those found). A comparison is an object with ``strategies``; robustness
     results an object with ``robustness``; alignment results a list of per-recording entries (with
     ``offset_ms`` or ``abstained``) or an object holding them under ``alignment``. A comparison may carry
-    the other two under those keys."""
+    the other two under those keys; a benchmark's file (``benchmarks/avdigits.py``) holds its comparison
+    under ``modalfuse``."""
     found: dict[str, Any] = {}
     if _is_alignment_list(doc):
         return {"alignment": doc}
@@ -60,6 +61,12 @@ def classify(doc: Any) -> dict[str, Any]:
         return found
     if isinstance(doc.get("strategies"), Mapping):
         found["comparison"] = doc
+    elif isinstance(doc.get("modalfuse"), Mapping) and isinstance(
+        doc["modalfuse"].get("strategies"), Mapping
+    ):
+        found["comparison"] = doc[
+            "modalfuse"
+        ]  # a benchmark's file: modalfuse's comparison beside a reference
     if isinstance(doc.get("robustness"), Mapping):
         found["robustness"] = doc
     alignment = doc.get("alignment")
