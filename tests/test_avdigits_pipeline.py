@@ -30,7 +30,7 @@ def test_late_fusion_on_real_recordings_beats_chance_on_a_held_out_speaker(
     clf = mf.MultimodalClassifier(fusion="late:weighted", epochs=8, inner_folds=2).fit(train)
     acc = clf.score(held_out)
     assert acc > 0.5  # chance is 0.1
-    contributions = clf.explain(held_out)
+    contributions = clf.explain(held_out, method="native")
     assert list(contributions.columns) == ["prediction", "probability", "audio", "image"]
     # evidence (weighted log-probability over the prior) points toward the predicted class
     assert ((contributions["audio"] + contributions["image"]) > 0).mean() > 0.9

@@ -381,7 +381,7 @@ def test_predicting_no_rows(request, table, which: str) -> None:
     X, _ = _xy(table)
     assert clf.predict_proba(X.iloc[:0]).shape == (0, 3)
     assert clf.predict(X.iloc[:0]).shape == (0,)
-    assert list(clf.explain(X.iloc[:0]).columns) == [
+    assert list(clf.explain(X.iloc[:0], method="native").columns) == [
         "prediction",
         "probability",
         "image",

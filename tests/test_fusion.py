@@ -147,7 +147,9 @@ def test_a_modality_missing_in_every_training_row(table, name: str, tmp_path) ->
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
     if name == "unimodal:audio":
         np.testing.assert_allclose(proba, 1 / 3)  # nothing to learn from: the class prior
-        assert list(clf.explain(table).columns) == ["prediction", "probability"]
+        assert list(clf.explain(table, method="native").columns) == ["prediction", "probability"]
+        shapley = clf.explain(table)  # no input: every row is explained by the prior alone
+        np.testing.assert_allclose(shapley["value"], shapley["base"])
     else:
         assert clf.score(table) > 0.8
     loaded = mf.MultimodalClassifier.load(clf.save(tmp_path / "m"))
@@ -319,7 +321,7 @@ def test_explain_gives_per_input_contributions(fitted, table, name: str) -> None
     if name not in fitted:
         fitted[name] = mf.MultimodalClassifier(fusion=name, seed=0, **FAST).fit(table)
     clf = fitted[name]
-    out = clf.explain(table)
+    out = clf.explain(table, method="native")
     inputs = ["text"] if name.startswith("unimodal") else INPUTS
     assert list(out.columns) == ["prediction", "probability", *inputs]
     proba = clf.predict_proba(table)
@@ -335,7 +337,7 @@ def test_explain_gives_per_input_contributions(fitted, table, name: str) -> None
 
 def test_early_contribution_is_the_occlusion_drop(fitted, table) -> None:
     clf = fitted["early"]
-    out = clf.explain(table.take(np.arange(6)))
+    out = clf.explain(table.take(np.arange(6)), method="native")
     X = _features(table).iloc[:6]
     full = clf.predict_proba(X)
     pred = full.argmax(1)

@@ -88,7 +88,7 @@ def test_joint_strategy_save_load_and_seed(fitted, table, name: str, tmp_path) -
 @pytest.mark.parametrize("name", JOINT)
 def test_joint_strategy_explains_by_occlusion(fitted, table, name: str) -> None:
     clf = fitted[name]
-    out = clf.explain(table)
+    out = clf.explain(table, method="native")
     assert_explanation_covers_inputs(out, table, INPUTS)
     X = table.frame.iloc[:6]
     full = clf.predict_proba(X)

@@ -171,7 +171,7 @@ def test_confidence_end_to_end(fitted, table, tmp_path) -> None:
 @pytest.mark.parametrize("name", ["late:product", "late:confidence"])
 def test_explain_new_methods(fitted, table, name: str) -> None:
     clf = fitted[name]
-    out = clf.explain(table)
+    out = clf.explain(table, method="native")
     assert_explanation_covers_inputs(out, table, INPUTS)
     assert out.loc[table.mask("text"), "text"].mean() > 0
 

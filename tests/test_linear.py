@@ -122,7 +122,7 @@ def test_row_weights_change_the_fit(table) -> None:
 
 
 def test_missing_inputs_are_zeros_with_an_indicator_and_contribute_nothing(fitted, table) -> None:
-    out = fitted.explain(table)
+    out = fitted.explain(table, method="native")
     assert_explanation_covers_inputs(out, table, INPUTS)
     # the contributions and the centred intercept add up to the predicted class's centred logit
     data = {n: p.transform(table) for n, p in fitted.preprocessors_.items()}
@@ -137,7 +137,7 @@ def test_missing_inputs_are_zeros_with_an_indicator_and_contribute_nothing(fitte
     frame["audio"] = None
     proba = fitted.predict_proba(frame)
     assert_probabilities(proba, len(table), 3)
-    assert (fitted.explain(frame)["audio"] == 0).all()
+    assert (fitted.explain(frame, method="native")["audio"] == 0).all()
     # the presence indicator is part of the model: a missing input is not the same as an average one
     indicator = fitted.fusion_.state["layout"][-1]["stop"] + INPUTS.index("audio")
     assert np.any(fitted.fusion_.coef_[:, indicator] != 0)
@@ -149,7 +149,7 @@ def test_an_input_missing_in_most_training_rows(table) -> None:
     sparse = mf.read_table(frame.assign(y=table.y), label="y", root=None, decode=False)
     clf = mf.MultimodalClassifier(fusion="linear", **FAST).fit(sparse)
     assert_probabilities(clf.predict_proba(sparse), len(sparse), 3)
-    assert (clf.explain(sparse)["image"].to_numpy()[6:] == 0).all()
+    assert (clf.explain(sparse, method="native")["image"].to_numpy()[6:] == 0).all()
 
 
 def test_save_load_round_trip_gives_identical_probabilities(fitted, table, tmp_path) -> None:

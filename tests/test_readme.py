@@ -6,6 +6,7 @@ the demo) run in the slow tests, the others in the default suite against models 
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -132,6 +133,13 @@ def _check_outputs(folder: Path, ran: set[str]) -> None:
         assert list(preds.columns) == ["id", "prediction", "p_a", "p_b", "p_c"]
         assert preds["id"].tolist() == [f"row-{i}" for i in range(72)]
         assert (folder / "problems.csv").is_file()
+    if "explain" in ran:
+        expl = pd.read_csv(folder / "explanations.csv")
+        assert expl["id"].tolist() == [f"row-{i}" for i in range(72)]
+        inputs = ["image", "audio", "text", "tabular"]
+        assert (expl["base"] + expl[inputs].sum(axis=1) - expl["value"]).abs().max() < 1e-6
+    if "report" in ran:
+        assert "<svg" in (folder / "report.html").read_text(encoding="utf-8")
     if "retrieve" in ran:
         matches = pd.read_csv(folder / "matches.csv")
         assert list(matches.columns) == ["query_row", "rank", "match_row", "score"]
@@ -147,6 +155,19 @@ def test_the_readme_commands_that_do_not_train(workdir: Path, table) -> None:
     train = mf.read_table(workdir / "data.csv", label="y")
     mf.MultimodalClassifier(fusion="late", **quick).fit(train).save(workdir / "model")
     mf.MultimodalClassifier(fusion="shared", **quick).fit(train).save(workdir / "shared")
+    # what `evaluate --json results.json` writes, in brief (the README's evaluate runs in the slow test)
+    folds = {"mean": 0.9, "std": 0.05, "folds": [0.85, 0.95]}
+    (workdir / "results.json").write_text(
+        json.dumps(
+            {
+                "n_rows": 72,
+                "classes": ["a", "b", "c"],
+                "cv": {"kind": "stratified-group", "n_folds": 2, "seed": 0},
+                "strategies": {"linear": {"accuracy": folds}, "late": {"accuracy": folds}},
+                "best": {"strategy": "linear"},
+            }
+        )
+    )
     ran = set()
     for command in readme_commands():
         if command[1] in TRAINING:

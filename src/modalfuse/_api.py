@@ -16,6 +16,7 @@ from modalfuse.data._table import MultimodalTable
 
 if TYPE_CHECKING:  # imported lazily at run time (see __getattr__), so torch loads only when needed
     from modalfuse.fusion import FusionStrategy, NeuralFusion, get_fusion, list_fusions, register_fusion
+    from modalfuse.report import ComparisonResult
 
 __all__ = [
     "FusionStrategy",
@@ -217,8 +218,9 @@ def compare(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     backend: Backend | str | None = None,
+    explain: bool | Sequence[str] = False,
     **params: Any,
-) -> dict[str, Any]:
+) -> ComparisonResult:
     """Run every strategy of ``fusion`` and the baselines (unimodal, tuned linear) on the same folds.
 
     ``params`` are :class:`MultimodalClassifier` settings shared by every strategy (``epochs=``,
@@ -229,16 +231,28 @@ def compare(
     one run never reuses another's models. ``backend`` runs the folds side by side: ``"processes"`` (local
     worker processes), ``"ray"`` (Ray tasks, here or on the cluster at ``RAY_ADDRESS``) or a
     :class:`modalfuse.Backend`; the same seed gives the same numbers as ``"serial"``, the default.
-    Returns the comparison as a JSON-able dict (see ``modalfuse evaluate --json``).
+    one run never reuses another's models.
+    ``explain=True`` (or a list of strategy names) also computes, in every fold, the modality Shapley
+    values of each strategy (of those named) on the fold's test rows, summarised per input beside the
+    leave-one-input-out accuracy drop (:func:`modalfuse.explain.global_summary`); each strategy's entry
+    then has ``explanation`` (:func:`modalfuse.explain.combine_folds` of the folds, with ``per_fold``).
+    Explaining costs fusion-head evaluations on the test rows, not training.
+
+    Returns the comparison as a JSON-able dict (see ``modalfuse evaluate --json``), a
+    :class:`~modalfuse.report.ComparisonResult`: a ``dict`` with ``to_html(path)`` and ``to_markdown()``.
+    Besides :func:`modalfuse.evaluate.compare`'s keys it holds ``data`` (rows, classes, inputs, missing
+    shares, problem cells, content digest; see :func:`modalfuse.report.data_summary`) and
+    ``reproducibility`` (settings, seed, data digest, versions).
     """
     from modalfuse.evaluate import compare as compare_estimators
+    from modalfuse.report import ComparisonResult, data_summary, reproducibility
 
     backend = resolve_backend(backend)  # a wrong one fails before anything is trained
     table = with_groups(table, groups)
     model_seed = {} if "random_state" in params else {"seed": seed}  # an explicit random_state wins
     strategies = make_strategies(table, fusion, **model_seed, **params)
     with using_cache(Cache() if cache is None else cache):
-        return compare_estimators(
+        result = compare_estimators(
             strategies,
             table,
             cv=cv,
@@ -249,4 +263,55 @@ def compare(
             checkpoint=checkpoint,
             resume=resume,
             backend=backend,
+            fold_details=_explainer(explain, list(strategies)),
         )
+    _attach_explanations(result)
+    result["data"] = data_summary(table)
+    result["reproducibility"] = reproducibility(
+        table, fusion=fusion, cv=cv, seed=seed, params=params, digest=result["data"]["digest"]
+    )
+    if checkpoint is not None:
+        from modalfuse.evaluate._checkpoint import write_json_atomic
+
+        write_json_atomic(checkpoint, result)
+    return ComparisonResult(result)
+
+
+def _explainer(explain: bool | Sequence[str], names: list[str]) -> Callable[[str, Any, Any], Any] | None:
+    """The ``fold_details`` of :func:`compare` that explains the strategies ``explain`` selects (None: no
+    explanations). A failure to explain is recorded, never fails the strategy."""
+    if explain is False or explain is None:
+        return None
+    chosen = set(names) if explain is True else set(_fusion_items(explain))
+    unknown = sorted(chosen - set(names))
+    if unknown:
+        raise UnknownNameError("strategy to explain", unknown[0], names)
+
+    def details(name: str, fitted: Any, test_table: Any) -> dict[str, Any] | None:
+        if name not in chosen:
+            return None
+        from modalfuse.explain import fold_explanation
+
+        try:
+            return {"explanation": fold_explanation(fitted, test_table)}
+        except Exception as exc:  # an explanation that fails leaves the strategy's scores as they are
+            return {"explanation_error": f"{type(exc).__name__}: {exc}"}
+
+    return details
+
+
+def _attach_explanations(result: dict[str, Any]) -> None:
+    """Each strategy's per-fold explanations (``fold_details``) summarised over the folds as
+    ``explanation`` (errors, if any, in ``explanation_errors``)."""
+    from modalfuse.explain import combine_folds
+
+    for entry in result.get("strategies", {}).values():
+        details = entry.pop("fold_details", None)
+        if not details:
+            continue
+        folds = [(d or {}).get("explanation") for d in details]
+        errors = [(d or {}).get("explanation_error") for d in details]
+        if any(f is not None for f in folds):
+            entry["explanation"] = {**combine_folds(folds), "per_fold": folds}
+        if any(errors):
+            entry["explanation_errors"] = errors

@@ -536,6 +536,7 @@ def inspect(
 
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     table: Annotated[str, typer.Argument(help="Table file or built-in dataset (see `modalfuse datasets`).")],
     label: LabelOpt = None,
     groups: GroupsOpt = None,
@@ -568,6 +569,17 @@ def evaluate(
     jobs: JobsOpt = None,
     ray_address: RayAddressOpt = None,
     task_timeout: TimeoutOpt = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Also write the HTML report of the results here (self-contained)."),
+    ] = None,
+    explain: Annotated[
+        bool | None,
+        typer.Option(
+            "--explain/--no-explain",
+            help="Modality Shapley values of every strategy in every fold (default: on with --report).",
+        ),
+    ] = None,
 ) -> None:
     """Cross-validate every strategy and the baselines (unimodal, tuned linear) on the same folds, and
     compare them. With --backend processes or ray the folds run side by side (same numbers)."""
@@ -575,8 +587,9 @@ def evaluate(
         _fail("--resume needs --json FILE: the file an interrupted evaluate was writing")
     _check_output_file(json_path, "--json")
     runner = _check_backend(backend, jobs, ray_address, task_timeout)
+    _check_output_file(report, "--report")
     t = _load_labelled(table, label, groups, modality, data_root, encoding)
-    _run_evaluation(
+    result = _run_evaluation(
         t,
         cv=cv,
         fusion=fusion,
@@ -584,12 +597,45 @@ def evaluate(
         seed=seed,
         resume=resume,
         verbose=verbose,
+        command=_command_line(ctx),
+        explain=report is not None if explain is None else explain,
         epochs=epochs,
         min_steps=min_steps,
         encoders=_check_encoders(t, encoder),
         n_threads=threads,
         backend=runner,
     )
+    if report is not None:
+        from modalfuse.report import write_report
+
+        write_report(result, report)
+        typer.echo(f"report written to {report}")
+
+
+def _command_line(ctx: typer.Context) -> str:
+    """The command being run, as a shell line rebuilt from its parsed parameters (``modalfuse evaluate
+    TABLE --label y ...``; parameters left at their defaults are left out)."""
+    import shlex
+
+    words = ["modalfuse", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if value is None or value == param.default or value == []:
+            continue
+        words += _param_words(param, value)
+    return shlex.join(words)
+
+
+def _param_words(param: Any, value: Any) -> list[str]:
+    """A parsed parameter back as command-line words."""
+    values = list(value) if isinstance(value, list | tuple) else [value]
+    if param.param_type_name == "argument":
+        return [str(v) for v in values]
+    if isinstance(value, bool) and (param.is_flag or param.secondary_opts):
+        names = param.opts if value else param.secondary_opts
+        return [max(names, key=len)] if names else []
+    flag = max(param.opts, key=len)
+    return [w for v in values for w in (flag, str(v))]
 
 
 def _parse_cv(cv: str, table: Any) -> Any:
@@ -608,11 +654,12 @@ def _run_evaluation(
     seed: int,
     resume: bool = False,
     verbose: int = 0,
+    command: str | None = None,
     **params: Any,
 ) -> dict[str, Any]:
     """Validate, compare (``params``: classifier settings; the results written to ``json_path`` step by
     step, and continued from it with ``resume``), print the table and write the JSON; exit 1 when every
-    strategy failed."""
+    strategy failed. ``command`` (the command line) goes into the results' reproducibility record."""
     import modalfuse as mf
     from modalfuse._progress import listening
     from modalfuse.evaluate import format_table
@@ -632,6 +679,8 @@ def _run_evaluation(
             **params,
         )
     result["wall_seconds"] = time.perf_counter() - start
+    if command is not None:
+        result.setdefault("reproducibility", {})["command"] = command
     typer.echo(format_table(result))
     if json_path is not None:
         _write_json(json_path, result)
@@ -815,6 +864,109 @@ def _read_for_model(
         modalities={**{c: "ignore" for c in frame.columns}, **known},
     )
     return frame, table
+
+
+@app.command()
+def report(
+    results: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Results JSON (`modalfuse evaluate --json`), and robustness or alignment results beside it."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")],
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="Also write the tables as Markdown here.")
+    ] = None,
+) -> None:
+    """Write one self-contained HTML report (styles and figures inline, no script, no URL) of results.
+
+    It shows the data, the strategies with intervals and the recommendation, per-fold and per-group
+    accuracy, the recommended strategy's confusion matrix, the paired comparisons, modality Shapley values
+    (with `evaluate --explain`), robustness curves and alignment results when given, and what reproduces
+    the run. A part the results lack is replaced by a note.
+    """
+    from modalfuse.report import load_results, render_html, render_markdown
+    from modalfuse.report._result import write_text_atomic
+
+    _check_output_file(out, "--out")
+    _check_output_file(markdown, "--markdown")
+    doc = load_results(results)
+    path = write_text_atomic(out, render_html(doc))
+    typer.echo(f"report written to {path} ({path.stat().st_size / 1e3:,.0f} kB)")
+    if markdown is not None:
+        if doc["comparison"] is None:
+            _fail("--markdown needs comparison results (a `modalfuse evaluate --json` file)")
+        write_text_atomic(markdown, render_markdown(doc["comparison"]))
+        typer.echo(f"markdown written to {markdown}")
+
+
+@app.command()
+def explain(
+    model: Annotated[Path, typer.Argument(help="A folder written by `modalfuse fit`.")],
+    table: Annotated[str, typer.Argument(help="Table file (or built-in dataset) whose rows to explain.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write the explanations to.")],
+    id_column: Annotated[
+        str | None,
+        typer.Option("--id", help="Column identifying each row, copied into the output instead of `row`."),
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="shapley (modality Shapley values), occlusion or native.")
+    ] = "shapley",
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--class", help="Class to explain (default: each row's prediction); `all`: every class."
+        ),
+    ] = None,
+    interactions: Annotated[
+        bool, typer.Option("--interactions", help="Add the pairwise Shapley interaction of every two inputs.")
+    ] = False,
+    encoding: EncodingOpt = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Explain a saved model's predictions: each input's contribution per row, as CSV.
+
+    With --method shapley (the default) each row gets its prediction, the class explained, `value` (that
+    class's probability) and `base` (its probability with no input), one column per input whose sum with
+    `base` is `value`, and the same in log-odds (`<input>:log_odds`). Missing inputs get 0. The encoders
+    run once per row; every coalition of inputs costs one fusion-head pass.
+    """
+    import numpy as np
+
+    import modalfuse as mf
+
+    if method not in ("shapley", "occlusion", "native"):
+        raise UnknownNameError("explanation method", method, ["shapley", "occlusion", "native"])
+    if method != "shapley" and (target is not None or interactions):
+        _fail("--class and --interactions go with --method shapley")
+    _check_output_file(out, "--out")
+    clf = mf.MultimodalClassifier.load(model)
+    if threads is not None:
+        clf.set_params(n_threads=threads)
+    raw, t = _read_for_model(clf, table, encoding, id_column=id_column)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mf.InputDriftWarning)
+        if method == "shapley":
+            frame = clf.explain(t, target=_class_of(clf, target), interactions=interactions)
+        else:
+            frame = clf.explain(t, method=method)
+    first = raw[id_column].to_numpy()[t.row_ids] if id_column is not None else t.row_ids
+    if target == "all":
+        first = np.tile(first, len(clf.classes_))
+    frame.insert(0, id_column or "row", first)
+    _write_csv(out, frame)
+    typer.echo(f"{len(t)} row(s) explained ({method}) written to {out}")
+
+
+def _class_of(clf: Any, target: str | None) -> Any:
+    """The class label ``--class`` names (matched as text against the model's classes), ``all`` or None."""
+    if target is None or target == "all":
+        return target
+    for c in clf.classes_:
+        if str(c) == target:
+            return c
+    raise UnknownNameError("class", target, [str(c) for c in clf.classes_], hint="in --class")
 
 
 @app.command()

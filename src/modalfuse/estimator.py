@@ -124,6 +124,15 @@ def _as_probabilities(proba: Any) -> np.ndarray:
     return p
 
 
+def _contributions(strategy: Any, data: Mapping[str, Any], proba: np.ndarray, method: str) -> Any:
+    """``explain``'s per-input columns for ``occlusion`` and ``native`` (None: no native explanation)."""
+    if method == "occlusion":
+        from modalfuse.explain import occlusion
+
+        return occlusion(strategy, data, proba)
+    return strategy.contributions(data)
+
+
 class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     """Classify rows of a multimodal table with a chosen fusion strategy.
 
@@ -743,13 +752,96 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         with self._running():
             return retrieve(query, pool, from_input=from_modality, to_input=to_modality, k=k)
 
-    def explain(self, X: Any) -> pd.DataFrame:
+    def shapley_values(
+        self,
+        X: Any,
+        *,
+        method: str = "auto",
+        n_permutations: int = 64,
+        interactions: bool = True,
+        seed: int = 0,
+    ) -> Any:
+        """Modality Shapley values of every row of ``X``, for every class (see :mod:`modalfuse.explain`).
+
+        The players are the strategy's inputs; a coalition's value is the prediction with the inputs
+        outside it masked, as missing inputs are. The encoders run once per row: every coalition costs
+        a fusion-head evaluation (late fusion recombines the inputs' probabilities; neural heads read the
+        embeddings computed once).
+
+        Parameters
+        ----------
+        X : MultimodalTable or DataFrame
+            Rows to explain; columns are matched to the fitted ones as in :meth:`predict_proba`.
+        method : {"auto", "exact", "permutation"}, default="auto"
+            Exact over all 2^M coalitions up to 10 inputs, sampled permutations beyond.
+        n_permutations : int, default=64
+            The sampling budget (permutations, in antithetic pairs) when sampling.
+        interactions : bool, default=True
+            Also compute the pairwise Shapley interaction index (exact values only).
+        seed : int, default=0
+            Seed of the sampled permutations.
+
+        Returns
+        -------
+        ShapleyValues
+            ``values`` (N, M, K) in probability units and ``values_log_odds`` in log-odds, ``base``
+            (nothing present) and ``proba`` (everything present) with ``base + values.sum(1) == proba``
+            exactly (to rounding), 0 for an input the row lacks; ``interactions`` (N, M, M, K).
+        """
+        from modalfuse.explain import strategy_shapley
+
+        table = self._table_for_predict(X)
+        with self._running():
+            data = self._transform(table) if len(table) else {}
+            return strategy_shapley(
+                self.fusion_,
+                data,
+                self.classes_,
+                len(table),
+                method=method,
+                n_permutations=n_permutations,
+                interactions=interactions,
+                seed=seed,
+            )
+
+    def explain(
+        self, X: Any, method: str = "shapley", *, target: Any = None, interactions: bool = False
+    ) -> pd.DataFrame:
         """Per-row prediction and each input's contribution to it.
 
-        Returns a DataFrame with ``prediction``, ``probability`` and one column per input; the meaning of
-        a contribution depends on the strategy (see its ``contributions``), larger means the input pushed
-        the row toward its predicted class more. Missing inputs contribute 0.
+        Parameters
+        ----------
+        X : MultimodalTable or DataFrame
+            Rows to explain.
+        method : {"shapley", "occlusion", "native"}, default="shapley"
+            ``shapley``: modality Shapley values (see :meth:`shapley_values`), efficient: ``base`` plus
+            the inputs' columns is ``value``, the explained class's probability. ``occlusion``: the drop in
+            the predicted class's probability when the input alone is hidden (any strategy). ``native``:
+            the strategy's own ``contributions`` (what ``explain`` gave before Shapley values: weighted
+            log-evidence over the prior for late fusion, the logit share for ``linear``, occlusion for the
+            joint strategies).
+        target : class label or "all", optional
+            With ``shapley``: the class explained (default: each row's predicted class); ``"all"`` gives
+            one line per row and class.
+        interactions : bool, default=False
+            With ``shapley``: add ``<a>*<b>`` columns, the pairwise Shapley interaction index (positive:
+            the inputs cooperate; negative: they duplicate each other).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``prediction``, ``probability`` and one column per input, 0 where the input is missing (larger
+            means the input pushed the row toward the class more); ``shapley`` adds ``class``, ``value``,
+            ``base``, the same in log-odds (``value_log_odds``, ``base_log_odds``, ``<input>:log_odds``)
+            and, for sampled values, standard errors (``<input>:se``); see
+            :meth:`ShapleyValues.to_frame <modalfuse.explain.ShapleyValues.to_frame>`.
         """
+        if method == "shapley":
+            return self.shapley_values(X, interactions=interactions).to_frame(
+                target, interactions=interactions
+            )
+        if method not in ("occlusion", "native"):
+            raise UnknownNameError("explanation method", str(method), ["shapley", "occlusion", "native"])
         table = self._table_for_predict(X)
         data, proba = self._predict(table)
         out = pd.DataFrame({"prediction": self.classes_[proba.argmax(1)], "probability": proba.max(1)})
@@ -757,9 +849,12 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             contrib: dict[str, np.ndarray] | None = {n: np.zeros(0) for n in data}
         else:
             with self._running():
-                contrib = self.fusion_.contributions(data) if data else {}
+                contrib = _contributions(self.fusion_, data, proba, method) if data else {}
         if contrib is None:
-            raise ModalfuseError(f"fusion {self.fusion!r} does not explain its predictions")
+            raise ModalfuseError(
+                f"fusion {self.fusion!r} has no native explanation; use explain(X) (Shapley values) or "
+                "method='occlusion'"
+            )
         for name, values in contrib.items():
             out[name] = values
         return out

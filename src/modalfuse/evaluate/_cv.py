@@ -649,17 +649,29 @@ class _Plan:
         self.cv_info = _cv_info(cv, seed, table, groups, self.splits)
 
 
+def _group_counts(groups: np.ndarray | None, correct: np.ndarray) -> dict[str, list[int]] | None:
+    """Per group of the test rows: ``[rows predicted correctly, rows]`` (None without groups)."""
+    if groups is None:
+        return None
+    values, inverse = np.unique(groups.astype(str), return_inverse=True)
+    right = np.bincount(inverse, weights=correct.astype(float), minlength=len(values))
+    total = np.bincount(inverse, minlength=len(values))
+    return {str(g): [int(r), int(n)] for g, r, n in zip(values, right, total, strict=True)}
+
+
 def _run_step(
     plan: _Plan,
     table: Any,
     fold: int,
     name: str,
     fold_metrics: Callable[[str, Any, Any], Mapping[str, float | None] | None] | None,
+    fold_details: Callable[[str, Any, Any], Mapping[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Fit strategy ``name`` on fold ``fold``'s training rows and score it on its test rows.
 
-    Returns the step's record: metrics, timings, parameter count and ``fold_metrics``' values, or the
-    error when the strategy raised (anything but an interruption).
+    Returns the step's record: metrics, timings, parameter count, per-group counts, ``fold_metrics``'
+    values and ``fold_details``' result, or the error when the strategy raised (anything but an
+    interruption).
     """
     train, test = plan.splits[fold]
     start = time.perf_counter()
@@ -669,6 +681,7 @@ def _run_step(
         )
         metrics = classification_metrics(plan.y[test], proba, plan.classes)
         extra = (fold_metrics(name, fitted, table.take(test)) or {}) if fold_metrics is not None else {}
+        details = fold_details(name, fitted, table.take(test)) if fold_details is not None else None
     except Exception as exc:
         logger.info("strategy %r failed in fold %d", name, fold, exc_info=True)
         return {
@@ -677,6 +690,9 @@ def _run_step(
             "error": f"{type(exc).__name__}: {exc}",
             "seconds": time.perf_counter() - start,
         }
+    groups = _table_groups(table)
+    correct = plan.classes[proba.argmax(1)] == plan.y[test]
+    counts = _group_counts(None if groups is None else groups[test], correct)
     return {
         "fold": fold,
         "strategy": name,
@@ -686,6 +702,8 @@ def _run_step(
         "reused_fit_seconds": _reused_fit_seconds(fitted),
         "n_parameters": _n_parameters(fitted),
         "extra": {key: _jsonable(value) for key, value in dict(extra).items()},
+        **({"details": details} if details is not None else {}),
+        **({"group_counts": counts} if counts is not None else {}),
         "seconds": time.perf_counter() - start,
     }
 
@@ -696,6 +714,7 @@ def _run_steps(
     log: StepLog,
     progress: Progress | None,
     fold_metrics: Callable[[str, Any, Any], Mapping[str, float | None] | None] | None,
+    fold_details: Callable[[str, Any, Any], Mapping[str, Any] | None] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Every (fold, strategy) step, folds outermost; finished steps in ``log`` are not run again.
 
@@ -712,7 +731,7 @@ def _run_steps(
             step = log.get(fold, name)
             resumed = step is not None
             if step is None:
-                log.add(_run_step(plan, table, fold, name, fold_metrics))
+                log.add(_run_step(plan, table, fold, name, fold_metrics, fold_details))
                 step = log.get(fold, name)
             assert step is not None
             records[name].append(step)
@@ -726,15 +745,16 @@ def _run_steps(
 
 
 def _fold_task(
-    shared: tuple[_Plan, Any, Callable[..., Any] | None], item: tuple[int, list[str]]
+    shared: tuple[_Plan, Any, tuple[Callable[..., Any] | None, Callable[..., Any] | None]],
+    item: tuple[int, list[str]],
 ) -> list[dict[str, Any]]:
     """Every strategy of ``item`` (fold, names) on that fold, in order, with a cache of their own."""
     from modalfuse._backend import worker_info
 
-    plan, table, fold_metrics = shared
+    plan, table, (fold_metrics, fold_details) = shared
     fold, names = item
     with _fold_cache():
-        steps = [_run_step(plan, table, fold, name, fold_metrics) for name in names]
+        steps = [_run_step(plan, table, fold, name, fold_metrics, fold_details) for name in names]
     where = worker_info()
     return [{**step, "worker": where} for step in steps]
 
@@ -769,10 +789,11 @@ def _run_folds_parallel(
     table: Any,
     log: StepLog,
     progress: Progress | None,
-    fold_metrics: Callable[[str, Any, Any], Mapping[str, float | None] | None] | None,
+    hooks: tuple[Callable[..., Any] | None, Callable[..., Any] | None],
     backend: Backend,
 ) -> dict[str, list[dict[str, Any]]]:
-    """:func:`_run_steps` with each fold's unfinished steps as one task of ``backend``.
+    """:func:`_run_steps` with each fold's unfinished steps as one task of ``backend``; ``hooks`` are
+    ``(fold_metrics, fold_details)``, run inside the task.
 
     Each fold's steps go to ``log`` (and ``progress``) as soon as it finishes; the records are then read
     in fold order, a strategy's stopping at its first failure, as a serial run has them.
@@ -793,7 +814,7 @@ def _run_folds_parallel(
     backend.map(
         _fold_task,
         pending,
-        shared=(plan, table, fold_metrics),
+        shared=(plan, table, hooks),
         labels=[_fold_label(plan, fold) for fold, _ in pending],
         on_result=save,
         memory=task_memory(table),
@@ -849,7 +870,29 @@ def _strategy_entry(records: Sequence[Mapping[str, Any]], plan: _Plan) -> dict[s
         [r["metrics"]["confusion_matrix"] for r in records], len(plan.classes)
     )
     entry.update(_extra_summaries(records))
+    groups = _group_accuracy(records)
+    if groups:
+        entry["groups"] = groups
+    if any("details" in r for r in records):
+        entry["fold_details"] = [r.get("details") for r in records]
     return entry
+
+
+def _group_accuracy(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Accuracy per group of rows over every fold's test rows: ``{group: {"accuracy", "n", "fold"}}``
+    (``fold``: the fold whose test rows held the group, the first one if several)."""
+    counts: dict[str, list[int]] = {}
+    where: dict[str, int] = {}
+    for r in records:
+        for group, (right, n) in (r.get("group_counts") or {}).items():
+            total = counts.setdefault(group, [0, 0])
+            total[0] += int(right)
+            total[1] += int(n)
+            where.setdefault(group, int(r["fold"]))
+    return {
+        g: {"accuracy": right / n if n else None, "n": n, "fold": where[g]}
+        for g, (right, n) in counts.items()
+    }
 
 
 def _paired_against(
@@ -903,6 +946,7 @@ def compare(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     backend: Backend | str | None = None,
+    fold_details: Callable[[str, Any, Any], Mapping[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate several strategies on the same folds, compare them and recommend one.
 
@@ -935,6 +979,11 @@ def compare(
         ``fold_metrics(name, fitted_estimator, test_table) -> {metric: value}`` (or None), called after
         each strategy's fit in each fold; the values are summarised per strategy beside the built-in
         metrics (mean, std, folds). Use it for measures only some strategies have, e.g. retrieval recall.
+    fold_details : callable, optional
+        ``fold_details(name, fitted_estimator, test_table) -> dict`` (JSON-safe, or None), called like
+        ``fold_metrics``; its results are kept as they are, one per fold, in the strategy's
+        ``fold_details`` list (None for a fold without one). Use it for structured per-fold results
+        (global explanations, say).
     checkpoint : path, optional
         A JSON file rewritten atomically after every (fold, strategy) step with the settings and the
         steps finished so far (their metrics, timings and errors), and at the end with the whole
@@ -962,7 +1011,9 @@ def compare(
                                    "fit_seconds": total, "predict_seconds": total,
                                    "fit_cost_seconds": total, "n_parameters": int or None,
                                    "fit_seconds_per_fold": [...], "predict_seconds_per_fold": [...],
-                                   "confusion_matrix": [[...]]}
+                                   "confusion_matrix": [[...]],
+                                   "groups": {group: {"accuracy", "n", "fold"}} (grouped tables),
+                                   "fold_details": [...] (with fold_details)}
                                   or {"error": "Type: message", "fold": i}},
              "best": {"strategy": name or None, "unimodal": name or None, "baseline": name or None},
              "paired_method": str,
@@ -1023,10 +1074,10 @@ def compare(
     )
     runner = resolve_backend(backend)
     if runner.parallel:
-        records = _run_folds_parallel(plan, table, log, progress, fold_metrics, runner)
+        records = _run_folds_parallel(plan, table, log, progress, (fold_metrics, fold_details), runner)
         header["backend"] = _backend_section(runner, log, len(plan.splits), plan.names)
     else:
-        records = _run_steps(plan, table, log, progress, fold_metrics)
+        records = _run_steps(plan, table, log, progress, fold_metrics, fold_details)
     results = {name: _strategy_entry(records[name], plan) for name in plan.names}
     best, paired, recommendation = _comparison(results, seed)
     result: dict[str, Any] = {

@@ -22,12 +22,25 @@ __all__ = [
     "default_encoders_of",
     "get_fusion",
     "list_fusions",
+    "n_rows_of",
+    "own_method",
     "register_fusion",
     "strategy_class",
     "strategy_from_saved",
 ]
 
 Data = Mapping[str, tuple[np.ndarray, np.ndarray]]
+
+
+def n_rows_of(data: Data) -> int:
+    """Number of rows of ``data`` (0 without inputs)."""
+    return len(next(iter(data.values()))[1]) if data else 0
+
+
+def own_method(obj: Any, name: str, cls: type) -> bool:
+    """Whether ``obj``'s method ``name`` is ``cls``'s own (not overridden by a subclass): a fast path written
+    for ``cls``'s method applies only then."""
+    return getattr(type(obj), name, None) is getattr(cls, name, None)
 
 
 @dataclass(frozen=True)
@@ -141,6 +154,52 @@ class FusionStrategy:
     def contributions(self, data: Data) -> dict[str, np.ndarray] | None:
         """Optional: per-input evidence for the predicted class, (N,) per input. None if unsupported."""
         return None
+
+    # ------------------------------------------------------------------------------------ coalitions
+    def coalition_inputs(self) -> list[str]:
+        """The inputs a coalition is over, in the column order of ``coalitions`` (every set-up input)."""
+        return list(self.inputs)
+
+    def prepare_coalitions(self, data: Data) -> Any:
+        """The per-input work that does not depend on which inputs are left present (each input's
+        embedding, or its model's probabilities), computed once for :meth:`proba_of_coalitions`.
+
+        The default keeps ``data`` itself: every coalition is then one :meth:`predict_proba`. Strategies
+        override this with their encoders' outputs, so explaining costs fusion-head evaluations only.
+        """
+        return data
+
+    def proba_of_coalitions(self, prepared: Any, coalitions: np.ndarray) -> np.ndarray:
+        """Probabilities of every row under every coalition, from :meth:`prepare_coalitions`' output.
+
+        Parameters
+        ----------
+        prepared : object
+            What :meth:`prepare_coalitions` returned for the rows.
+        coalitions : ndarray of bool, shape (C, M)
+            Which inputs each coalition leaves present, columns in :meth:`coalition_inputs` order. An
+            input absent from a row stays absent whatever the coalition says.
+
+        Returns
+        -------
+        ndarray of shape (C, N, n_classes)
+            Row ``c`` is what :meth:`predict_proba` gives with every input outside coalition ``c`` masked.
+
+        The default re-runs :meth:`predict_proba` with the masks changed (the arrays are kept: every
+        strategy reads an input only where its mask is True).
+        """
+        data = prepared
+        names = self.coalition_inputs()
+        out = []
+        for row in np.asarray(coalitions, dtype=bool).reshape(-1, len(names)):
+            keep = dict(zip(names, row, strict=True))
+            masked = {n: (x, np.asarray(m, bool) & bool(keep.get(n, True))) for n, (x, m) in data.items()}
+            out.append(np.asarray(self.predict_proba(masked), dtype=np.float64))
+        return np.stack(out) if out else np.zeros((0, n_rows_of(data), self.n_classes))
+
+    def coalition_proba(self, data: Data, coalitions: np.ndarray) -> np.ndarray:
+        """:meth:`proba_of_coalitions` of :meth:`prepare_coalitions` ``(data)``: (C, N, n_classes)."""
+        return self.proba_of_coalitions(self.prepare_coalitions(data), coalitions)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {}

@@ -15,7 +15,8 @@ from torch import nn
 from modalfuse import _progress as progress
 from modalfuse._options import DEFAULT_HIDDEN, Option
 from modalfuse.encoders._nets import FeatureMLP
-from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
+from modalfuse.fusion._base import Data, FusionStrategy, n_rows_of, own_method, register_fusion
+from modalfuse.fusion._coalitions import HeadWork, encode_once, head_coalition_proba
 from modalfuse.fusion._late import INNER_FOLDS_OPTION, _PerInputModels, _take
 from modalfuse.fusion._train import ConcatHead, FusionNet, predict_logits, seeded, train_network
 
@@ -183,6 +184,32 @@ class NeuralFusion(FusionStrategy):
             prefix = f"heads.{i}."
             head.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
             self.heads_.append(head.eval())
+
+    def prepare_coalitions(self, data: Data) -> object:
+        """Every head's input embeddings, computed once (by its fold's encoders with shared encoders, by the
+        strategy's own end to end); coalitions then cost head passes only."""
+        if not own_method(self, "predict_proba", NeuralFusion):
+            return super().prepare_coalitions(data)
+        device = self.config.device
+        if self.state.get("end_to_end", True):
+            masks = {n: np.asarray(m, bool) for n, (_, m) in data.items() if n in self.net_.encoders}
+            emb = encode_once(self.net_, data, device=device)
+            return HeadWork([self.net_], [emb], [masks], n_rows_of(data))
+        embeddings, masks = [], []
+        for fold, head in enumerate(self.heads_):
+            emb = self.encoders_.embeddings(data, fold)
+            embeddings.append(encode_once(head, emb, device=device))
+            masks.append({n: m for n, (_, m) in emb.items()})
+        return HeadWork(self.heads_, embeddings, masks, n_rows_of(data))
+
+    def proba_of_coalitions(self, prepared: object, coalitions: np.ndarray) -> np.ndarray:
+        """Every coalition's probabilities (C, N, K) from the embeddings of :meth:`prepare_coalitions`: the
+        rows of all coalitions stacked through each head (see :func:`head_coalition_proba`)."""
+        if not isinstance(prepared, HeadWork):
+            return super().proba_of_coalitions(prepared, coalitions)
+        return head_coalition_proba(
+            prepared, self.coalition_inputs(), coalitions, self.n_classes, device=self.config.device
+        )
 
     def contributions(self, data: Data) -> dict[str, np.ndarray]:
         """Per input: drop in the predicted class's probability when that input is hidden (occlusion)."""

@@ -34,7 +34,7 @@ from modalfuse._backend import active_backend
 from modalfuse._cache import active_cache
 from modalfuse._errors import OptionError
 from modalfuse._options import DEFAULT_INNER_FOLDS, Option
-from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
+from modalfuse.fusion._base import Data, FusionStrategy, n_rows_of, own_method, register_fusion
 from modalfuse.fusion._train import FusionNet, TrainConfig, predict_logits, seeded, train_network
 
 __all__ = ["INNER_FOLDS_OPTION", "LateFusion", "UnimodalFusion", "inner_splits"]
@@ -129,6 +129,14 @@ def fit_linear(
         linear[0].weight.copy_(torch.as_tensor(coef, dtype=linear[0].weight.dtype))
         linear[0].bias.copy_(torch.as_tensor(intercept, dtype=linear[0].bias.dtype))
     return net.eval()
+
+
+class _PerInputWork:
+    """What coalitions of per-input models share: each input's probabilities (N, K; the prior where it is
+    missing) and presence masks (N,)."""
+
+    def __init__(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], n_rows: int) -> None:
+        self.probs, self.masks, self.n_rows = probs, masks, n_rows
 
 
 class _Ensemble:
@@ -500,6 +508,43 @@ class _PerInputModels(FusionStrategy):
             out[n] = (E, m)
         return out
 
+    def predict_proba(self, data: Data) -> np.ndarray:
+        """:meth:`_fuse` of the per-input models' probabilities (:meth:`_per_input`)."""
+        probs, masks = self._per_input(data)
+        return self._fuse(probs, masks, n_rows_of(data))
+
+    def _fuse(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], n_rows: int) -> np.ndarray:
+        """Probabilities (n_rows, K) from each input's probabilities (prior where missing) and presence."""
+        raise NotImplementedError  # pragma: no cover - late and unimodal fusion define it
+
+    def _fast_coalitions(self) -> bool:
+        """Whether predictions are :meth:`_fuse` of :meth:`_per_input` as written here (a subclass that
+        changes either gets the generic coalitions of :class:`FusionStrategy`)."""
+        return own_method(self, "predict_proba", _PerInputModels) and own_method(
+            self, "_per_input", _PerInputModels
+        )
+
+    def prepare_coalitions(self, data: Data) -> object:
+        """Each input's probabilities and presence, computed once: every coalition then only recombines
+        them (no network runs again)."""
+        if not self._fast_coalitions():
+            return super().prepare_coalitions(data)
+        probs, masks = self._per_input(data)
+        return _PerInputWork(probs, masks, n_rows_of(data))
+
+    def proba_of_coalitions(self, prepared: object, coalitions: np.ndarray) -> np.ndarray:
+        """Every coalition's probabilities (C, N, K): :meth:`_fuse` with the masks of the inputs left out
+        set to False (see :meth:`FusionStrategy.proba_of_coalitions`)."""
+        if not isinstance(prepared, _PerInputWork):
+            return super().proba_of_coalitions(prepared, coalitions)
+        names = self.coalition_inputs()
+        out = np.zeros((len(coalitions), prepared.n_rows, self.n_classes))
+        for c, row in enumerate(np.asarray(coalitions, dtype=bool).reshape(-1, len(names))):
+            keep = dict(zip(names, row, strict=True))
+            masks = {n: m & bool(keep.get(n, True)) for n, m in prepared.masks.items()}
+            out[c] = self._fuse(prepared.probs, masks, prepared.n_rows)
+        return out
+
     def _per_input(self, data: Data) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         probs, masks = {}, {}
         for n, ens in self.models_.items():
@@ -507,7 +552,7 @@ class _PerInputModels(FusionStrategy):
             p = np.tile(self.prior_, (len(m), 1))
             if m.any():
                 p[m] = ens.predict({n: (x[m], m[m])}, self.config.device)
-            probs[n], masks[n] = p, m
+            probs[n], masks[n] = p, np.asarray(m, bool)
         return probs, masks
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -591,11 +636,12 @@ class UnimodalFusion(_PerInputModels):
             )
         return [name] if name in self.inputs else []
 
-    def predict_proba(self, data: Data) -> np.ndarray:
-        probs, _ = self._per_input(data)
+    def _fuse(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], n_rows: int) -> np.ndarray:
+        """The input's probabilities where it is present, the training prior elsewhere."""
         if not probs:
-            return np.tile(self.prior_, (len(next(iter(data.values()))[1]), 1))
-        return next(iter(probs.values()))
+            return np.tile(self.prior_, (n_rows, 1))
+        name = next(iter(probs))
+        return np.where(masks[name][:, None], probs[name], self.prior_)
 
 
 #: The combiners of :class:`LateFusion`, and those fitted on out-of-fold predictions.
@@ -800,11 +846,11 @@ class LateFusion(_PerInputModels):
         """The combiner (option ``method``)."""
         return self.options["method"]
 
-    def predict_proba(self, data: Data) -> np.ndarray:
-        probs, masks = self._per_input(data)
+    def _fuse(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], n_rows: int) -> np.ndarray:
+        """The combiner ``method`` applied to the inputs' probabilities and presence masks."""
         names = list(probs)
         if not names:  # no input had a training row: the prior
-            return np.tile(self.prior_, (len(next(iter(data.values()))[1]), 1))
+            return np.tile(self.prior_, (n_rows, 1))
         method = self.method
         if method == "mean":
             return self._combine_weighted(probs, masks, np.ones(len(names)))

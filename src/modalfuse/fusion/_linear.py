@@ -18,7 +18,7 @@ from scipy.special import softmax
 
 from modalfuse._errors import OptionError
 from modalfuse._options import Option
-from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
+from modalfuse.fusion._base import Data, FusionStrategy, own_method, register_fusion
 from modalfuse.fusion._late import INNER_FOLDS_OPTION, _take, inner_splits
 
 __all__ = ["LinearFusion", "c_grid"]
@@ -89,6 +89,13 @@ def _as_full_coefficients(model: Any, n_classes: int) -> tuple[np.ndarray, np.nd
     else:
         coef[present], intercept[present] = model.coef_, model.intercept_
     return coef, intercept
+
+
+class _LinearTerms:
+    """Each input's additive logit term (N, K), the presence masks (N, M) and the inputs' order."""
+
+    def __init__(self, terms: dict[str, np.ndarray], masks: np.ndarray, order: list[str]) -> None:
+        self.terms, self.masks, self.order = terms, masks, order
 
 
 @register_fusion
@@ -300,6 +307,37 @@ class LinearFusion(FusionStrategy):
 
     def predict_proba(self, data: Data) -> np.ndarray:
         return softmax(self._logits(data)[0], axis=1)
+
+    def prepare_coalitions(self, data: Data) -> object:
+        """Each input's additive term of the logits (its standardised features' and presence indicator's),
+        (N, K) per input, and the intercept: a coalition's logits are the intercept plus its inputs' terms."""
+        if not own_method(self, "predict_proba", LinearFusion):
+            return super().prepare_coalitions(data)
+        _, Z, masks = self._logits(data)
+        layout = self.state["layout"]
+        indicators = layout[-1]["stop"]
+        terms = {}
+        for j, block in enumerate(layout):
+            cols = np.r_[block["start"] : block["stop"], indicators + j]
+            terms[block["input"]] = Z[:, cols] @ self.coef_[:, cols].T
+        return _LinearTerms(terms, masks, [b["input"] for b in layout])
+
+    def proba_of_coalitions(self, prepared: object, coalitions: np.ndarray) -> np.ndarray:
+        """Every coalition's probabilities (C, N, K): softmax of the intercept plus the terms of the inputs
+        present in the row and in the coalition."""
+        if not isinstance(prepared, _LinearTerms):
+            return super().proba_of_coalitions(prepared, coalitions)
+        names = self.coalition_inputs()
+        coalitions = np.asarray(coalitions, dtype=bool).reshape(-1, len(names))
+        index = {n: i for i, n in enumerate(names)}
+        out = np.zeros((len(coalitions), prepared.masks.shape[0], len(self.intercept_)))
+        for c, keep in enumerate(coalitions):
+            logits = np.broadcast_to(self.intercept_, out.shape[1:]).copy()
+            for j, name in enumerate(prepared.order):
+                if keep[index[name]]:
+                    logits += np.where(prepared.masks[:, j, None], prepared.terms[name], 0.0)
+            out[c] = softmax(logits, axis=1)
+        return out
 
     def contributions(self, data: Data) -> dict[str, np.ndarray]:
         """Per input: its share of the predicted class's centred logit (the logit minus the mean logit over

@@ -29,7 +29,7 @@ from torch import nn
 
 from modalfuse._errors import ModalfuseError, SchemaError
 from modalfuse._options import DEFAULT_HIDDEN, Option
-from modalfuse.fusion._base import Data, FusionStrategy, register_fusion
+from modalfuse.fusion._base import Data, FusionStrategy, own_method, register_fusion
 from modalfuse.fusion._early import HIDDEN_OPTION, NeuralFusion
 from modalfuse.fusion._train import FusionNet, weighted_loss
 
@@ -449,6 +449,13 @@ def _safe_std(x: np.ndarray, ddof: int = 0) -> np.ndarray:
     return np.where(std > 1e-12, std, 1.0)
 
 
+class _CCAScores:
+    """The scores of :meth:`CCAFusion._scores`, the presence masks and the number of rows."""
+
+    def __init__(self, scores: dict[str, Any], masks: dict[str, np.ndarray], n_rows: int) -> None:
+        self.scores, self.masks, self.n_rows = scores, masks, n_rows
+
+
 @register_fusion
 class CCAFusion(FusionStrategy):
     """Linear baseline of the shared space: PCA per input, CCA between inputs, logistic regression.
@@ -535,25 +542,65 @@ class CCAFusion(FusionStrategy):
         return out[0], out[1]
 
     def _features(self, data: Data) -> np.ndarray:
-        names = list(self.inputs)
-        n = len(next(iter(data.values()))[1])
+        masks = {m: np.asarray(data[m][1], bool) for m in self.inputs if m in data}
+        return self._features_from(self._scores(data), masks, len(next(iter(data.values()))[1]))
+
+    def _scores(self, data: Data) -> dict[str, Any]:
+        """What the features are made of, before missing inputs are imputed: per pair, both inputs'
+        standardised canonical variates (NaN where missing); without pairs, the anchor's scaled PCA scores."""
+        if self.state["pairs"]:
+            return {partner: self.canonical_variates(data, partner) for partner in self.state["pairs"]}
         anchor = self.state["anchor"]
+        return {anchor: self.pca_scores(data, anchor) / self.arrays_[f"pca.{anchor}.score_scale"]}
+
+    def _features_from(
+        self, scores: Mapping[str, Any], masks: Mapping[str, np.ndarray], n: int
+    ) -> np.ndarray:
+        """The classifier's features from :meth:`_scores`, with the inputs whose mask is False treated as
+        missing (a missing input's variates imputed by its partner's; zeros when both are missing), plus
+        the presence indicators."""
+        names = list(self.inputs)
+        anchor = self.state["anchor"]
+        present = {m: np.asarray(masks[m], bool) if m in masks else np.zeros(n, bool) for m in names}
         parts = []
         if self.state["pairs"]:
             for partner in self.state["pairs"]:
-                u, v = self.canonical_variates(data, partner)
-                u_miss, v_miss = np.isnan(u).any(1), np.isnan(v).any(1)
+                u, v = scores[partner]
+                u_miss = np.isnan(u).any(1) | ~present[anchor]
+                v_miss = np.isnan(v).any(1) | ~present[partner]
+                u, v = np.where(u_miss[:, None], np.nan, u), np.where(v_miss[:, None], np.nan, v)
                 u = np.where(u_miss[:, None], v, u)
                 v = np.where(v_miss[:, None], u, v)
                 parts += [np.nan_to_num(u, nan=0.0), np.nan_to_num(v, nan=0.0)]
         else:
-            p = self.pca_scores(data, anchor) / self.arrays_[f"pca.{anchor}.score_scale"]
+            p = np.where(present[anchor][:, None], scores[anchor], np.nan)
             parts.append(np.nan_to_num(p, nan=0.0))
         if len(names) > 1:
-            parts.append(
-                np.stack([np.asarray(data[m][1], float) if m in data else np.zeros(n) for m in names], axis=1)
-            )
+            parts.append(np.stack([present[m].astype(float) for m in names], axis=1))
         return np.concatenate(parts, axis=1)
+
+    def prepare_coalitions(self, data: Data) -> object:
+        """The canonical variates (or PCA scores) of every input, computed once: a coalition only imputes
+        and classifies them."""
+        if not own_method(self, "predict_proba", CCAFusion):
+            return super().prepare_coalitions(data)
+        masks = {m: np.asarray(data[m][1], bool) for m in self.inputs if m in data}
+        return _CCAScores(self._scores(data), masks, len(next(iter(data.values()))[1]))
+
+    def proba_of_coalitions(self, prepared: object, coalitions: np.ndarray) -> np.ndarray:
+        """Every coalition's probabilities (C, N, K): the features of :meth:`_features_from` with the inputs
+        outside the coalition missing, through the logistic regression."""
+        if not isinstance(prepared, _CCAScores):
+            return super().proba_of_coalitions(prepared, coalitions)
+        names = self.coalition_inputs()
+        a = self.arrays_
+        out = []
+        for keep in np.asarray(coalitions, dtype=bool).reshape(-1, len(names)):
+            kept = dict(zip(names, keep, strict=True))
+            masks = {m: v & bool(kept.get(m, True)) for m, v in prepared.masks.items()}
+            feats = self._features_from(prepared.scores, masks, prepared.n_rows)
+            out.append(softmax(feats @ a["logistic.coef"].T + a["logistic.intercept"], axis=1))
+        return np.stack(out) if out else np.zeros((0, prepared.n_rows, self.n_classes))
 
     # ------------------------------------------------------------------------------------- fit
     def fit(
