@@ -136,7 +136,11 @@ def test_colon_arguments_are_coerced() -> None:
     assert mf.get_fusion("lowrank:8").options["rank"] == 8
     assert mf.get_fusion("tensor:8").options["tensor_dim"] == 8
     assert mf.get_fusion("shared:0.5").options["contrastive_weight"] == 0.5
-    assert mf.get_fusion("late:product").options == {"method": "product", "inner_folds": DEFAULT_INNER_FOLDS}
+    assert mf.get_fusion("late:product").options == {
+        "method": "product",
+        "inner_folds": DEFAULT_INNER_FOLDS,
+        "missing": "mask",
+    }
 
 
 # ------------------------------------------------------------------------------------- preprocessors
@@ -261,6 +265,8 @@ def test_a_user_strategy_declares_options_and_gets_them_checked(table, monkeypat
         "end_to_end": False,
         "aux_heads": True,
         "inner_folds": 3,
+        "missing": "mask",
+        "quality_aware": False,
         "width": 32,
     }
     with pytest.raises(mf.OptionError, match=r"unknown option 'widht'; did you mean 'width'\?"):
