@@ -88,8 +88,9 @@ class Corruption:
     def check_level(self, level: float, where: str) -> float:
         """``level`` as a float, or an :class:`OptionError` naming ``where`` and the valid range."""
         if not np.isfinite(level) or not self.low <= level <= self.high:
+            who = self.name if self.modality == "any" else f"{self.modality} {self.name}"
             raise OptionError(
-                f"corruption {where!r}: level {_fmt(level)} is out of range: {self.modality} {self.name} takes "
+                f"corruption {where!r}: level {_fmt(level)} is out of range: {who} takes "
                 f"a {self.level} in [{_fmt(self.low)}, {_fmt(self.high)}]"
             )
         return float(level)
