@@ -21,7 +21,8 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -142,6 +143,20 @@ def fit_linear(
     return net.eval()
 
 
+#: How many recent predictions and embeddings an ensemble keeps (see :meth:`_Ensemble._remembered`).
+_RECENT = 8
+
+
+def _digest(*arrays: np.ndarray) -> tuple:
+    """A key that changes with the content of ``arrays`` (BLAKE2 of their bytes, with dtypes and shapes)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return (h.hexdigest(),)
+
+
 class _Ensemble:
     """The cross-fitted networks of one input, with their OOF probabilities on the training rows.
 
@@ -163,10 +178,27 @@ class _Ensemble:
         self.seconds = seconds  # wall time its training took
         self.folds = list(range(len(nets))) if folds is None else list(folds)
         self._embedded: dict[tuple[int, str], np.ndarray] = {}
+        self._recent: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+    def _remembered(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()``, or its result for the same ``key`` among the last :data:`_RECENT` ones: the
+        strategies sharing this ensemble (unimodal, every late combiner, the joint heads) predicting the
+        same rows, as a robustness sweep makes them, run each network once per batch of rows."""
+        if key in self._recent:
+            self._recent.move_to_end(key)
+            return self._recent[key].copy()
+        out = compute()
+        self._recent[key] = out
+        while len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
+        return out.copy()
 
     def predict(self, data: Data, device: str) -> np.ndarray:
-        probs = [softmax(predict_logits(n, data, device=device), axis=1) for n in self.nets]
-        return np.mean(probs, axis=0)
+        def compute() -> np.ndarray:
+            probs = [softmax(predict_logits(n, data, device=device), axis=1) for n in self.nets]
+            return np.mean(probs, axis=0)
+
+        return self._remembered(("predict", device, *(_digest(x, m) for x, m in data.values())), compute)
 
     def net_for(self, fold: int) -> FusionNet | None:
         """The network that did not see inner fold ``fold``'s held-out rows (the one trained on every row
@@ -191,14 +223,20 @@ class _Ensemble:
         if cache_key is not None and (fold, cache_key) in self._embedded:
             return self._embedded[(fold, cache_key)]
         encoder = next(iter(net.encoders.values())).to(device).eval()
-        parts = [
-            encoder(torch.from_numpy(np.ascontiguousarray(x[s : s + batch_size])).to(device)).cpu().numpy()
-            for s in range(0, len(x), batch_size)
-        ]
-        out = np.concatenate(parts) if parts else np.zeros((0, getattr(encoder, "dim", 0)), np.float32)
+
+        def compute() -> np.ndarray:
+            parts = [
+                encoder(torch.from_numpy(np.ascontiguousarray(x[s : s + batch_size])).to(device))
+                .cpu()
+                .numpy()
+                for s in range(0, len(x), batch_size)
+            ]
+            return np.concatenate(parts) if parts else np.zeros((0, getattr(encoder, "dim", 0)), np.float32)
+
         if cache_key is not None:
-            self._embedded[(fold, cache_key)] = out
-        return out
+            self._embedded[(fold, cache_key)] = compute()
+            return self._embedded[(fold, cache_key)]
+        return self._remembered(("embed", fold, device, _digest(x)), compute)
 
 
 class _PerInputModels(FusionStrategy):
