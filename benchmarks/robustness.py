@@ -178,9 +178,10 @@ def policy_table(table: mf.MultimodalTable) -> mf.MultimodalTable:
 
 def run_policies(table: mf.MultimodalTable, params: dict[str, Any]) -> dict[str, Any]:
     load_before, start = _load(), time.perf_counter()
+    fusions = params.pop("policy_fusions", ",".join(POLICY_FUSIONS))
     result = mf.compare(
         policy_table(table),
-        fusion=",".join(POLICY_FUSIONS),
+        fusion=fusions,
         cv="loso",
         missing=list(POLICIES),
         progress=_progress,
@@ -194,7 +195,7 @@ def check_policies(result: dict[str, Any]) -> None:
     """Add the policy table (accuracy per fusion and policy, the best against ``drop``) to a result."""
     entries = result["strategies"]
     best = {}
-    for fusion in POLICY_FUSIONS:
+    for fusion in (f for f in POLICY_FUSIONS if f in entries):
         names = {p: fusion if p == "mask" else f"{fusion}/{p}" for p in POLICIES}
         ok = {p: n for p, n in names.items() if n in entries and "error" not in entries[n]}
         scores = {p: entries[n]["metrics"]["accuracy"]["mean"] for p, n in ok.items()}
@@ -221,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--takes", type=int, default=50, help="recordings per digit and speaker (50: all)")
     parser.add_argument("--out", default=str(ROOT / "results" / "robustness-avdigits-hard.json"))
+    parser.add_argument(
+        "--policy-fusions", default=",".join(POLICY_FUSIONS), help="strategies of the policies"
+    )
     parser.add_argument("--recheck", action="store_true", help="only recompute the measures of --out's runs")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -242,14 +246,16 @@ def main(argv: list[str] | None = None) -> None:
     doc = json.loads(out.read_text()) if out.exists() else {}
     doc.update(
         benchmark="robustness on av-digits-hard, leave-one-speaker-out",
-        command=f"python benchmarks/robustness.py --part {args.part} --epochs {args.epochs} --takes {args.takes}",
+        command=f"python benchmarks/robustness.py --part {args.part} --epochs {args.epochs} --takes {args.takes}"
+        f" --policy-fusions {args.policy_fusions}",
         environment=environment(),
         rows=len(table),
     )
     for part, run in (("curves", run_curves), ("policies", run_policies)):
         if args.part in (part, "all"):
             print(f"{part}: {len(table)} rows", flush=True)
-            doc[part] = run(table, params)
+            extra = {"policy_fusions": args.policy_fusions} if part == "policies" else {}
+            doc[part] = run(table, {**params, **extra})
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(doc, indent=1, default=str))  # the run is kept even if a check fails
             checks[part](doc[part])

@@ -564,9 +564,11 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         """``fit`` on a labelled table with checked ``params`` and an unfitted ``strategy``, under the
         call's settings (see :meth:`_running`)."""
         from modalfuse import _progress as progress
+        from modalfuse._corruptions import parse_corruptions
         from modalfuse.fusion._base import InputInfo
 
         start = time.perf_counter()
+        parse_corruptions(params["train_corruptions"], table.inputs)  # inputs and levels, before any training
         planned = self._plan_inputs(table)
         if params["missing"] == "drop":
             table, sample_weight = _complete_rows(table, list(planned), sample_weight)
