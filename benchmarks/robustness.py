@@ -179,8 +179,10 @@ def policy_table(table: mf.MultimodalTable) -> mf.MultimodalTable:
 def run_policies(table: mf.MultimodalTable, params: dict[str, Any]) -> dict[str, Any]:
     load_before, start = _load(), time.perf_counter()
     fusions = params.pop("policy_fusions", ",".join(POLICY_FUSIONS))
+    checkpoint = params.pop("checkpoint", None)
     result = mf.compare(
         policy_table(table),
+        checkpoint=checkpoint,
         fusion=fusions,
         cv="loso",
         missing=list(POLICIES),
@@ -220,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--part", choices=("curves", "policies", "all"), default="all")
     parser.add_argument("--data-root", default=str(ROOT.parent.parent / "shared" / "datasets"))
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--min-steps", type=int, default=200, help="fewest optimiser updates of a network")
     parser.add_argument("--takes", type=int, default=50, help="recordings per digit and speaker (50: all)")
     parser.add_argument("--out", default=str(ROOT / "results" / "robustness-avdigits-hard.json"))
     parser.add_argument(
@@ -242,11 +245,12 @@ def main(argv: list[str] | None = None) -> None:
     table = mf.load_dataset("av-digits-hard", root=args.data_root)
     if args.takes < 50:
         table = first_takes(table, args.takes)
-    params = {"epochs": args.epochs, "seed": 0}
+    params = {"epochs": args.epochs, "min_steps": args.min_steps, "seed": 0}
     doc = json.loads(out.read_text()) if out.exists() else {}
     doc.update(
         benchmark="robustness on av-digits-hard, leave-one-speaker-out",
         command=f"python benchmarks/robustness.py --part {args.part} --epochs {args.epochs} --takes {args.takes}"
+        f" --min-steps {args.min_steps}"
         f" --policy-fusions {args.policy_fusions}",
         environment=environment(),
         rows=len(table),
@@ -254,7 +258,11 @@ def main(argv: list[str] | None = None) -> None:
     for part, run in (("curves", run_curves), ("policies", run_policies)):
         if args.part in (part, "all"):
             print(f"{part}: {len(table)} rows", flush=True)
-            extra = {"policy_fusions": args.policy_fusions} if part == "policies" else {}
+            extra = (
+                {"policy_fusions": args.policy_fusions, "checkpoint": out.with_suffix(".policies-run.json")}
+                if part == "policies"
+                else {}
+            )
             doc[part] = run(table, {**params, **extra})
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(doc, indent=1, default=str))  # the run is kept even if a check fails
