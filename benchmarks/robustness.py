@@ -215,6 +215,93 @@ def check_policies(result: dict[str, Any]) -> None:
     result["policies"] = best
 
 
+def _pm(summary: dict[str, Any]) -> str:
+    return "–" if summary.get("mean") is None else f"{summary['mean']:.3f} ± {summary['std'] or 0:.3f}"
+
+
+def _paired_text(p: dict[str, Any]) -> str:
+    if p.get("mean_diff") is None:
+        return "–"
+    low, high = p["ci95"]
+    return (
+        f"{p['mean_diff']:+.3f} (95 % CI {low:+.3f} to {high:+.3f}; better in {p['wins']} of {p['n']} folds)"
+    )
+
+
+def curves_markdown(result: dict[str, Any]) -> list[str]:
+    """The degradation and noise tables (accuracy, mean ± std over folds), areas, checks and the cost."""
+    lines = []
+    for curve, info in result["corruptions"].items():
+        levels = info["levels"]
+        lines += [
+            f"**{curve}** ({info['level_meaning']}), accuracy:",
+            "",
+            "| strategy | clean | " + " | ".join(levels) + " | area | effective vs late:weighted |",
+            "|---|" + "---|" * (len(levels) + 3),
+        ]
+        for name in result["robustness"]:
+            eff = result["effective_robustness"][name][curve]["accuracy"]["vs"].get("late:weighted")
+            cells = [
+                _pm(result["clean"][name]["accuracy"]),
+                *(_pm(result["robustness"][name][curve][k]["accuracy"]) for k in levels),
+                _pm(result["area"][name][curve]["accuracy"]),
+                "–" if not eff else _paired_text(eff),
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    for curve, rows in result.get("degradation", {}).items():
+        lines.append(f"Graceful degradation, {curve}: best fused against best single input on the same rows:")
+        lines.append("")
+        lines += [
+            "| rate | best fused | accuracy | best single | accuracy | margin | floor (-0.01) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for level, r in rows.items():
+            lines.append(
+                f"| {level} | {r['best_fused']} | {r['accuracy']:.3f} | {r['best_single']} | "
+                f"{r['single_accuracy']:.3f} | {r['margin']:+.3f} | {'met' if r['meets_floor'] else 'missed'} |"
+            )
+        lines.append("")
+    for ref, q in result.get("quality", {}).items():
+        lines.append(
+            f"- late:quality+tc against {ref}, mean accuracy over SNR 5, 0, -5 dB (noise on half the test rows): {_paired_text(q['noisy_5_0_-5'])}; on clean rows: {_paired_text(q['clean'])}"
+        )
+    cost = result.get("cost")
+    if cost:
+        lines.append(
+            f"- Cost: fits and clean predictions {cost['evaluation_seconds']:.0f} s; each level "
+            f"{cost['seconds_per_level']:.1f} s, so ten levels add {cost['ten_levels_seconds']:.0f} s = "
+            f"{100 * cost['ratio_ten_levels']:.0f} % (fits per strategy: {sorted(set(cost['fits_per_strategy'].values()))})"
+        )
+    return lines
+
+
+def policies_markdown(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "| strategy | " + " | ".join(POLICIES) + " | best vs drop |",
+        "|---|" + "---|" * (len(POLICIES) + 1),
+    ]
+    entries = result["strategies"]
+    for fusion, row in result.get("policies", {}).items():
+        cells = []
+        for p in POLICIES:
+            name = fusion if p == "mask" else f"{fusion}/{p}"
+            cells.append(
+                _pm(entries[name]["metrics"]["accuracy"])
+                if name in entries and "metrics" in entries[name]
+                else "–"
+            )
+        best = row["best_vs_drop"]
+        cells.append("–" if best is None else f"{row['best_policy']}: {_paired_text(best)}")
+        lines.append(f"| {fusion} | " + " | ".join(cells) + " |")
+    for name, e in entries.items():
+        if name.startswith("unimodal:") or name == "linear":
+            lines.append(
+                f"| {name} (baseline) | " + _pm(e["metrics"]["accuracy"]) + " |" + " |" * len(POLICIES)
+            )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -229,8 +316,21 @@ def main(argv: list[str] | None = None) -> None:
         "--policy-fusions", default=",".join(POLICY_FUSIONS), help="strategies of the policies"
     )
     parser.add_argument("--recheck", action="store_true", help="only recompute the measures of --out's runs")
+    parser.add_argument("--markdown", action="store_true", help="print --out's results as Markdown tables")
+    parser.add_argument("--plot", default=None, help="with --markdown: draw the curves to this file")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    if args.markdown:
+        doc = json.loads(out.read_text())
+        if "curves" in doc:
+            print("\n".join(curves_markdown(doc["curves"])))
+            if args.plot:
+                from modalfuse.evaluate import plot_robustness
+
+                plot_robustness(doc["curves"], args.plot)
+        if "policies" in doc:
+            print("\n".join(policies_markdown(doc["policies"])))
+        return
     checks = {"curves": check_curves, "policies": check_policies}
     if args.recheck:
         doc = json.loads(out.read_text())
