@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +197,32 @@ def test_compare_runs_each_policy_on_the_same_folds(small) -> None:
         mf.UnknownNameError, match=r"unknown missing-input policy 'fil'; did you mean 'fill'\?"
     ):
         mf.compare(small, fusion="late:product", missing="fil")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["evaluate", "--missing", "fil"],
+            r"error: unknown missing-input policy 'fil'; did you mean 'fill'\?",
+        ),
+        (
+            ["fit", "--out", "m", "--missing", "fill,drop"],
+            r"error: --missing 'fill,drop': give one policy here",
+        ),
+        (["evaluate", "--train-corruption", "image:nosie=3"], r"error: unknown corruption 'nosie'"),
+    ],
+)
+def test_the_command_line_refuses_bad_policies_before_training(
+    csv_path, tmp_path, monkeypatch, args, message
+) -> None:
+    from typer.testing import CliRunner
+
+    from modalfuse.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [args[0], str(csv_path), "--label", "y", *args[1:]])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and re.search(message, errors[0]), result.output
+    assert not (tmp_path / "m").exists()
