@@ -158,7 +158,9 @@ def test_bad_arguments_stop_before_training_with_one_line(small_csv, args, messa
     assert "network" not in result.output  # nothing was trained
 
 
+@pytest.mark.slow
 def test_the_command_writes_json_and_a_figure(small_csv, tmp_path: Path) -> None:
+    """The command end to end (trains its strategies again: slow)."""
     out, svg = tmp_path / "r.json", tmp_path / "r.svg"
     result = CliRunner().invoke(
         app,
