@@ -310,6 +310,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-root", default=str(ROOT.parent.parent / "shared" / "datasets"))
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--min-steps", type=int, default=200, help="fewest optimiser updates of a network")
+    parser.add_argument(
+        "--encoders",
+        default=None,
+        help="INPUT=ENCODER,... (e.g. audio=mfcc,image=pixels; default: trainable)",
+    )
     parser.add_argument("--takes", type=int, default=50, help="recordings per digit and speaker (50: all)")
     parser.add_argument("--out", default=str(ROOT / "results" / "robustness-avdigits-hard.json"))
     parser.add_argument(
@@ -346,12 +351,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.takes < 50:
         table = first_takes(table, args.takes)
     params = {"epochs": args.epochs, "min_steps": args.min_steps, "seed": 0}
+    if args.encoders:
+        params["encoders"] = dict(pair.split("=", 1) for pair in args.encoders.split(","))
     doc = json.loads(out.read_text()) if out.exists() else {}
     doc.update(
         benchmark="robustness on av-digits-hard, leave-one-speaker-out",
         command=f"python benchmarks/robustness.py --part {args.part} --epochs {args.epochs} --takes {args.takes}"
-        f" --min-steps {args.min_steps}"
-        f" --policy-fusions {args.policy_fusions}",
+        f" --min-steps {args.min_steps} --policy-fusions {args.policy_fusions}"
+        + (f" --encoders {args.encoders}" if args.encoders else ""),
         environment=environment(),
         rows=len(table),
     )
