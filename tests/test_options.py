@@ -224,7 +224,7 @@ def test_table_mask_and_unimodal_inputs_suggest_the_input() -> None:
 def test_estimator_gives_strategies_only_the_options_they_declare(table) -> None:
     X = table.frame[["text", "num", "colour"]]
     late = mf.MultimodalClassifier(fusion="late:mean", hidden=7, **FAST).fit(X, table.y)
-    assert late.fusion_.options == {"method": "mean", "inner_folds": 2}  # no hidden
+    assert late.fusion_.options == {"method": "mean", "inner_folds": 2, "missing": "mask"}  # no hidden
     early = mf.MultimodalClassifier(fusion="early", hidden=7, **FAST).fit(X, table.y)
     assert early.fusion_.options["hidden"] == 7 and early.fusion_.options["inner_folds"] == 2
     cca = mf.MultimodalClassifier(fusion="cca", hidden=7, **FAST).fit(X, table.y)
