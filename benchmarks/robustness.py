@@ -302,6 +302,24 @@ def policies_markdown(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def policies_from_checkpoint(path: Path) -> dict[str, Any]:
+    """A policies result from the fold-by-fold checkpoint of an unfinished run: each strategy's accuracy
+    over the folds it finished (``n_folds`` says how many), enough for :func:`check_policies`."""
+    from modalfuse.evaluate import summarize
+
+    steps = json.loads(path.read_text())["checkpoint"]["steps"]
+    folds: dict[str, dict[int, float]] = {}
+    for step in steps:
+        if "metrics" in step:
+            folds.setdefault(step["strategy"], {})[step["fold"]] = step["metrics"]["accuracy"]
+    done = sorted(set.intersection(*(set(f) for f in folds.values()))) if folds else []
+    strategies = {
+        name: {"metrics": {"accuracy": summarize([f[k] for k in done])}, "folds_done": done}
+        for name, f in folds.items()
+    }
+    return {"strategies": strategies, "n_folds": len(done), "partial": True}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -327,6 +345,11 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     if args.markdown:
         doc = json.loads(out.read_text())
+        run_file = out.with_suffix(".policies-run.json")
+        if "policies" not in doc and run_file.exists():  # an unfinished policies run: its finished folds
+            doc["policies"] = policies_from_checkpoint(run_file)
+            check_policies(doc["policies"])
+            print(f"policies: the {doc['policies']['n_folds']} folds finished so far")
         if "curves" in doc:
             print("\n".join(curves_markdown(doc["curves"])))
             if args.plot:
