@@ -193,6 +193,11 @@ def run_policies(table: mf.MultimodalTable, params: dict[str, Any]) -> dict[str,
     return result
 
 
+def _accuracy(entry: dict[str, Any]) -> dict[str, Any]:
+    """A strategy's accuracy summary, in a comparison's result or a checkpoint's partial one."""
+    return entry.get("metrics", entry)["accuracy"]
+
+
 def check_policies(result: dict[str, Any]) -> None:
     """Add the policy table (accuracy per fusion and policy, the best against ``drop``) to a result."""
     entries = result["strategies"]
@@ -200,7 +205,7 @@ def check_policies(result: dict[str, Any]) -> None:
     for fusion in (f for f in POLICY_FUSIONS if f in entries):
         names = {p: fusion if p == "mask" else f"{fusion}/{p}" for p in POLICIES}
         ok = {p: n for p, n in names.items() if n in entries and "error" not in entries[n]}
-        scores = {p: entries[n]["metrics"]["accuracy"]["mean"] for p, n in ok.items()}
+        scores = {p: _accuracy(entries[n])["mean"] for p, n in ok.items()}
         winner = max((p for p in scores if p != "drop"), key=scores.get, default=None)
         best[fusion] = {
             "accuracy": scores,
@@ -208,8 +213,8 @@ def check_policies(result: dict[str, Any]) -> None:
             "best_vs_drop": None
             if winner is None or "drop" not in ok
             else paired_difference(
-                entries[ok[winner]]["metrics"]["accuracy"]["folds"],
-                entries[ok["drop"]]["metrics"]["accuracy"]["folds"],
+                _accuracy(entries[ok[winner]])["folds"],
+                _accuracy(entries[ok["drop"]])["folds"],
             ),
         }
     result["policies"] = best
@@ -287,18 +292,14 @@ def policies_markdown(result: dict[str, Any]) -> list[str]:
         for p in POLICIES:
             name = fusion if p == "mask" else f"{fusion}/{p}"
             cells.append(
-                _pm(entries[name]["metrics"]["accuracy"])
-                if name in entries and "metrics" in entries[name]
-                else "–"
+                _pm(_accuracy(entries[name])) if name in entries and "error" not in entries[name] else "–"
             )
         best = row["best_vs_drop"]
         cells.append("–" if best is None else f"{row['best_policy']}: {_paired_text(best)}")
         lines.append(f"| {fusion} | " + " | ".join(cells) + " |")
     for name, e in entries.items():
         if name.startswith("unimodal:") or name == "linear":
-            lines.append(
-                f"| {name} (baseline) | " + _pm(e["metrics"]["accuracy"]) + " |" + " |" * len(POLICIES)
-            )
+            lines.append(f"| {name} (baseline) | " + _pm(_accuracy(e)) + " |" + " |" * len(POLICIES))
     return lines
 
 
