@@ -37,8 +37,9 @@ def test_registry_names_and_shorthand() -> None:
     assert {"early", "late", "unimodal"} <= set(mf.list_fusions())
     late = mf.get_fusion("late:stacking")
     # options hold every declared option, resolved
-    assert isinstance(late, mf.FusionStrategy) and late.options == {"method": "stacking", "inner_folds": 3}
-    assert mf.get_fusion("unimodal:audio").options == {"input": "audio", "inner_folds": 3}
+    assert isinstance(late, mf.FusionStrategy)
+    assert late.options == {"method": "stacking", "inner_folds": 3, "missing": "mask"}
+    assert mf.get_fusion("unimodal:audio").options == {"input": "audio", "inner_folds": 3, "missing": "mask"}
     with pytest.raises(KeyError, match="unknown fusion"):
         mf.get_fusion("nope")
     with pytest.raises(KeyError, match="takes no ':' argument"):

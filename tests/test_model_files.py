@@ -257,18 +257,25 @@ def _as_old_file(doc: dict, fusion_options: dict) -> None:
         (
             "late:mean",
             {"inner_folds": 2, "hidden": 128, "method": "mean"},
-            {"method": "mean", "inner_folds": 2},
+            {"method": "mean", "inner_folds": 2, "missing": "mask"},
         ),
         (
             "unimodal:text",
             {"inner_folds": 2, "hidden": 128, "input": "text"},
-            {"input": "text", "inner_folds": 2},
+            {"input": "text", "inner_folds": 2, "missing": "mask"},
         ),
         ("cca", {"inner_folds": 2, "hidden": 128}, {"pca_dims": 32, "cca_dims": 8}),
         (
             "early",
             {"inner_folds": 2, "hidden": 128},
-            {"end_to_end": False, "aux_heads": True, "inner_folds": 2, "hidden": 128},
+            {
+                "end_to_end": False,
+                "aux_heads": True,
+                "inner_folds": 2,
+                "hidden": 128,
+                "missing": "mask",
+                "quality_aware": False,
+            },
         ),
     ],
 )

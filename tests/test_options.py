@@ -136,7 +136,11 @@ def test_colon_arguments_are_coerced() -> None:
     assert mf.get_fusion("lowrank:8").options["rank"] == 8
     assert mf.get_fusion("tensor:8").options["tensor_dim"] == 8
     assert mf.get_fusion("shared:0.5").options["contrastive_weight"] == 0.5
-    assert mf.get_fusion("late:product").options == {"method": "product", "inner_folds": DEFAULT_INNER_FOLDS}
+    assert mf.get_fusion("late:product").options == {
+        "method": "product",
+        "inner_folds": DEFAULT_INNER_FOLDS,
+        "missing": "mask",
+    }
 
 
 # ------------------------------------------------------------------------------------- preprocessors
@@ -220,7 +224,7 @@ def test_table_mask_and_unimodal_inputs_suggest_the_input() -> None:
 def test_estimator_gives_strategies_only_the_options_they_declare(table) -> None:
     X = table.frame[["text", "num", "colour"]]
     late = mf.MultimodalClassifier(fusion="late:mean", hidden=7, **FAST).fit(X, table.y)
-    assert late.fusion_.options == {"method": "mean", "inner_folds": 2}  # no hidden
+    assert late.fusion_.options == {"method": "mean", "inner_folds": 2, "missing": "mask"}  # no hidden
     early = mf.MultimodalClassifier(fusion="early", hidden=7, **FAST).fit(X, table.y)
     assert early.fusion_.options["hidden"] == 7 and early.fusion_.options["inner_folds"] == 2
     cca = mf.MultimodalClassifier(fusion="cca", hidden=7, **FAST).fit(X, table.y)
@@ -261,6 +265,8 @@ def test_a_user_strategy_declares_options_and_gets_them_checked(table, monkeypat
         "end_to_end": False,
         "aux_heads": True,
         "inner_folds": 3,
+        "missing": "mask",
+        "quality_aware": False,
         "width": 32,
     }
     with pytest.raises(mf.OptionError, match=r"unknown option 'widht'; did you mean 'width'\?"):

@@ -1,7 +1,8 @@
 """Every command the README shows is run here, as written, on small local data in a temporary folder.
 
 The install lines are what ``.ci/run`` runs (checked below); the commands that train (``fit``, ``evaluate``,
-the demo) run in the slow tests, the others in the default suite against models fitted beforehand.
+``robustness``, the demo) run in the slow tests, the others in the default suite against models fitted
+beforehand.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from modalfuse.data import av_digits
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 INSTALL = "python3 -m venv .venv && .venv/bin/pip install -c constraints.txt"
-TRAINING = ("fit", "evaluate", "demo")
+TRAINING = ("fit", "evaluate", "demo", "robustness")
 
 
 def console_lines(text: str) -> list[str]:
@@ -193,6 +194,7 @@ def test_every_readme_command_in_order(workdir: Path) -> None:
         ran.add(command[1])
     _check_outputs(workdir, ran)
     assert (workdir / "results.json").is_file()
+    assert (workdir / "robustness.json").is_file() and (workdir / "robustness.svg").is_file()
     assert sorted(p.name for p in (workdir / "model").iterdir()) == ["model.json", "weights.safetensors"]
 
 

@@ -26,7 +26,9 @@ __all__ = [
     "get_fusion",
     "list_fusions",
     "make_strategies",
+    "missing_policies",
     "register_fusion",
+    "robustness",
     "with_groups",
 ]
 
@@ -219,9 +221,17 @@ def compare(
     resume: bool = False,
     backend: Backend | str | None = None,
     explain: bool | Sequence[str] = False,
+    missing: str | Sequence[str] | None = None,
     **params: Any,
 ) -> ComparisonResult:
     """Run every strategy of ``fusion`` and the baselines (unimodal, tuned linear) on the same folds.
+
+    ``missing`` is a missing-input policy (see :class:`MultimodalClassifier`), or a list of policies to
+    compare: each strategy that is not a baseline runs once per policy on the same folds, named
+    ``"<strategy>"`` for ``mask`` and ``"<strategy>/<policy>"`` for the others (``early/fill``); the
+    baselines (unimodal, ``linear``) always run with ``mask``, as the references. A strategy that cannot
+    take a policy (``fill`` and ``generate`` need the shared per-input encoders: not ``cca`` or ``linear``) is left out of that policy and listed in the
+    result's ``missing_policies.skipped``.
 
     ``params`` are :class:`MultimodalClassifier` settings shared by every strategy (``epochs=``,
     ``n_threads=``, ``verbose=``, ...); ``fold_metrics`` adds per-fold measures, ``checkpoint`` writes the
@@ -231,7 +241,6 @@ def compare(
     one run never reuses another's models. ``backend`` runs the folds side by side: ``"processes"`` (local
     worker processes), ``"ray"`` (Ray tasks, here or on the cluster at ``RAY_ADDRESS``) or a
     :class:`modalfuse.Backend`; the same seed gives the same numbers as ``"serial"``, the default.
-    one run never reuses another's models.
     ``explain=True`` (or a list of strategy names) also computes, in every fold, the modality Shapley
     values of each strategy (of those named) on the fold's test rows, summarised per input beside the
     leave-one-input-out accuracy drop (:func:`modalfuse.explain.global_summary`); each strategy's entry
@@ -250,7 +259,11 @@ def compare(
     backend = resolve_backend(backend)  # a wrong one fails before anything is trained
     table = with_groups(table, groups)
     model_seed = {} if "random_state" in params else {"seed": seed}  # an explicit random_state wins
+    policies = missing_policies(missing)
     strategies = make_strategies(table, fusion, **model_seed, **params)
+    skipped: list[str] = []
+    if policies != ["mask"]:
+        strategies, skipped = with_policies(strategies, policies)
     with using_cache(Cache() if cache is None else cache):
         result = compare_estimators(
             strategies,
@@ -270,6 +283,8 @@ def compare(
     result["reproducibility"] = reproducibility(
         table, fusion=fusion, cv=cv, seed=seed, params=params, digest=result["data"]["digest"]
     )
+    if policies != ["mask"]:
+        result["missing_policies"] = {"policies": policies, "skipped": skipped}
     if checkpoint is not None:
         from modalfuse.evaluate._checkpoint import write_json_atomic
 
@@ -315,3 +330,113 @@ def _attach_explanations(result: dict[str, Any]) -> None:
             entry["explanation"] = {**combine_folds(folds), "per_fold": folds}
         if any(errors):
             entry["explanation_errors"] = errors
+
+
+def missing_policies(missing: str | Sequence[str] | None) -> list[str]:
+    """The policies of ``compare(missing=...)``: one (a string) or several (a list or comma list), ``native``
+    read as ``mask``, each checked (an :class:`UnknownNameError` names a bad one)."""
+    from modalfuse._params import MISSING_POLICIES
+
+    if missing is None:
+        return ["mask"]
+    items = [m.strip() for m in (missing.split(",") if isinstance(missing, str) else missing)]
+    items = list(dict.fromkeys("mask" if m == "native" else m for m in items if m))
+    for item in items:
+        if item not in MISSING_POLICIES:
+            raise UnknownNameError("missing-input policy", item, MISSING_POLICIES)
+    return items or ["mask"]
+
+
+def with_policies(strategies: dict[str, Any], policies: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """Each strategy that is not a baseline once per policy (``name`` for ``mask``, ``name/policy``
+    otherwise), the baselines once with ``mask``; and the ``name/policy`` pairs a strategy cannot take."""
+    from sklearn.base import clone
+
+    from modalfuse._errors import OptionError
+    from modalfuse._params import make_strategy
+    from modalfuse.evaluate._cv import is_baseline
+
+    out: dict[str, Any] = {}
+    skipped = []
+    for name, est in strategies.items():
+        if is_baseline(name):
+            out[name] = clone(est).set_params(missing="mask")
+            continue
+        for policy in policies:
+            key = name if policy == "mask" else f"{name}/{policy}"
+            candidate = clone(est).set_params(missing=policy)
+            try:
+                make_strategy(candidate.fusion, candidate.fusion_options, candidate.get_params())
+            except OptionError:
+                skipped.append(key)
+                continue
+            out[key] = candidate
+    return out, skipped
+
+
+def robustness(
+    table: MultimodalTable,
+    corrupt: str | Sequence[str],
+    *,
+    fusion: str | Sequence[str] = "all",
+    cv: int | str | Any = 5,
+    groups: str | Sequence[Any] | None = None,
+    seed: int = 0,
+    corruption_seed: int | None = None,
+    progress: Callable[..., None] | None = None,
+    cache: Cache | None = None,
+    missing: str | Sequence[str] | None = None,
+    **params: Any,
+) -> dict[str, Any]:
+    """Robustness curves: every strategy of ``fusion`` and the baselines trained once per fold, then scored
+    on the fold's test rows corrupted at every level of every spec of ``corrupt``.
+
+    Parameters
+    ----------
+    table : MultimodalTable
+    corrupt : str or list of str
+        Corruption specs ``INPUT:NAME=LEVEL[,LEVEL...][@SHARE]``, e.g. ``"audio:noise=20,10,5,0,-5@0.5"``
+        (white noise at those SNRs on a random half of the test rows) or ``"image:missing=0,0.5,1"`` (see
+        :func:`modalfuse.list_corruptions`); checked against the table before anything is trained.
+    fusion : str or list of str, default="all"
+        As for :func:`compare`; the unimodal baselines, ``linear`` and the late-fusion baseline
+        (``late:weighted``, added when no late strategy is listed) are always run, as the references of
+        relative and effective robustness.
+    cv, groups, seed, progress, cache, missing
+        As for :func:`compare` (``missing``: one policy or several, each strategy run once per policy);
+        ``corruption_seed`` seeds the corruptions (default: ``seed``).
+    **params
+        :class:`MultimodalClassifier` settings shared by every strategy.
+
+    Returns
+    -------
+    dict
+        See :func:`modalfuse.evaluate.robustness`: per strategy, curve and level the accuracy and macro-F1
+        (mean, std, per fold), the area under each curve, relative and effective robustness against the
+        baselines, the fits per strategy (one per fold) and the timings.
+    """
+    from modalfuse._corruptions import parse_corruptions
+    from modalfuse.estimator import MultimodalClassifier
+    from modalfuse.evaluate._robustness import LATE_BASELINES
+    from modalfuse.evaluate._robustness import robustness as robustness_curves
+
+    table = with_groups(table, groups)
+    specs = parse_corruptions(corrupt, table.inputs)
+    model_seed = {} if "random_state" in params else {"seed": seed}
+    strategies = make_strategies(table, fusion, **model_seed, **params)
+    if not any(name in LATE_BASELINES for name in strategies):
+        strategies["late:weighted"] = MultimodalClassifier(fusion="late:weighted", **model_seed, **params)
+    policies = missing_policies(missing)
+    if policies != ["mask"]:
+        strategies, _ = with_policies(strategies, policies)
+    with using_cache(Cache() if cache is None else cache):
+        return robustness_curves(
+            strategies,
+            table,
+            specs,
+            cv=cv,
+            seed=seed,
+            corruption_seed=corruption_seed,
+            progress=progress,
+            dataset_name=table.name,
+        )

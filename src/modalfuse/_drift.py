@@ -196,25 +196,26 @@ def column_kind(values: Iterable[Any]) -> str | None:
     present = [v for v in values if not is_missing(v)]
     if not present:
         return None
-    if isinstance(present[0], np.ndarray):
-        return "image"
-    if isinstance(present[0], tuple):
-        return "audio"
     if type(present[0]).__name__ == "Recording" or (isinstance(present[0], dict) and "values" in present[0]):
         return "series"
     if isinstance(present[0], bytes | bytearray | memoryview | Mapping):
         return _file_kind(present)
-    numbers = pd.to_numeric(pd.Series(present, dtype=object).map(_as_number), errors="coerce")
-    if numbers.notna().sum() > len(present) / 2:
+    half = len(present) / 2
+    # in-memory media (image arrays, (wave, rate) tuples) may sit beside file paths in one column
+    arrays = sum(isinstance(v, np.ndarray) for v in present)
+    waves = sum(isinstance(v, tuple) for v in present)
+    scalars = [v for v in present if not isinstance(v, np.ndarray | tuple | list | dict)]
+    numbers = pd.to_numeric(pd.Series(scalars, dtype=object).map(_as_number), errors="coerce")
+    if numbers.notna().sum() > half:
         return "numeric"
-    strings = [os.fspath(v) if isinstance(v, os.PathLike) else v for v in present]
+    strings = [os.fspath(v) if isinstance(v, os.PathLike) else v for v in scalars]
     strings = [s.strip().lower() for s in strings if isinstance(s, str)]
-    for extensions, kind in (
-        (IMAGE_EXTENSIONS, "image"),
-        (AUDIO_EXTENSIONS, "audio"),
-        (SERIES_EXTENSIONS, "series"),
+    for extensions, kind, in_memory in (
+        (IMAGE_EXTENSIONS, "image", arrays),
+        (AUDIO_EXTENSIONS, "audio", waves),
+        (SERIES_EXTENSIONS, "series", 0),
     ):
-        if strings and sum(os.path.splitext(s)[1] in extensions for s in strings) > len(present) / 2:
+        if in_memory + sum(os.path.splitext(s)[1] in extensions for s in strings) > half:
             return kind
     return "text"
 

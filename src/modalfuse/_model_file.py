@@ -111,7 +111,13 @@ def _read_document(folder: _ModelFolder) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- params
 def _params(folder: _ModelFolder, doc: Mapping[str, Any], cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
     """The estimator's parameters (unknown ones refused) and their checked scalar values."""
-    from modalfuse._params import PARAMS, check_class_weight, check_mappings, check_scalar_params
+    from modalfuse._params import (
+        PARAMS,
+        check_class_weight,
+        check_mappings,
+        check_scalar_params,
+        check_train_corruptions,
+    )
 
     params = dict(doc["params"])
     names = set(cls().get_params())
@@ -135,6 +141,10 @@ def _params(folder: _ModelFolder, doc: Mapping[str, Any], cls: type) -> tuple[di
         check_class_weight(params.get("class_weight"))
     except (OptionError, UnknownNameError) as exc:
         raise folder.bad("params", str(exc)) from None
+    try:
+        check_train_corruptions(params.get("train_corruptions"))
+    except OptionError as exc:
+        raise folder.bad("params.train_corruptions", str(exc)) from None
     return params, scalars
 
 
@@ -377,6 +387,35 @@ def _check_prediction(folder: _ModelFolder, clf: Any) -> None:
         )
 
 
+def _fallback(folder: _ModelFolder, doc: Mapping[str, Any], clf: Any, tensors: dict[str, Any]) -> Any:
+    """The per-input models of ``missing="drop"`` (field ``fallback``, weights prefixed ``__fallback__.``),
+    or None where the model has none (every model saved before it existed)."""
+    from modalfuse.estimator import FALLBACK_PREFIX
+    from modalfuse.fusion._base import strategy_from_saved
+
+    own = {k[len(FALLBACK_PREFIX) :]: v for k, v in tensors.items() if k.startswith(FALLBACK_PREFIX)}
+    if "fallback" not in doc:
+        if own:
+            raise ModelFileError(f"{folder.weights}: fallback tensors that model.json does not describe")
+        return None
+    d = folder.need(doc, "fallback", dict, "fallback")
+    if folder.need(d, "name", str, "fallback.name") != "late:product":
+        raise folder.bad("fallback.name", f"must be 'late:product', got {d['name']!r}")
+    try:
+        strategy = strategy_from_saved("late:product", folder.need(d, "options", dict, "fallback.options"))
+    except OptionError as exc:
+        raise folder.bad("fallback.options", str(exc)) from None
+    strategy.state = folder.need(d, "state", dict, "fallback.state")
+    strategy.setup(clf.inputs_, len(clf.classes_), clf._train_config())
+    try:
+        strategy.load_tensors(own)
+    except (RuntimeError, *_STATE_ERRORS) as exc:
+        raise folder.bad(
+            "fallback.state", f"does not fit the inputs and the weights ({type(exc).__name__})"
+        ) from None
+    return strategy
+
+
 # ------------------------------------------------------------------------------------------------ all
 def load_model(cls: type, path: str | Any) -> Any:
     """A fitted ``cls`` (``MultimodalClassifier``) from the model folder ``path``, every field checked.
@@ -399,7 +438,11 @@ def load_model(cls: type, path: str | Any) -> Any:
     clf = cls(**params)
     clf.classes_, clf.schema_, clf.inputs_, clf.preprocessors_ = classes, schema, inputs, preprocessors
     strategy.setup(inputs, len(classes), clf._train_config(scalars))
-    _load_weights(folder, strategy, _tensors(folder))
+    tensors = _tensors(folder)
+    from modalfuse.estimator import FALLBACK_PREFIX
+
+    _load_weights(folder, strategy, {k: v for k, v in tensors.items() if not k.startswith(FALLBACK_PREFIX)})
     clf.fusion_ = strategy
+    clf.fallback_ = _fallback(folder, doc, clf, tensors)
     _check_prediction(folder, clf)
     return clf

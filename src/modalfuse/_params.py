@@ -21,11 +21,13 @@ from modalfuse._errors import OptionError, UnknownNameError, did_you_mean
 from modalfuse._options import DEFAULT_HIDDEN, DEFAULT_INNER_FOLDS, Option
 
 __all__ = [
+    "MISSING_POLICIES",
     "OWNER",
     "PARAMS",
     "check_class_weight",
     "check_mappings",
     "check_scalar_params",
+    "check_train_corruptions",
     "device_error",
     "make_strategy",
     "row_weights",
@@ -34,6 +36,8 @@ __all__ = [
 
 OWNER = "MultimodalClassifier"
 _MAX_SEED = 2**31 - 1
+#: The missing-modality policies of ``MultimodalClassifier(missing=...)`` (``native`` is ``mask``).
+MISSING_POLICIES = ("mask", "native", "fill", "generate", "drop")
 
 #: The scalar hyperparameters of ``MultimodalClassifier``: kind, default and valid range of each.
 PARAMS: dict[str, Option] = {
@@ -69,6 +73,12 @@ PARAMS: dict[str, Option] = {
         "where a fit's per-input networks train: serial, processes or ray (None: serial)",
         choices=("serial", "processes", "ray"),
         none_ok=True,
+    ),
+    "missing": Option(
+        "mask",
+        "str",
+        "a missing input: mask (handled natively), fill, generate or drop",
+        choices=MISSING_POLICIES,
     ),
 }
 
@@ -144,16 +154,49 @@ def check_mappings(encoders: Any, preprocess: Any, fusion_options: Any, modaliti
     _check_names("modalities", modalities, "column -> modality")
 
 
+def check_train_corruptions(value: Any) -> list[Any]:
+    """``train_corruptions`` (None, a spec string or a list of them) as parsed specs (syntax only; the
+    inputs are checked against the table at ``fit``).
+
+    Raises
+    ------
+    OptionError
+        Not a string or a list of strings, or a malformed spec (the message names it).
+    """
+    from modalfuse._corruptions import parse_corruptions
+
+    if value is None:
+        return []
+    if not isinstance(value, str) and (
+        not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value)
+    ):
+        raise OptionError(
+            f"{OWNER}: parameter 'train_corruptions' must be None, a spec such as 'audio:noise=10,0@0.5' or a "
+            f"list of them, got {value!r}"
+        )
+    try:
+        return parse_corruptions(value)
+    except OptionError as exc:
+        raise OptionError(f"{OWNER}: parameter 'train_corruptions': {exc}") from None
+
+
+def strategy_missing(policy: str) -> str:
+    """The ``missing`` option a strategy gets for the estimator's policy: ``fill`` and ``generate`` are the
+    strategy's; ``mask``, ``native`` and ``drop`` (the estimator trains on complete rows) give ``mask``."""
+    return policy if policy in ("fill", "generate") else "mask"
+
+
 def make_strategy(fusion: Any, fusion_options: Mapping[str, Any] | None, scalars: Mapping[str, Any]) -> Any:
-    """A new strategy for ``fusion``, given the estimator's ``inner_folds`` and ``hidden`` where it declares
-    them and ``fusion_options`` (which win), all checked by the strategy.
+    """A new strategy for ``fusion``, given the estimator's ``inner_folds``, ``hidden`` and ``missing`` where
+    it declares them and ``fusion_options`` (which win), all checked by the strategy.
 
     Raises
     ------
     UnknownNameError
         ``fusion`` is not registered, or its ``:`` argument is not one of its choices.
     OptionError
-        An option the strategy does not declare, or a bad value.
+        An option the strategy does not declare, or a bad value; ``missing="fill"`` or ``"generate"`` for a
+        strategy that has no per-input encoders to impute embeddings of.
     """
     from modalfuse.fusion._base import get_fusion, list_fusions, strategy_class
 
@@ -161,6 +204,15 @@ def make_strategy(fusion: Any, fusion_options: Mapping[str, Any] | None, scalars
         raise UnknownNameError("fusion", repr(fusion), list_fusions(), hint="a fusion is named by a string")
     declared = strategy_class(fusion).declared_options()
     shared = {k: scalars[k] for k in ("inner_folds", "hidden") if k in declared and k in scalars}
+    policy = strategy_missing(scalars.get("missing") or "mask")
+    if policy != "mask":
+        if "missing" not in declared:
+            raise OptionError(
+                f"{OWNER}: missing={policy!r} imputes embeddings of the shared per-input encoders, which fusion "
+                f"{fusion!r} does not use (it works with unimodal, late and the joint strategies; 'mask' and "
+                "'drop' work with every strategy)"
+            )
+        shared["missing"] = policy
     return get_fusion(fusion, **{**shared, **(fusion_options or {})})
 
 

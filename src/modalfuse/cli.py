@@ -205,6 +205,23 @@ VerboseOpt = Annotated[
     int,
     typer.Option("--verbose", "-v", count=True, help="More progress lines on stderr: -v adds one per epoch."),
 ]
+MissingOpt = Annotated[
+    str,
+    typer.Option(
+        "--missing",
+        help="A missing input: mask (each strategy handles it natively), fill (mean embedding), generate "
+        "(embedding predicted from the inputs present) or drop (train on complete rows).",
+    ),
+]
+TrainCorruptOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--train-corruption",
+        metavar="SPEC",
+        help="Corrupt copies of training rows as augmentation, e.g. audio:noise=20,10,0@0.5 (repeatable; "
+        "see `modalfuse corruptions`).",
+    ),
+]
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -329,6 +346,26 @@ def _check_encoders(table: Any, encoder: list[str] | None) -> dict[str, str] | N
                 f"{', '.join(list_encoders(modality_of[key]))})"
             )
     return pairs or None
+
+
+def _check_missing(missing: str, *, several: bool) -> str | list[str]:
+    """``--missing``: one policy, or (``several``) a comma list of policies to compare."""
+    from modalfuse._api import missing_policies
+
+    policies = missing_policies(missing)
+    if len(policies) > 1 and not several:
+        _fail(f"--missing {missing!r}: give one policy here (evaluate compares several)")
+    return policies if len(policies) > 1 else policies[0]
+
+
+def _check_train_corruptions(table: Any, specs: list[str] | None) -> list[str] | None:
+    """``--train-corruption`` specs, checked against the table's inputs before any training."""
+    from modalfuse._corruptions import parse_corruptions
+
+    if not specs:
+        return None
+    parse_corruptions(specs, table.inputs)
+    return list(specs)
 
 
 # ----------------------------------------------------------------------------------------- loading
@@ -511,11 +548,29 @@ def inspect(
         bool, typer.Option("--problems", help="List every missing or unusable cell.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    quality: Annotated[
+        bool,
+        typer.Option(
+            "--quality",
+            help="Also score every input's rows (audio SNR, clipping, silence; image sharpness, contrast, "
+            "exposure; text length, unknown words; tabular missing cells) and summarise the scores.",
+        ),
+    ] = False,
+    quality_csv: Annotated[
+        Path | None,
+        typer.Option("--quality-csv", help="With --quality: write every row's scores to this CSV."),
+    ] = None,
 ) -> None:
     """Show the inferred schema, missing counts per modality and problem cells."""
+    _check_output_file(quality_csv, "--quality-csv")
+    if quality_csv is not None and not quality:
+        _fail("--quality-csv needs --quality")
     t = _load(table, label, groups, modality, data_root, encoding)
+    scores = _quality_scores(t, quality_csv) if quality else None
     if not as_json:
         _print_inspect(t, problems=problems)
+        if scores is not None:
+            _print_quality(scores)
         return
     doc = {
         "table": t.name,
@@ -531,7 +586,36 @@ def inspect(
         import pandas as pd
 
         doc["classes"] = {str(k): int(v) for k, v in pd.Series(t.y).value_counts().sort_index().items()}
+    if scores is not None:
+        doc["quality"] = scores
     typer.echo(json.dumps(doc, indent=2))
+
+
+def _quality_scores(t: Any, csv_path: Path | None) -> dict[str, Any]:
+    """Every input's per-row quality scores, summarised per input and score (and written to ``csv_path``)."""
+    from modalfuse._quality import quality_scores, summarize_quality
+
+    frame = quality_scores(t)
+    if csv_path is not None:
+        _write_csv(csv_path, frame.reset_index())
+    return summarize_quality(frame)
+
+
+def _print_quality(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    tab = Table("input", "score", "rows", "mean", "p10", "median", "p90", title="quality scores per row")
+
+    def fmt(v: Any) -> str:
+        return "-" if v is None else f"{v:.3g}"
+
+    for name, scores in summary.items():
+        for score, st in scores.items():
+            tab.add_row(
+                name, score, str(st["rows"]), *(fmt(st.get(k)) for k in ("mean", "p10", "median", "p90"))
+            )
+    Console().print(tab)
 
 
 @app.command()
@@ -580,6 +664,15 @@ def evaluate(
             help="Modality Shapley values of every strategy in every fold (default: on with --report).",
         ),
     ] = None,
+    missing: Annotated[
+        str,
+        typer.Option(
+            "--missing",
+            help="A missing input: mask (native), fill, generate or drop; a comma list (mask,fill,drop) "
+            "runs each strategy once per policy on the same folds.",
+        ),
+    ] = "mask",
+    train_corruption: TrainCorruptOpt = None,
 ) -> None:
     """Cross-validate every strategy and the baselines (unimodal, tuned linear) on the same folds, and
     compare them. With --backend processes or ray the folds run side by side (same numbers)."""
@@ -604,6 +697,8 @@ def evaluate(
         encoders=_check_encoders(t, encoder),
         n_threads=threads,
         backend=runner,
+        missing=_check_missing(missing, several=True),
+        train_corruptions=_check_train_corruptions(t, train_corruption),
     )
     if report is not None:
         from modalfuse.report import write_report
@@ -717,6 +812,99 @@ def _write_json(path: Path, doc: dict) -> None:
 
 
 @app.command()
+def robustness(
+    table: Annotated[str, typer.Argument(help="Table file or built-in dataset (see `modalfuse datasets`).")],
+    corrupt: Annotated[
+        list[str],
+        typer.Option(
+            "--corrupt",
+            "-c",
+            metavar="SPEC",
+            help="INPUT:NAME=LEVEL[,LEVEL...][@SHARE], e.g. audio:noise=20,10,5,0,-5@0.5 (repeatable; "
+            "see `modalfuse corruptions`).",
+        ),
+    ],
+    label: LabelOpt = None,
+    groups: GroupsOpt = None,
+    cv: Annotated[
+        str, typer.Option(help="Folds: K (stratified, grouped with --groups), loso, or kfold:K.")
+    ] = "5",
+    fusion: Annotated[
+        str, typer.Option(help="Comma list of unimodal, late, early, all, or exact names (late:quality).")
+    ] = "all",
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON here.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Draw the curves to this file (SVG, PNG or PDF).")
+    ] = None,
+    metric: Annotated[str, typer.Option(help="Metric of the table and figure: accuracy or f1_macro.")] = (
+        "accuracy"
+    ),
+    modality: ModalitiesOpt = None,
+    encoder: EncodersOpt = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs of every network.")] = 20,
+    min_steps: MinStepsOpt = 200,
+    seed: Annotated[int, typer.Option(help="Seed for folds, training and corruptions.")] = 0,
+    data_root: DataRootOpt = None,
+    encoding: EncodingOpt = None,
+    threads: ThreadsOpt = None,
+    verbose: VerboseOpt = 0,
+    missing: Annotated[
+        str,
+        typer.Option(
+            "--missing", help="A missing input: mask, fill, generate or drop; a comma list compares."
+        ),
+    ] = "mask",
+    train_corruption: TrainCorruptOpt = None,
+) -> None:
+    """Robustness curves: train every strategy once per fold, then score it on the fold's test rows
+    corrupted at every level (the same corrupted rows for every strategy)."""
+    import modalfuse as mf
+    from modalfuse._corruptions import parse_corruptions
+    from modalfuse._progress import listening
+    from modalfuse.evaluate import format_robustness, plot_robustness
+
+    if metric not in ("accuracy", "f1_macro"):
+        raise UnknownNameError("metric", metric, ["accuracy", "f1_macro"], hint="in --metric")
+    _check_output_file(json_path, "--json")
+    _check_output_file(plot, "--plot")
+    if plot is not None and plot.suffix.lower() not in (".svg", ".png", ".pdf"):
+        _fail(f"--plot {plot}: give a file ending in .svg, .png or .pdf")
+    t = _load_labelled(table, label, groups, modality, data_root, encoding)
+    cv_arg = _parse_cv(cv, t)
+    _check_fusions(t, fusion)
+    specs = parse_corruptions(corrupt, t.inputs)
+    start = time.perf_counter()
+    with _Progress(f"robustness of {t.name}", verbose) as progress, listening(progress):
+        result = mf.robustness(
+            t,
+            specs,
+            fusion=fusion,
+            cv=cv_arg,
+            seed=seed,
+            progress=progress,
+            epochs=epochs,
+            min_steps=min_steps,
+            encoders=_check_encoders(t, encoder),
+            n_threads=threads,
+            missing=_check_missing(missing, several=True),
+            train_corruptions=_check_train_corruptions(t, train_corruption),
+        )
+    result["wall_seconds"] = time.perf_counter() - start
+    typer.echo(format_robustness(result, metric=metric))
+    for name, err in result["errors"].items():
+        _SESSION.note(f"{name} failed in fold {err['fold']}: {err['error']}")
+    if json_path is not None:
+        _write_json(json_path, result)
+        typer.echo(f"results written to {json_path}")
+    if plot is not None:
+        plot_robustness(result, plot, metric=metric)
+        typer.echo(f"curves drawn to {plot}")
+    if not result["clean"]:
+        _error("every strategy failed")
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
 def fit(
     table: Annotated[str, typer.Argument(help="Table file or built-in dataset.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save the model in.")],
@@ -734,6 +922,8 @@ def fit(
     verbose: VerboseOpt = 0,
     backend: BackendOpt = "serial",
     ray_address: RayAddressOpt = None,
+    missing: MissingOpt = "mask",
+    train_corruption: TrainCorruptOpt = None,
 ) -> None:
     """Fit one strategy on the whole table and save it (JSON + safetensors). With --backend processes or
     ray each input's networks train side by side (same model)."""
@@ -758,6 +948,8 @@ def fit(
         encoders=_check_encoders(t, encoder),
         n_threads=threads,
         backend=None if runner.name == "serial" else runner.name,
+        missing=_check_missing(missing, several=False),
+        train_corruptions=_check_train_corruptions(t, train_corruption),
     )
     with _Progress(f"fitting {fusion}", verbose) as progress, listening(progress):
         clf.fit(t)
@@ -1267,6 +1459,16 @@ def encoders_cmd() -> None:
     for name in list_encoders():
         spec = get_encoder(name)
         typer.echo(f"{name:16s} {spec.modality:8s} {spec.description}")
+
+
+@app.command("corruptions")
+def corruptions_cmd() -> None:
+    """List the corruptions of `modalfuse robustness --corrupt`, per modality, with their levels."""
+    from modalfuse._corruptions import list_corruptions
+
+    for modality, names in list_corruptions().items():
+        for name, text in names.items():
+            typer.echo(f"{modality:8s} {name:14s} {text}")
 
 
 _ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")

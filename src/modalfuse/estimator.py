@@ -133,6 +133,96 @@ def _contributions(strategy: Any, data: Mapping[str, Any], proba: np.ndarray, me
     return strategy.contributions(data)
 
 
+def _policy(missing: Any) -> str:
+    """The missing-input policy: ``native`` is ``mask``."""
+    return "mask" if missing in (None, "native") else str(missing)
+
+
+def _uses(strategy: Any, feature: str) -> bool:
+    """Whether ``strategy`` declares ``feature`` (``uses_quality``, ``uses_augmented_rows``)."""
+    return bool(getattr(strategy, feature, False))
+
+
+def _transform_with(preprocessors: Mapping[str, Any], table: MultimodalTable, *, quality: bool) -> Any:
+    """Every input of ``table`` preprocessed (an :class:`~modalfuse._inputdata.InputData`), with each input's
+    per-row quality scores when ``quality``."""
+    from modalfuse._inputdata import InputData
+
+    data = {name: prep.transform(table) for name, prep in preprocessors.items()}
+    scores = {name: prep.quality(table) for name, prep in preprocessors.items()} if quality else None
+    return InputData(data, quality=scores)
+
+
+def _augmented_rows(
+    table: MultimodalTable, preprocessors: Mapping[str, Any], params: Mapping[str, Any], quality: bool
+) -> Any:
+    """Corrupted copies of training rows (``train_corruptions``), preprocessed; None without any."""
+    from modalfuse._corruptions import corrupt_rows
+    from modalfuse._inputdata import AugmentedRows
+
+    if not params["train_corruptions"]:
+        return None
+    rows, corrupted = corrupt_rows(table, params["train_corruptions"], seed=params["seed"])
+    if not len(rows):
+        return None
+    return AugmentedRows(rows, _transform_with(preprocessors, corrupted, quality=quality))
+
+
+def _complete_rows(
+    table: MultimodalTable, inputs: list[str], sample_weight: Any
+) -> tuple[MultimodalTable, Any]:
+    """``missing="drop"``: the rows where every input is present (and their sample weights)."""
+    complete = np.logical_and.reduce([table.mask(n) for n in inputs]) if inputs else np.ones(len(table), bool)
+    if not complete.any():
+        raise SchemaError(
+            f"{table.name}: missing='drop' trains on the rows where every input ({', '.join(inputs)}) is present, "
+            "and no training row has them all; use missing='mask', 'fill' or 'generate'"
+        )
+    weights = None if sample_weight is None else np.asarray(sample_weight)[complete]
+    return table.take(np.flatnonzero(complete)), weights
+
+
+def _input_models(strategy: Any) -> Any:
+    """The per-input models a strategy holds (late fusion and the unimodal baselines themselves, a joint
+    head's shared encoders), or None (``cca``, ``linear``, end-to-end heads)."""
+    from modalfuse.fusion._early import NeuralFusion
+    from modalfuse.fusion._late import _PerInputModels
+
+    if isinstance(strategy, _PerInputModels):
+        return strategy
+    if isinstance(strategy, NeuralFusion) and not strategy.state.get("end_to_end", True):
+        return strategy.encoders_
+    return None
+
+
+def _fallback(inputs: Mapping[str, Any], n_classes: int, config: Any, inner_folds: int) -> Any:
+    """An unfitted ``late:product`` over ``inputs``: the per-input models ``missing="drop"`` falls back on."""
+    from modalfuse.fusion._base import get_fusion
+
+    return get_fusion("late:product", inner_folds=inner_folds).setup(inputs, n_classes, config)
+
+
+#: Prefix of the fallback models' tensors in ``weights.safetensors`` (``missing="drop"``).
+FALLBACK_PREFIX = "__fallback__."
+
+
+def _product_of_present(models: Any, data: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The renormalised product of the per-input probabilities of the inputs present in each row (the
+    models' class prior where none is)."""
+    from scipy.special import softmax
+
+    probs, masks = models._per_input(data)
+    prior = np.log(np.asarray(models.prior_, dtype=np.float64) + 1e-6)
+    logits = np.tile(prior, (len(next(iter(data.values()))[1]), 1))
+    present = np.zeros(len(logits), bool)
+    total = np.zeros_like(logits)
+    for n, p in probs.items():
+        total += masks[n][:, None] * np.log(p + 1e-6)
+        present |= masks[n]
+    logits[present] = total[present]
+    return softmax(logits, axis=1)
+
+
 class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     """Classify rows of a multimodal table with a chosen fusion strategy.
 
@@ -203,6 +293,33 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         Torch CPU threads during ``fit``, ``predict`` and ``transform_inputs``; the caller's setting is
         restored afterwards. Default: ``OMP_NUM_THREADS`` when set, else 1, the fastest setting measured
         for these small networks, quiet or beside another busy process (``benchmarks/threads.py``).
+    missing : {"mask", "fill", "generate", "drop"}, default="mask"
+        How a missing input (a modality absent from a row) is handled, in training and prediction alike:
+
+        - ``"mask"`` (or ``"native"``): natively by the strategy: late fusion combines the inputs present,
+          the joint heads see presence masks, the linear baseline presence indicators;
+        - ``"fill"``: the input gets its mean embedding over training rows (per inner fold's encoder) and
+          counts as present;
+        - ``"generate"``: the input's embedding is predicted from the embeddings of the inputs present in
+          the row (a ridge regression fitted on training rows; the fill where no other input is present);
+        - ``"drop"``: the strategy is trained on the complete training rows only (every input present); a
+          row to predict that lacks an input gets the product of the per-input models of the inputs it has
+          (the strategy's own per-input models, or ones trained on the same complete rows).
+
+        ``fill`` and ``generate`` work on the shared per-input encoders: with the unimodal baselines, late
+        fusion and the joint strategies (not ``cca``, ``linear`` or ``end_to_end``). Everything is fitted on
+        the training rows only.
+    train_corruptions : str or list of str, optional
+        Training-time corruption as augmentation, in the syntax of ``modalfuse robustness --corrupt``
+        (``"audio:noise=20,10,5,0,-5@0.5"``: white noise at one of those SNRs, drawn per row, on half of
+        the training rows; see :func:`modalfuse.list_corruptions`). Corrupted copies of those training rows
+        are predicted out of fold, like the rows themselves, by the per-input networks that never saw the
+        originals, and added to the rows the combiners of late fusion (``weighted``, ``stacking``,
+        ``confidence``, ``quality``) and the joint heads are fitted on, so they learn what a damaged input is
+        worth; ``late:quality`` needs this to learn anything from quality scores when the training rows are
+        clean. The per-input networks themselves (and so the unimodal baselines) still train on the clean
+        rows only; strategies with nothing fitted on held-out predictions ignore it. Seeded by
+        ``random_state``.
     verbose : int, default=0
         Progress lines, logged at INFO on the standard ``logging`` logger ``modalfuse.progress``: 0 none
         (they are logged at DEBUG), 1 the fit and each network trained (its seconds, and its held-out
@@ -228,6 +345,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     schema_ : Schema
     preprocessors_ : dict[str, Preprocessor]
     fusion_ : FusionStrategy
+    fallback_ : FusionStrategy or None
+        With ``missing="drop"``, the per-input models (a ``late:product``) that predict rows lacking an
+        input when the strategy has no per-input models of its own; None otherwise.
     reused_fit_seconds_ : float
         Training seconds of models this fit took from the active cache (see :func:`modalfuse.using_cache`)
         instead of training them: per-input models an earlier fit on the same rows and settings trained.
@@ -265,6 +385,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         n_threads: int | None = None,
         verbose: int = 0,
         backend: str | None = None,
+        missing: str = "mask",
+        train_corruptions: str | list[str] | None = None,
     ) -> None:
         self.fusion = fusion
         self.encoders = encoders
@@ -289,6 +411,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         self.n_threads = n_threads
         self.verbose = verbose
         self.backend = backend
+        self.missing = missing
+        self.train_corruptions = train_corruptions
 
     # ------------------------------------------------------------------------------------------ helpers
     def _lookup(self, mapping: Mapping[str, Any] | None, name: str, modality: str, columns: list[str]) -> Any:
@@ -393,7 +517,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _transform(self, table: MultimodalTable) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {name: prep.transform(table) for name, prep in self.preprocessors_.items()}
+        return _transform_with(self.preprocessors_, table, quality=_uses(self.fusion_, "uses_quality"))
 
     def transform_inputs(self, X: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Each fitted input of ``X`` as the strategy sees it: preprocessed arrays and presence masks.
@@ -463,18 +587,24 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         """``fit`` on a labelled table with checked ``params`` and an unfitted ``strategy``, under the
         call's settings (see :meth:`_running`)."""
         from modalfuse import _progress as progress
+        from modalfuse._corruptions import parse_corruptions
         from modalfuse.fusion._base import InputInfo
 
         start = time.perf_counter()
+        parse_corruptions(params["train_corruptions"], table.inputs)  # inputs and levels, before any training
+        planned = self._plan_inputs(table)
+        if params["missing"] == "drop":
+            table, sample_weight = _complete_rows(table, list(planned), sample_weight)
         classes, y_int = np.unique(table.y, return_inverse=True)
         if len(classes) < 2:
             raise SchemaError(f"{table.name}: the training rows hold a single class ({classes[0]!r})")
         y_int = y_int.astype(np.int64)
-        planned = self._plan_inputs(table)
         weights = self._row_weights(strategy, sample_weight, classes, y_int)
         # everything is built in locals and set at the end, so a failed (re)fit leaves no mixed state
         preprocessors = {name: prep.fit(table) for name, (_, prep) in planned.items()}
-        data = {name: prep.transform(table) for name, prep in preprocessors.items()}
+        data = _transform_with(preprocessors, table, quality=_uses(strategy, "uses_quality"))
+        if _uses(strategy, "uses_augmented_rows"):
+            data.augmented = _augmented_rows(table, preprocessors, params, _uses(strategy, "uses_quality"))
         inputs = {
             name: InputInfo(
                 name, planned[name][0], tuple(data[name][0].shape[1:]), getattr(prep, "vocab_size", None)
@@ -493,6 +623,11 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             strategy.fit(data, y_int, table.groups)
         else:
             strategy.fit(data, y_int, table.groups, sample_weight=weights)
+        fallback = None
+        if params["missing"] == "drop" and _input_models(strategy) is None:
+            fallback = _fallback(inputs, len(classes), self._train_config(params), params["inner_folds"])
+            fallback.fit(data, y_int, table.groups, sample_weight=weights)
+        self.fallback_ = fallback
         self.classes_ = classes
         self.schema_ = Schema(dict(table.schema.columns))
         self.preprocessors_ = preprocessors
@@ -514,11 +649,14 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             check_class_weight,
             check_mappings,
             check_scalar_params,
+            check_train_corruptions,
             device_error,
             make_strategy,
         )
 
         params = check_scalar_params(self.get_params())
+        params["missing"] = _policy(params.get("missing"))
+        params["train_corruptions"] = check_train_corruptions(self.train_corruptions)
         problem = device_error(params["device"])
         if problem is not None:
             raise OptionError(
@@ -701,7 +839,27 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             data = self._transform(table)
             if not data:  # a baseline whose input no training row had: the training class prior
                 return data, np.tile(np.asarray(self.fusion_.prior_, dtype=float), (len(table), 1))
+            if _policy(self.missing) == "drop":
+                return data, _as_probabilities(self._predict_dropping(data))
             return data, _as_probabilities(self.fusion_.predict_proba(data))
+
+    def _predict_dropping(self, data: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """``missing="drop"``: the strategy on rows with every input, the product of the per-input models of
+        the inputs present on the others."""
+        from modalfuse._inputdata import take_rows
+
+        complete = np.logical_and.reduce([np.asarray(m, bool) for _, m in data.values()])
+        proba = np.zeros((len(complete), len(self.classes_)))
+        if complete.any():
+            proba[complete] = self.fusion_.predict_proba(take_rows(data, complete))
+        if not complete.all():
+            proba[~complete] = _product_of_present(self._fallback_models(), take_rows(data, ~complete))
+        return proba
+
+    def _fallback_models(self) -> Any:
+        """The per-input models ``missing="drop"`` falls back on: the strategy's own, or ``fallback_``."""
+        own = _input_models(self.fusion_)
+        return own if own is not None else getattr(self, "fallback_", None)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels, shape (n_rows,)."""
@@ -881,6 +1039,9 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             "preprocessors": {n: p.to_dict() for n, p in self.preprocessors_.items()},
             "fusion": {"name": self.fusion, "options": self.fusion_.options, "state": self.fusion_.state},
         }
+        fallback = getattr(self, "fallback_", None)
+        if fallback is not None:
+            doc["fallback"] = {"name": "late:product", "options": fallback.options, "state": fallback.state}
         if path.exists() and not _replaceable(path):
             raise ModalfuseError(
                 f"{path}: exists and is not a saved modalfuse model; refusing to overwrite it "
@@ -891,6 +1052,8 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
         try:
             (tmp / "model.json").write_text(json.dumps(doc, indent=1, default=_jsonable))
             tensors = {k: v.contiguous() for k, v in self.fusion_.tensors().items()}
+            if fallback is not None:
+                tensors.update({FALLBACK_PREFIX + k: v.contiguous() for k, v in fallback.tensors().items()})
             save_file(tensors, str(tmp / "weights.safetensors"), metadata={"format": _FORMAT})
             # safetensors writes 0600: give the weights the permissions model.json got from the umask
             os.chmod(tmp / "weights.safetensors", (tmp / "model.json").stat().st_mode & 0o777)

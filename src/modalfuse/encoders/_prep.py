@@ -97,6 +97,18 @@ class Preprocessor:
     def _restore(self) -> None:
         """Rebuild derived objects from ``state`` after loading."""
 
+    def quality(self, table: MultimodalTable) -> np.ndarray:
+        """Per-row quality scores of this input, from its raw decoded cells (see :mod:`modalfuse._quality`):
+        float64 (n_rows, n_scores), NaN where the input is missing. Text counts as unknown the tokens the
+        fitted vocabulary lacks."""
+        from modalfuse._quality import input_quality
+
+        return input_quality(table, self.input_name, vocabulary=self._quality_vocabulary())
+
+    def _quality_vocabulary(self) -> Any:
+        """What decides which tokens are unknown (text preprocessors: their fitted vocabulary)."""
+        return None
+
     def output_shape(self) -> tuple[int, ...] | None:
         """The per-row shape of :meth:`transform`'s array, from the fitted state; None where it varies
         (token ids: as long as the longest row, at most ``max_length``)."""
@@ -471,6 +483,9 @@ class TextPreprocessor(Preprocessor):
     def vocab_size(self) -> int:
         return len(self._vocab)
 
+    def _quality_vocabulary(self) -> Any:
+        return self._vocab
+
     def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
         ids, lengths = self._vocab.encode(self._texts(table, mask), max_length=self.state["max_length"])
         if ids.shape[1] == 0:
@@ -517,6 +532,9 @@ class TfidfPreprocessor(Preprocessor):
 
     def output_shape(self) -> tuple[int, ...] | None:
         return (len(self.state["vocabulary"]),)
+
+    def _quality_vocabulary(self) -> Any:
+        return self.state["vocabulary"]  # words and word pairs: a word it lacks is unknown
 
     def _restore(self) -> None:
         self._vec = self._make(self.state["vocabulary"])

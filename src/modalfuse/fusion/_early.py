@@ -13,11 +13,13 @@ from scipy.special import softmax
 from torch import nn
 
 from modalfuse import _progress as progress
+from modalfuse._errors import OptionError
+from modalfuse._inputdata import augmented_of, quality_of
 from modalfuse._options import DEFAULT_HIDDEN, Option
 from modalfuse.encoders._nets import FeatureMLP
 from modalfuse.fusion._base import Data, FusionStrategy, n_rows_of, own_method, register_fusion
 from modalfuse.fusion._coalitions import HeadWork, encode_once, head_coalition_proba
-from modalfuse.fusion._late import INNER_FOLDS_OPTION, _PerInputModels, _take
+from modalfuse.fusion._late import INNER_FOLDS_OPTION, MISSING_OPTION, _PerInputModels, _take
 from modalfuse.fusion._train import ConcatHead, FusionNet, predict_logits, seeded, train_network
 
 __all__ = ["HIDDEN_OPTION", "EarlyFusion", "NeuralFusion"]
@@ -54,9 +56,17 @@ class NeuralFusion(FusionStrategy):
     augmentation and auxiliary per-input heads (``aux_heads``, default True: each encoder also gets a
     classifier during training, so an input that is quick to fit cannot leave the others untrained).
 
+    **Missing inputs and quality** (shared encoders only): ``missing="fill"`` or ``"generate"`` gives a
+    missing input an imputed embedding (see :mod:`modalfuse.fusion._missing`) that the head sees as
+    present; ``quality_aware=True`` appends each input's quality scores (standardised with the training
+    rows' means and deviations; 0 where the input is missing) to its embedding, so the head can learn how
+    far to trust an input on each row. Corrupted copies of training rows (the estimator's
+    ``train_corruptions``) are added to each head's training rows, embedded by the same fold's networks.
+
     Options (declared in ``OPTIONS``, listed by :meth:`option_table`): ``end_to_end`` (default False),
-    ``aux_heads`` (default True), ``inner_folds`` (see :class:`MultimodalClassifier`). A subclass adds
-    its own to ``OPTIONS`` (the built-in heads declare ``hidden`` with :data:`HIDDEN_OPTION`, say).
+    ``aux_heads`` (default True), ``inner_folds``, ``missing`` (see :class:`MultimodalClassifier`),
+    ``quality_aware`` (default False). A subclass adds its own to ``OPTIONS`` (the built-in heads declare
+    ``hidden`` with :data:`HIDDEN_OPTION`, say).
     """
 
     OPTIONS: ClassVar[Mapping[str, Option]] = {
@@ -69,7 +79,34 @@ class NeuralFusion(FusionStrategy):
             True, "bool", "with end_to_end: an auxiliary classifier per input while training"
         ),
         "inner_folds": INNER_FOLDS_OPTION,
+        "missing": MISSING_OPTION,
+        "quality_aware": Option(
+            False,
+            "bool",
+            "give the head each input's quality scores beside its embedding (shared encoders only)",
+        ),
     }
+
+    def check_options(self) -> None:
+        """``missing`` policies other than ``mask`` and ``quality_aware`` work on the shared encoders'
+        embeddings: not with ``end_to_end``."""
+        if self.options["end_to_end"]:
+            for name, default in (("missing", "mask"), ("quality_aware", False)):
+                if self.options[name] != default:
+                    raise OptionError(
+                        f"{self.owner()}: option {name!r}={self.options[name]!r} works on the shared encoders' "
+                        "embeddings; it cannot be combined with end_to_end=True"
+                    )
+
+    @property
+    def uses_quality(self) -> bool:
+        """Whether the head reads the rows' quality scores (option ``quality_aware``)."""
+        return bool(self.options["quality_aware"])
+
+    @property
+    def uses_augmented_rows(self) -> bool:
+        """Heads on the shared encoders also train on corrupted copies of training rows."""
+        return not self.end_to_end
 
     def make_head(self, dims: Mapping[str, int], n_classes: int) -> nn.Module:
         raise NotImplementedError  # pragma: no cover - abstract
@@ -104,9 +141,84 @@ class NeuralFusion(FusionStrategy):
         )
 
     def _encoders(self) -> _PerInputModels:
-        return _PerInputModels(inner_folds=self.options["inner_folds"]).setup(
-            self.inputs, self.n_classes, self.config
-        )
+        return _PerInputModels(
+            inner_folds=self.options["inner_folds"], missing=self.options["missing"]
+        ).setup(self.inputs, self.n_classes, self.config)
+
+    # ----------------------------------------------------------------------------------------- quality
+    def _fit_quality(self, data: Data) -> None:
+        """Fit the standardisation of the quality scores on the training rows (and their corrupted copies)."""
+        from modalfuse._quality import QualityScaler
+
+        self.state.pop("quality", None)
+        if not self.uses_quality:
+            return
+        quality = quality_of(data)
+        if quality is None:
+            raise OptionError(
+                f"{self.owner()}: quality_aware=True needs the rows' quality scores (fit it "
+                "through MultimodalClassifier, which computes them)"
+            )
+        aug = augmented_of(data)
+        qa = None if aug is None else quality_of(aug.data)
+        rows = {n: np.concatenate([quality[n], qa[n]]) if qa is not None else quality[n] for n in quality}
+        scaler = QualityScaler().fit(rows)
+        self.state["quality"] = {
+            "scaler": scaler.state,
+            "dims": {n: int(q.shape[1]) for n, q in quality.items()},
+        }
+
+    def _with_quality(
+        self, emb: dict[str, tuple[np.ndarray, np.ndarray]], data: Data, rows: np.ndarray | None = None
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``emb`` with each input's standardised quality scores appended (``quality_aware``; else as is).
+        Rows of ``data`` without scores (a plain dict) get 0, the training mean."""
+        st = self.state.get("quality")
+        if not st:
+            return emb
+        from modalfuse._quality import QualityScaler
+
+        scaler = QualityScaler(st["scaler"])
+        quality = quality_of(data)
+        out = {}
+        for n, (e, m) in emb.items():
+            width = int(st["dims"].get(n, 0))
+            if quality is not None and n in quality and width:
+                q = quality[n] if rows is None else quality[n][rows]
+                z = np.where(np.asarray(m, bool)[:, None], scaler.transform(n, q), 0.0)
+            else:
+                z = np.zeros((len(e), width))
+            out[n] = (np.concatenate([e, z.astype(e.dtype)], axis=1), m)
+        return out
+
+    def _head_rows(
+        self,
+        encoders: _PerInputModels,
+        data: Data,
+        fold: int,
+        rows: np.ndarray,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray | None]:
+        """Fold ``fold``'s head training set: the embeddings of its rows (with quality where asked) and of the
+        corrupted copies of those rows (``train_corruptions``), their labels and weights."""
+        emb = self._with_quality(encoders.embeddings(data, fold, rows, cache=True), data, rows)
+        labels, weights = y[rows], _take(sample_weight, rows)
+        aug = augmented_of(data)
+        if aug is None:
+            return emb, labels, weights
+        copies = np.flatnonzero(np.isin(aug.rows, rows))
+        if not len(copies):
+            return emb, labels, weights
+        extra = self._with_quality(encoders.embeddings(aug.data, fold, copies), aug.data, copies)
+        emb = {
+            n: (np.concatenate([e, extra[n][0]]), np.concatenate([m, extra[n][1]]))
+            for n, (e, m) in emb.items()
+        }
+        labels = np.concatenate([labels, y[aug.rows[copies]]])
+        if weights is not None:
+            weights = np.concatenate([weights, sample_weight[aug.rows[copies]]])
+        return emb, labels, weights
 
     def fit(
         self, data: Data, y: np.ndarray, groups: np.ndarray | None, sample_weight: np.ndarray | None = None
@@ -126,19 +238,18 @@ class NeuralFusion(FusionStrategy):
             return self
         encoders = self._encoders().fit(data, y, groups, sample_weight)
         self.reused_fit_seconds_ = encoders.reused_fit_seconds_
+        self._fit_quality(data)
         # Heads train for `epochs` passes over their fold's held-out rows. On AV-Digits (folds 0 and 3) three
         # times as many passes took 2-3x longer and scored no better (shared and attention overfit: -0.01).
         self.heads_ = []
         for fold, (train, held_out) in enumerate(encoders.splits_):
             rows = held_out if len(held_out) else train  # no held-out rows (inner_folds=1): in-sample
-            emb = encoders.embeddings(data, fold, rows, cache=True)
+            emb, labels, weights = self._head_rows(encoders, data, fold, rows, y, sample_weight)
             config = dataclasses.replace(self.config, augment=False, seed=self.config.seed + 1000 * fold)
             head = self._head_net(fold, {n: e.shape[1] for n, (e, _) in emb.items()})
             total = len(encoders.splits_)
             with progress.network(f"{self.name}: head {fold + 1}/{total}", index=fold + 1, total=total):
-                self.heads_.append(
-                    train_network(head, emb, y[rows], config, sample_weight=_take(sample_weight, rows))
-                )
+                self.heads_.append(train_network(head, emb, labels, config, sample_weight=weights))
         self.encoders_ = encoders
         self.state["encoders"] = encoders.state
         self.state["n_heads"] = len(self.heads_)
@@ -148,7 +259,7 @@ class NeuralFusion(FusionStrategy):
         """Each head's logits on ``data``, reading its fold's encoders (shared-encoder mode)."""
         out = []
         for fold, head in enumerate(self.heads_):
-            emb = self.encoders_.embeddings(data, fold)
+            emb = self._with_quality(self.encoders_.embeddings(data, fold), data)
             out.append(predict_logits(head, emb, device=self.config.device))
         return out
 
@@ -176,7 +287,11 @@ class NeuralFusion(FusionStrategy):
         encoders.load_tensors(
             {k[len("encoders.") :]: v for k, v in tensors.items() if k.startswith("encoders.")}
         )
-        dims = {n: next(iter(e.nets[0].encoders.values())).dim for n, e in encoders.models_.items()}
+        extra = (self.state.get("quality") or {}).get("dims", {})
+        dims = {
+            n: next(iter(e.nets[0].encoders.values())).dim + int(extra.get(n, 0))
+            for n, e in encoders.models_.items()
+        }
         self.encoders_ = encoders
         self.heads_ = []
         for i in range(int(self.state["n_heads"])):

@@ -21,7 +21,8 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -33,11 +34,13 @@ from modalfuse import _progress as progress
 from modalfuse._backend import active_backend
 from modalfuse._cache import active_cache
 from modalfuse._errors import OptionError
+from modalfuse._inputdata import augmented_of, quality_of
 from modalfuse._options import DEFAULT_INNER_FOLDS, Option
 from modalfuse.fusion._base import Data, FusionStrategy, n_rows_of, own_method, register_fusion
+from modalfuse.fusion._missing import TENSOR_PREFIX, EmbeddingImputer
 from modalfuse.fusion._train import FusionNet, TrainConfig, predict_logits, seeded, train_network
 
-__all__ = ["INNER_FOLDS_OPTION", "LateFusion", "UnimodalFusion", "inner_splits"]
+__all__ = ["INNER_FOLDS_OPTION", "MISSING_OPTION", "LateFusion", "UnimodalFusion", "inner_splits"]
 
 _EPS = 1e-6
 
@@ -47,6 +50,16 @@ INNER_FOLDS_OPTION = Option(
     "int",
     "folds of the cross-fitted per-input models (1: one model per input, no out-of-fold predictions)",
     low=1,
+)
+
+#: The ``missing`` option of every strategy built on the per-input encoders (see
+#: :mod:`modalfuse.fusion._missing`); ``MultimodalClassifier(missing=...)`` sets it.
+MISSING_OPTION = Option(
+    "mask",
+    "str",
+    "a missing input: mask (handled natively), fill (its mean embedding), generate (its embedding "
+    "predicted from the inputs present)",
+    choices=("mask", "fill", "generate"),
 )
 
 
@@ -131,12 +144,32 @@ def fit_linear(
     return net.eval()
 
 
+#: How many recent predictions and embeddings an ensemble keeps (see :meth:`_Ensemble._remembered`).
+_RECENT = 8
+
+
+def _digest(*arrays: np.ndarray) -> tuple:
+    """A key that changes with the content of ``arrays`` (BLAKE2 of their bytes, with dtypes and shapes)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return (h.hexdigest(),)
+
+
 class _PerInputWork:
     """What coalitions of per-input models share: each input's probabilities (N, K; the prior where it is
     missing) and presence masks (N,)."""
 
-    def __init__(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], n_rows: int) -> None:
-        self.probs, self.masks, self.n_rows = probs, masks, n_rows
+    def __init__(
+        self,
+        probs: dict[str, np.ndarray],
+        masks: dict[str, np.ndarray],
+        n_rows: int,
+        data: Data | None = None,
+    ) -> None:
+        self.probs, self.masks, self.n_rows, self.data = probs, masks, n_rows, data
 
 
 class _Ensemble:
@@ -160,10 +193,27 @@ class _Ensemble:
         self.seconds = seconds  # wall time its training took
         self.folds = list(range(len(nets))) if folds is None else list(folds)
         self._embedded: dict[tuple[int, str], np.ndarray] = {}
+        self._recent: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+    def _remembered(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()``, or its result for the same ``key`` among the last :data:`_RECENT` ones: the
+        strategies sharing this ensemble (unimodal, every late combiner, the joint heads) predicting the
+        same rows, as a robustness sweep makes them, run each network once per batch of rows."""
+        if key in self._recent:
+            self._recent.move_to_end(key)
+            return self._recent[key].copy()
+        out = compute()
+        self._recent[key] = out
+        while len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
+        return out.copy()
 
     def predict(self, data: Data, device: str) -> np.ndarray:
-        probs = [softmax(predict_logits(n, data, device=device), axis=1) for n in self.nets]
-        return np.mean(probs, axis=0)
+        def compute() -> np.ndarray:
+            probs = [softmax(predict_logits(n, data, device=device), axis=1) for n in self.nets]
+            return np.mean(probs, axis=0)
+
+        return self._remembered(("predict", device, *(_digest(x, m) for x, m in data.values())), compute)
 
     def net_for(self, fold: int) -> FusionNet | None:
         """The network that did not see inner fold ``fold``'s held-out rows (the one trained on every row
@@ -188,14 +238,20 @@ class _Ensemble:
         if cache_key is not None and (fold, cache_key) in self._embedded:
             return self._embedded[(fold, cache_key)]
         encoder = next(iter(net.encoders.values())).to(device).eval()
-        parts = [
-            encoder(torch.from_numpy(np.ascontiguousarray(x[s : s + batch_size])).to(device)).cpu().numpy()
-            for s in range(0, len(x), batch_size)
-        ]
-        out = np.concatenate(parts) if parts else np.zeros((0, getattr(encoder, "dim", 0)), np.float32)
+
+        def compute() -> np.ndarray:
+            parts = [
+                encoder(torch.from_numpy(np.ascontiguousarray(x[s : s + batch_size])).to(device))
+                .cpu()
+                .numpy()
+                for s in range(0, len(x), batch_size)
+            ]
+            return np.concatenate(parts) if parts else np.zeros((0, getattr(encoder, "dim", 0)), np.float32)
+
         if cache_key is not None:
-            self._embedded[(fold, cache_key)] = out
-        return out
+            self._embedded[(fold, cache_key)] = compute()
+            return self._embedded[(fold, cache_key)]
+        return self._remembered(("embed", fold, device, _digest(x)), compute)
 
 
 def _network_task(
@@ -214,7 +270,17 @@ class _PerInputModels(FusionStrategy):
     """Common part of unimodal and late fusion: fit/predict the per-input ensembles."""
 
     argument_name: ClassVar[str | None] = None
-    OPTIONS: ClassVar[Mapping[str, Option]] = {"inner_folds": INNER_FOLDS_OPTION}
+    OPTIONS: ClassVar[Mapping[str, Option]] = {"inner_folds": INNER_FOLDS_OPTION, "missing": MISSING_OPTION}
+
+    @property
+    def uses_quality(self) -> bool:
+        """Whether ``fit`` and ``predict_proba`` read the rows' quality scores (``InputData.quality``)."""
+        return False
+
+    @property
+    def uses_augmented_rows(self) -> bool:
+        """Whether ``fit`` reads corrupted copies of training rows (``train_corruptions``)."""
+        return False
 
     def _used_inputs(self) -> list[str]:
         return list(self.inputs)
@@ -466,11 +532,121 @@ class _PerInputModels(FusionStrategy):
         }
         self.state["fitted_inputs"] = list(self.models_)
         self.state["net_folds"] = {n: e.folds for n, e in self.models_.items()}
-        self._fit_combiner(y, sample_weight)
+        self.imputer_ = self._fit_imputer(data)
+        self._fit_combiner(y, sample_weight, data)
         return self
 
-    def _fit_combiner(self, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
+    def _fit_combiner(
+        self, y: np.ndarray, sample_weight: np.ndarray | None = None, data: Data | None = None
+    ) -> None:
         """Hook for late fusion."""
+
+    # ----------------------------------------------------------------------------------- missing policies
+    @property
+    def missing_policy(self) -> str:
+        """Option ``missing``: ``mask``, ``fill`` or ``generate``."""
+        return self.options["missing"]
+
+    def _fit_imputer(self, data: Data) -> EmbeddingImputer | None:
+        """The ``fill`` / ``generate`` models, one set per inner fold, fitted on the embeddings of that fold's
+        held-out training rows by its networks (all training rows with a single fold); None for ``mask``."""
+        self.state.pop("imputer", None)
+        if self.missing_policy == "mask" or not self.models_:
+            return None
+        imputer = EmbeddingImputer(self.missing_policy)
+        for fold, (train, held_out) in enumerate(self.splits_):
+            rows = held_out if len(held_out) else train
+            imputer.fit_fold(fold, self.embeddings(data, fold, rows, cache=True, impute=False))
+        self.state["imputer"] = imputer.state
+        return imputer
+
+    def fold_of_rows(self, n_rows: int) -> np.ndarray:
+        """For each training row, the inner fold that holds it out (-1: none, with a single fold)."""
+        out = np.full(n_rows, -1, np.int64)
+        for fold, (_, held_out) in enumerate(self.splits_):
+            out[held_out] = fold
+        return out
+
+    def _head_proba(self, net: FusionNet, name: str, E: np.ndarray) -> np.ndarray:
+        """Probabilities of ``name``'s single-input network ``net`` from embeddings ``E`` (its head only)."""
+        device = self.config.device
+        with torch.no_grad():
+            net.to(device).eval()
+            logits = net.fuse(
+                {name: torch.from_numpy(np.ascontiguousarray(E, dtype=np.float32)).to(device)},
+                {name: torch.ones(len(E), dtype=torch.bool, device=device)},
+            )
+        return softmax(logits.cpu().numpy().astype(np.float64), axis=1)
+
+    def _imputed_probs(self, data: Data, name: str, rows: np.ndarray) -> np.ndarray | None:
+        """Probabilities of input ``name`` on ``rows`` where it is missing, from its imputed embedding: the
+        mean over its networks of each network's head on the embedding imputed with that network's fold
+        (None when no network has an imputation model)."""
+        ens = self.models_[name]
+        probs = []
+        for i, fold in enumerate(ens.folds):
+            k = max(fold, 0)
+            if self.imputer_ is None or not self.imputer_.has(k, name):
+                continue
+            emb = self.embeddings(data, k, rows)
+            if not emb[name][1].all():
+                continue
+            probs.append(self._head_proba(ens.nets[i], name, emb[name][0]))
+        return np.mean(probs, axis=0) if probs else None
+
+    def _fold_probs(
+        self, data: Data, folds: np.ndarray, known: Mapping[str, np.ndarray] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Each input's probabilities on every row of ``data`` by the network of the row's inner fold
+        (``folds[i]``: out-of-fold for training rows and their corrupted copies), imputed where the input is
+        missing under ``fill`` / ``generate``; the prior and a False mask elsewhere. ``known`` gives the
+        probabilities of the rows where the input is present instead (the out-of-fold ones; NaN: none)."""
+        n_rows = len(folds)
+        probs = {n: np.tile(self.prior_, (n_rows, 1)) for n in self.models_}
+        masks = {n: np.asarray(data[n][1], bool).copy() for n in self.models_}
+        for fold in np.unique(folds):
+            rows = np.flatnonzero(folds == fold)
+            for n, ens in self.models_.items():
+                x, m = data[n]
+                have = rows[np.asarray(m, bool)[rows]]
+                net = ens.net_for(int(fold))
+                if known is not None:  # out-of-fold probabilities: NaN where none was made (missing)
+                    ok = ~np.isnan(known[n][have, 0])
+                    probs[n][have[ok]] = known[n][have[ok]]
+                    masks[n][have[~ok]] = False
+                elif net is None:
+                    masks[n][rows] = False
+                elif len(have):
+                    logits = predict_logits(net, {n: (x[have], m[have])}, device=self.config.device)
+                    probs[n][have] = softmax(logits, axis=1)
+            self._impute_fold_probs(data, int(fold), rows, probs, masks)
+        return probs, masks
+
+    def _impute_fold_probs(
+        self,
+        data: Data,
+        fold: int,
+        rows: np.ndarray,
+        probs: dict[str, np.ndarray],
+        masks: dict[str, np.ndarray],
+    ) -> None:
+        """Fill in ``probs`` and ``masks`` for the ``rows`` (of inner fold ``fold``) where an input is missing,
+        from its imputed embedding by that fold's network (``fill`` / ``generate`` only)."""
+        if getattr(self, "imputer_", None) is None:
+            return
+        k = max(fold, 0)
+        present = np.stack([np.asarray(data[n][1], bool)[rows] for n in self.models_], axis=1)
+        incomplete = rows[~present.all(axis=1)]
+        if not len(incomplete):
+            return
+        emb = self.embeddings(data, k, incomplete)
+        for n, ens in self.models_.items():
+            net = ens.net_for(fold)
+            lacking = ~np.asarray(data[n][1], bool)[incomplete]
+            if net is None or not lacking.any() or not self.imputer_.has(k, n) or not emb[n][1].all():
+                continue
+            probs[n][incomplete[lacking]] = self._head_proba(net, n, emb[n][0][lacking])
+            masks[n][incomplete[lacking]] = True
 
     def embeddings(
         self,
@@ -480,11 +656,23 @@ class _PerInputModels(FusionStrategy):
         *,
         cache: bool = False,
         inputs: Sequence[str] | None = None,
+        impute: bool = True,
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Each input's embedding by its network for inner fold ``fold`` (see :meth:`_Ensemble.net_for`),
         as ``{input: (E, mask)}`` over ``rows`` of ``data`` (default: all); zeros and a False mask where the
-        input is missing or has no network for that fold. ``inputs`` (default: every fitted input) limits
-        the inputs; ``cache`` keeps the embeddings on the shared ensembles."""
+        input is missing or has no network for that fold, unless the ``missing`` policy is ``fill`` or
+        ``generate`` (and ``impute``): then a missing input's embedding is imputed and marked present.
+        ``inputs`` (default: every fitted input) limits the inputs; ``cache`` keeps the embeddings on the
+        shared ensembles (only for the training rows the ensembles were fitted on)."""
+        imputer = getattr(self, "imputer_", None) if impute else None
+        out = self._raw_embeddings(data, fold, rows, cache, None if imputer is not None else inputs)
+        if imputer is not None:
+            out = imputer.impute(fold, out)
+        return out if inputs is None else {n: v for n, v in out.items() if n in inputs}
+
+    def _raw_embeddings(
+        self, data: Data, fold: int, rows: np.ndarray | None, cache: bool, inputs: Sequence[str] | None
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         out = {}
         for n, ens in self.models_.items():
             if inputs is not None and n not in inputs:
@@ -511,10 +699,17 @@ class _PerInputModels(FusionStrategy):
     def predict_proba(self, data: Data) -> np.ndarray:
         """:meth:`_fuse` of the per-input models' probabilities (:meth:`_per_input`)."""
         probs, masks = self._per_input(data)
-        return self._fuse(probs, masks, n_rows_of(data))
+        return self._fuse(probs, masks, n_rows_of(data), data)
 
-    def _fuse(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], n_rows: int) -> np.ndarray:
-        """Probabilities (n_rows, K) from each input's probabilities (prior where missing) and presence."""
+    def _fuse(
+        self,
+        probs: dict[str, np.ndarray],
+        masks: dict[str, np.ndarray],
+        n_rows: int,
+        data: Data | None = None,
+    ) -> np.ndarray:
+        """Probabilities (n_rows, K) from each input's probabilities (prior where missing) and presence;
+        ``data`` (the inputs, with any quality scores) for combiners that read more than probabilities."""
         raise NotImplementedError  # pragma: no cover - late and unimodal fusion define it
 
     def _fast_coalitions(self) -> bool:
@@ -530,7 +725,7 @@ class _PerInputModels(FusionStrategy):
         if not self._fast_coalitions():
             return super().prepare_coalitions(data)
         probs, masks = self._per_input(data)
-        return _PerInputWork(probs, masks, n_rows_of(data))
+        return _PerInputWork(probs, masks, n_rows_of(data), data)
 
     def proba_of_coalitions(self, prepared: object, coalitions: np.ndarray) -> np.ndarray:
         """Every coalition's probabilities (C, N, K): :meth:`_fuse` with the masks of the inputs left out
@@ -542,16 +737,27 @@ class _PerInputModels(FusionStrategy):
         for c, row in enumerate(np.asarray(coalitions, dtype=bool).reshape(-1, len(names))):
             keep = dict(zip(names, row, strict=True))
             masks = {n: m & bool(keep.get(n, True)) for n, m in prepared.masks.items()}
-            out[c] = self._fuse(prepared.probs, masks, prepared.n_rows)
+            out[c] = self._fuse(prepared.probs, masks, prepared.n_rows, prepared.data)
         return out
 
     def _per_input(self, data: Data) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Each fitted input's probabilities (N, K), the prior where it is missing, and its mask (N,); under
+        ``fill`` / ``generate`` a missing input's probabilities come from its imputed embedding and it counts
+        as present."""
         probs, masks = {}, {}
+        imputer = getattr(self, "imputer_", None)
         for n, ens in self.models_.items():
             x, m = data[n]
+            m = np.asarray(m, bool)
             p = np.tile(self.prior_, (len(m), 1))
             if m.any():
                 p[m] = ens.predict({n: (x[m], m[m])}, self.config.device)
+            if imputer is not None and not m.all():
+                lacking = np.flatnonzero(~m)
+                imputed = self._imputed_probs(data, n, lacking)
+                if imputed is not None:
+                    p[lacking] = imputed
+                    m = np.ones_like(m)
             probs[n], masks[n] = p, np.asarray(m, bool)
         return probs, masks
 
@@ -561,6 +767,8 @@ class _PerInputModels(FusionStrategy):
             for i, net in enumerate(ens.nets):
                 for k, v in net.state_dict().items():
                     out[f"{n}.{i}.{k}"] = v.detach().cpu()
+        if getattr(self, "imputer_", None) is not None:
+            out.update(self.imputer_.tensors())
         return out
 
     def load_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
@@ -583,6 +791,10 @@ class _PerInputModels(FusionStrategy):
             self.models_[n] = _Ensemble(
                 nets, np.zeros((0, self.n_classes)), np.zeros(0, np.int64), folds=folds
             )
+        self.imputer_ = None
+        if "imputer" in self.state:  # models saved with missing="fill" or "generate"
+            imputer = {k: v for k, v in tensors.items() if k.startswith(f"{TENSOR_PREFIX}.")}
+            self.imputer_ = EmbeddingImputer.from_saved(self.state["imputer"], imputer)
         self._restore_combiner()
 
     def _restore_combiner(self) -> None:
@@ -592,7 +804,7 @@ class _PerInputModels(FusionStrategy):
         return {n: 1.0 for n in self.models_}
 
     def _contribution_weights(
-        self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray]
+        self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], data: Data | None = None
     ) -> dict[str, float | np.ndarray]:
         """Weight of each input in :meth:`contributions`: a number, or one per row."""
         return dict(self._input_weights())
@@ -600,10 +812,10 @@ class _PerInputModels(FusionStrategy):
     def contributions(self, data: Data) -> dict[str, np.ndarray]:
         """Per input: weight x (log-probability of the fused prediction's class - log of its prior), i.e.
         the evidence the input adds for the predicted class (weight 1 except for ``late:weighted``, whose
-        weights are fitted, and ``late:confidence``, whose weights are per row)."""
+        weights are fitted, and ``late:confidence`` and ``late:quality``, whose weights are per row)."""
         fused = self.predict_proba(data).argmax(1)
         probs, masks = self._per_input(data)
-        w = self._contribution_weights(probs, masks)
+        w = self._contribution_weights(probs, masks, data)
         rows = np.arange(len(fused))
         return {
             n: np.where(
@@ -636,7 +848,13 @@ class UnimodalFusion(_PerInputModels):
             )
         return [name] if name in self.inputs else []
 
-    def _fuse(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], n_rows: int) -> np.ndarray:
+    def _fuse(
+        self,
+        probs: dict[str, np.ndarray],
+        masks: dict[str, np.ndarray],
+        n_rows: int,
+        data: Data | None = None,
+    ) -> np.ndarray:
         """The input's probabilities where it is present, the training prior elsewhere."""
         if not probs:
             return np.tile(self.prior_, (n_rows, 1))
@@ -645,8 +863,12 @@ class UnimodalFusion(_PerInputModels):
 
 
 #: The combiners of :class:`LateFusion`, and those fitted on out-of-fold predictions.
-LATE_METHODS = ("mean", "weighted", "stacking", "product", "confidence")
-_OOF_METHODS = ("weighted", "stacking", "confidence")
+LATE_METHODS = ("mean", "weighted", "stacking", "product", "confidence", "quality")
+_OOF_METHODS = ("weighted", "stacking", "confidence", "quality")
+#: L2 penalty of ``late:quality``'s slopes (on standardised features), per row of the log loss.
+_QUALITY_L2 = 1e-2
+#: Bounds of ``late:quality``'s log-weights (a weight is between exp(-8) and exp(4)).
+_LOG_WEIGHT_RANGE = (-8.0, 4.0)
 #: Exponents tried first when fitting ``late:confidence``'s sharpening (then refined around the best).
 _GAMMA_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -671,7 +893,23 @@ class LateFusion(_PerInputModels):
       the present inputs' weights average 1 on the row. The exponent ``gamma`` in [0, 8] is fitted by
       minimising the log loss of the out-of-fold probabilities (``gamma = 0`` is ``product``; a larger one
       moves weight, row by row, to the surer input). The per-row weights come from :meth:`_row_weights`,
-      the extension point of quality-aware weighting.
+      the extension point of per-row weighting.
+    - ``quality``: a product of experts whose per-row weights follow each input's quality scores and its
+      model's confidence on the row: ``w = exp(a + b . z + c * conf)`` per input, where ``z`` are the
+      row's quality scores of the input (:mod:`modalfuse._quality`: SNR, clipping and silence of audio,
+      sharpness, contrast and exposure of images, length and unknown words of text, missing cells of
+      tabular inputs), standardised with the training rows' means and deviations, and ``conf`` the
+      confidence defined for ``confidence``; the logits are ``sum w * log p`` over the inputs present (not
+      rescaled, so the weights also set the temperature). ``a``, ``b``, ``c`` per input are fitted by
+      minimising the log loss of the out-of-fold probabilities (L2 penalty 0.01 on ``b`` and ``c``),
+      starting from ``weighted``'s weights. With training rows that are all clean, the scores do not vary
+      with reliability and nothing can be learned: give the estimator ``train_corruptions`` (e.g.
+      ``"audio:noise=20,10,5,0,-5@0.5"``) so that corrupted copies of training rows, predicted out of fold
+      like the rows themselves, show the combiner what a noisy input is worth.
+
+    The combiners fitted on out-of-fold predictions (``weighted``, ``stacking``, ``confidence``,
+    ``quality``) also fit on the corrupted copies of training rows the estimator makes with
+    ``train_corruptions``, predicted by the networks that did not see the original rows.
 
     Rows with no input present get the training class prior, whatever the method.
     """
@@ -686,6 +924,16 @@ class LateFusion(_PerInputModels):
             choices=LATE_METHODS,
         )
     }
+
+    @property
+    def uses_quality(self) -> bool:
+        """``late:quality`` reads the rows' quality scores."""
+        return self.method == "quality"
+
+    @property
+    def uses_augmented_rows(self) -> bool:
+        """The combiners fitted on out-of-fold predictions also fit on corrupted copies of training rows."""
+        return self.method in _OOF_METHODS
 
     def check_options(self) -> None:
         """The combiners fitted on out-of-fold predictions need at least two inner folds."""
@@ -809,16 +1057,45 @@ class LateFusion(_PerInputModels):
         logp = [np.log(np.where(masks[n][:, None], probs[n], self.prior_) + _EPS) for n in names]
         return np.concatenate([*logp, np.stack([masks[n] for n in names], 1).astype(float)], axis=1)
 
-    def _fit_combiner(self, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
-        """Fit ``weighted``'s weights, ``stacking``'s regression and (for ``confidence``) the sharpening on
-        the out-of-fold probabilities, every row weighted by ``sample_weight`` (if given)."""
+    def _combiner_rows(
+        self, y: np.ndarray, sample_weight: np.ndarray | None, data: Data | None
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, np.ndarray | None, dict | None]:
+        """The rows a combiner is fitted on: the training rows' out-of-fold probabilities (imputed where an
+        input is missing under ``fill`` / ``generate``) and those of their corrupted copies (see
+        :class:`~modalfuse._inputdata.AugmentedRows`), with labels, row weights and raw quality scores."""
         names = list(self.models_)
-        masks = {n: ~np.isnan(self.models_[n].oof[:, 0]) for n in names}
-        probs = {
-            n: np.where(masks[n][:, None], np.nan_to_num(self.models_[n].oof), self.prior_) for n in names
-        }
+        oof = {n: self.models_[n].oof for n in names}
+        folds = self.fold_of_rows(len(y))
+        if data is not None and getattr(self, "imputer_", None) is not None:
+            probs, masks = self._fold_probs(data, folds, known=oof)
+        else:
+            masks = {n: ~np.isnan(oof[n][:, 0]) for n in names}
+            probs = {n: np.where(masks[n][:, None], np.nan_to_num(oof[n]), self.prior_) for n in names}
+        quality = quality_of(data)
+        quality = None if quality is None else {n: np.asarray(quality[n], np.float64) for n in names}
+        aug = augmented_of(data)
+        if aug is None or not len(aug.rows):
+            return probs, masks, y, sample_weight, quality
+        pa, ma = self._fold_probs(aug.data, folds[aug.rows])
+        probs = {n: np.concatenate([probs[n], pa[n]]) for n in names}
+        masks = {n: np.concatenate([masks[n], ma[n]]) for n in names}
+        qa = quality_of(aug.data)
+        if quality is not None and qa is not None:
+            quality = {n: np.concatenate([quality[n], np.asarray(qa[n], np.float64)]) for n in names}
+        y_all = np.concatenate([y, y[aug.rows]])
+        w_all = None if sample_weight is None else np.concatenate([sample_weight, sample_weight[aug.rows]])
+        return probs, masks, y_all, w_all, quality
+
+    def _fit_combiner(
+        self, y: np.ndarray, sample_weight: np.ndarray | None = None, data: Data | None = None
+    ) -> None:
+        """Fit ``weighted``'s weights, ``stacking``'s regression and (for ``confidence`` and ``quality``)
+        their per-row weights on the out-of-fold probabilities (and corrupted copies, see
+        :meth:`_combiner_rows`), every row weighted by ``sample_weight`` (if given)."""
+        names = list(self.models_)
         if not names:
             return
+        probs, masks, y, sample_weight, quality = self._combiner_rows(y, sample_weight, data)
 
         def loss(theta: np.ndarray) -> float:
             return _mean_log_loss(self._combine_log_linear(probs, masks, np.exp(theta)), y, sample_weight)
@@ -840,13 +1117,117 @@ class LateFusion(_PerInputModels):
         self.state["stacking"] = {"coef": coef.tolist(), "intercept": intercept.tolist()}
         if self.method == "confidence":
             self._fit_row_weights(probs, masks, y, sample_weight)
+        if self.method == "quality":
+            self._fit_quality(probs, masks, y, sample_weight, quality)
+
+    # ---------------------------------------------------------------------------------------------- quality
+    def _quality_features(
+        self, probs: dict[str, np.ndarray], quality: Mapping[str, np.ndarray] | None
+    ) -> dict[str, np.ndarray]:
+        """Per input, the features of its log-weight: ``[1, standardised quality scores, confidence]``."""
+        from modalfuse._quality import QualityScaler
+
+        st = self.state["quality"]
+        scaler = QualityScaler(st["scaler"])
+        out = {}
+        for n, p in probs.items():
+            width = int(st["scores"][n])
+            if width and quality is not None and n in quality:
+                z = scaler.transform(n, quality[n]).astype(np.float64)
+            else:
+                z = np.zeros((len(p), width))
+            out[n] = np.concatenate([np.ones((len(p), 1)), z, self.confidence(p)[:, None]], axis=1)
+        return out
+
+    def _quality_logits(
+        self,
+        probs: dict[str, np.ndarray],
+        masks: dict[str, np.ndarray],
+        features: dict[str, np.ndarray],
+        theta: Mapping[str, np.ndarray],
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Logits (N, K), per-input weights (N,) and log-probabilities (N, K) of the quality product."""
+        weights, logp = {}, {}
+        logits = np.zeros((len(next(iter(probs.values()))), self.n_classes))
+        for n, F in features.items():
+            u = np.clip(F @ np.asarray(theta[n]), *_LOG_WEIGHT_RANGE)
+            weights[n] = np.where(masks[n], np.exp(u), 0.0)
+            logp[n] = np.log(probs[n] + _EPS)
+            logits += weights[n][:, None] * logp[n]
+        none = ~np.logical_or.reduce([masks[n] for n in features])
+        logits[none] = np.log(self.prior_ + _EPS)
+        return logits, weights, logp
+
+    def _fit_quality(
+        self,
+        probs: dict[str, np.ndarray],
+        masks: dict[str, np.ndarray],
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        quality: Mapping[str, np.ndarray] | None,
+    ) -> None:
+        """Fit ``late:quality``'s log-weight coefficients per input on the combiner's rows (see the class)."""
+        from modalfuse._quality import QualityScaler
+
+        names = list(probs)
+        scores = {n: (0 if quality is None or n not in quality else int(quality[n].shape[1])) for n in names}
+        scaler = QualityScaler().fit({n: quality[n] for n in names if scores[n]} if quality else {})
+        self.state["quality"] = {"scores": scores, "scaler": scaler.state, "theta": {}}
+        features = self._quality_features(probs, quality)
+        sizes = [features[n].shape[1] for n in names]
+        splits = np.cumsum(sizes)[:-1]
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        w = w / w.sum()
+        onehot = np.eye(self.n_classes)[y]
+        start = [
+            np.r_[np.log(max(self.state["weights"][n], 1e-3)), np.zeros(sizes[i] - 1)]
+            for i, n in enumerate(names)
+        ]
+
+        def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+            theta = dict(zip(names, np.split(flat, splits), strict=True))
+            logits, weights, logp = self._quality_logits(probs, masks, features, theta)
+            log_q = logits - logits.max(1, keepdims=True)
+            log_q -= np.log(np.exp(log_q).sum(1, keepdims=True))
+            value = -float(np.sum(w * log_q[np.arange(len(y)), y]))
+            g = (np.exp(log_q) - onehot) * w[:, None]
+            grads = []
+            for n in names:
+                slope = theta[n].copy()
+                slope[0] = 0.0
+                value += _QUALITY_L2 * float(slope @ slope)
+                dw = np.sum(g * logp[n], axis=1) * weights[n]
+                grads.append(features[n].T @ dw + 2 * _QUALITY_L2 * slope)
+            return value, np.concatenate(grads)
+
+        res = minimize(objective, np.concatenate(start), jac=True, method="L-BFGS-B")
+        self.state["quality"]["theta"] = {
+            n: t.tolist() for n, t in zip(names, np.split(res.x, splits), strict=True)
+        }
+
+    def _quality_predict(
+        self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], data: Data | None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``late:quality``'s probabilities and per-input weights on rows with ``data``'s quality scores (the
+        training mean, i.e. standardised 0, where ``data`` carries none)."""
+        st = self.state["quality"]
+        features = self._quality_features(probs, quality_of(data))
+        theta = {n: np.asarray(st["theta"][n]) for n in probs}
+        logits, weights, _ = self._quality_logits(probs, masks, features, theta)
+        return softmax(logits, axis=1), weights
 
     @property
     def method(self) -> str:
         """The combiner (option ``method``)."""
         return self.options["method"]
 
-    def _fuse(self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], n_rows: int) -> np.ndarray:
+    def _fuse(
+        self,
+        probs: dict[str, np.ndarray],
+        masks: dict[str, np.ndarray],
+        n_rows: int,
+        data: Data | None = None,
+    ) -> np.ndarray:
         """The combiner ``method`` applied to the inputs' probabilities and presence masks."""
         names = list(probs)
         if not names:  # no input had a training row: the prior
@@ -860,6 +1241,8 @@ class LateFusion(_PerInputModels):
             return self._combine_log_linear(probs, masks, np.ones(len(names)))
         if method == "confidence":
             return self._combine_rows(probs, masks, self._row_weights(probs, masks))
+        if method == "quality":
+            return self._quality_predict(probs, masks, data)[0]
         st = self.state["stacking"]
         logits = self._stack_features(probs, masks) @ np.asarray(st["coef"]).T + np.asarray(st["intercept"])
         return softmax(logits, axis=1)
@@ -868,11 +1251,14 @@ class LateFusion(_PerInputModels):
         return dict(self.state["weights"]) if self.method == "weighted" else super()._input_weights()
 
     def _contribution_weights(
-        self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray]
+        self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], data: Data | None = None
     ) -> dict[str, float | np.ndarray]:
         """For ``confidence``, an input's per-row weight in the product, rescaled so the present inputs'
-        weights average 1 on each row (as in ``product``); the fixed weights otherwise."""
+        weights average 1 on each row (as in ``product``); for ``quality`` its per-row weight; the fixed
+        weights otherwise."""
+        if self.method == "quality" and probs:
+            return dict(self._quality_predict(probs, masks, data)[1])
         if self.method != "confidence" or not probs:
-            return super()._contribution_weights(probs, masks)
+            return super()._contribution_weights(probs, masks, data)
         W = self._rescaled_row_weights(masks, self._row_weights(probs, masks))
         return {n: W[:, i] for i, n in enumerate(probs)}

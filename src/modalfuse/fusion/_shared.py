@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from scipy.special import softmax
 from torch import nn
 
-from modalfuse._errors import ModalfuseError, SchemaError
+from modalfuse._errors import ModalfuseError, OptionError, SchemaError
 from modalfuse._options import DEFAULT_HIDDEN, Option
 from modalfuse.fusion._base import Data, FusionStrategy, own_method, register_fusion
 from modalfuse.fusion._early import HIDDEN_OPTION, NeuralFusion
@@ -275,6 +275,16 @@ class SharedFusion(NeuralFusion):
         "hidden": HIDDEN_OPTION,
     }
 
+    def check_options(self) -> None:
+        """As :class:`NeuralFusion`; and no ``quality_aware``: the shared space embeds each input alone (its
+        embeddings serve retrieval), so quality scores have no place in it."""
+        super().check_options()
+        if self.options["quality_aware"]:
+            raise OptionError(
+                f"{self.owner()}: quality_aware=True is not available for the shared space (its projections "
+                "embed each input alone, for retrieval); use early, tensor, lowrank or attention"
+            )
+
     @property
     def shared_dim(self) -> int:
         """Width of the shared space."""
@@ -332,7 +342,8 @@ class SharedFusion(NeuralFusion):
         else:
             spaces = []
             for fold, head in enumerate(self.heads_):
-                emb = self.encoders_.embeddings({n: data[n] for n in names}, fold, inputs=names)
+                # retrieval embeds what a row has: a missing input is never imputed here
+                emb = self.encoders_.embeddings({n: data[n] for n in names}, fold, inputs=names, impute=False)
                 spaces.append(
                     {
                         n: (head.to(self.config.device).eval(), *emb[n])

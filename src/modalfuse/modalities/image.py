@@ -33,11 +33,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "IMAGE_QUALITY_SCORES",
     "MAX_IMAGE_PIXELS",
     "augment_images",
     "flip_image",
     "hog_features",
     "image_quality",
+    "image_quality_scores",
     "load_image",
     "pil_to_array",
     "pixel_budget",
@@ -622,3 +624,48 @@ def image_quality(img_chw: np.ndarray) -> float:
     v = float(lap.var())
     sharp = v / (v + 0.01)
     return float(np.clip(np.sqrt(contrast * sharp), 0.0, 1.0))
+
+
+#: The scores of :func:`image_quality_scores`, in order.
+IMAGE_QUALITY_SCORES = ("sharpness", "contrast", "exposure")
+
+
+def image_quality_scores(img: np.ndarray) -> dict[str, float]:
+    """Per-image quality scores: sharpness, contrast and exposure, on the grey image in [0, 1].
+
+    * ``sharpness``: ``log10(1e-6 + var(L))`` with ``L`` the 4-neighbour Laplacian of the grey image at
+      its own resolution (-6 for a flat image; a crisp one is around -1 to 0; blur lowers it);
+    * ``contrast``: the standard deviation of the grey levels (0 flat, 0.5 half black and half white);
+    * ``exposure``: the mean grey level (0 black, 1 white).
+
+    Parameters
+    ----------
+    img : numpy.ndarray of shape (H, W, C), (C, H, W) with C in (1, 3), or (H, W)
+        Pixels in [0, 1] (as decoded); values outside are clipped.
+
+    Returns
+    -------
+    dict
+        ``{"sharpness", "contrast", "exposure"}``; an empty or non-finite image scores -6, 0, 0.
+    """
+    arr = np.asarray(img, dtype=np.float64)
+    if arr.ndim == 3:
+        channel_axis = 0 if arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3) else 2
+        grey = arr.mean(axis=channel_axis)
+    elif arr.ndim == 2:
+        grey = arr
+    else:
+        raise ValueError(f"expected an (H, W, C), (C, H, W) or (H, W) array, got shape {arr.shape}")
+    if grey.size == 0 or not np.all(np.isfinite(grey)):
+        return {"sharpness": -6.0, "contrast": 0.0, "exposure": 0.0}
+    grey = np.clip(grey, 0.0, 1.0)
+    if grey.shape[0] >= 3 and grey.shape[1] >= 3:
+        lap = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4.0 * grey[1:-1, 1:-1]
+        variance = float(lap.var())
+    else:
+        variance = 0.0
+    return {
+        "sharpness": float(np.log10(1e-6 + variance)),
+        "contrast": float(grey.std()),
+        "exposure": float(grey.mean()),
+    }

@@ -22,11 +22,13 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "TEXT_QUALITY_SCORES",
     "Vocabulary",
     "augment_tokens",
     "normalize_text",
     "tag_special_tokens",
     "text_quality",
+    "text_quality_scores",
     "tokenize",
 ]
 
@@ -337,3 +339,32 @@ def text_quality(s: object) -> float:
     punct_frac = 1.0 - n / len(tokens)
     tidy = 1.0 - min(1.0, max(0.0, (punct_frac - 0.5) / 0.5))
     return float(min(1.0, length * (score / n) * tidy))
+
+
+#: The scores of :func:`text_quality_scores`, in order.
+TEXT_QUALITY_SCORES = ("length", "unknown")
+
+
+def text_quality_scores(s: object, vocabulary: Vocabulary | None = None) -> dict[str, float]:
+    """Per-text quality scores: length and the share of unknown tokens.
+
+    * ``length``: ``log10(1 + n)`` for ``n`` tokens (:func:`tokenize`): 0 empty, 1 for 9 tokens, 2 for 99;
+    * ``unknown``: the share of the tokens that ``vocabulary`` does not hold (it would encode them as
+      ``<unk>``; the tags ``<url>``, ``<email>``, ``<num>`` are known); 0 without tokens or vocabulary.
+
+    Parameters
+    ----------
+    s : str or None
+    vocabulary : Vocabulary, optional
+        A fitted vocabulary (a model's, fitted on its training rows).
+
+    Returns
+    -------
+    dict
+        ``{"length", "unknown"}``.
+    """
+    tokens = tokenize(s)
+    unknown = 0.0
+    if tokens and vocabulary is not None:
+        unknown = sum(tok not in vocabulary for tok in tokens) / len(tokens)
+    return {"length": float(np.log10(1.0 + len(tokens))), "unknown": float(unknown)}

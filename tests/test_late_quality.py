@@ -1,0 +1,137 @@
+"""Quality-aware fusion: ``late:quality``'s per-row weights, ``quality_aware`` joint heads and
+``train_corruptions`` (corrupted copies of training rows for the combiners)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import modalfuse as mf
+from conftest import assert_probabilities
+from modalfuse._inputdata import InputData
+from modalfuse.fusion._late import LateFusion
+
+FAST = {"epochs": 2, "min_steps": 20, "inner_folds": 2, "n_threads": 1, "seed": 0}
+NOISE = "tabular:noise=1,3@0.5"
+
+
+@pytest.fixture(scope="module")
+def small(table) -> mf.MultimodalTable:
+    return mf.read_table(table.frame[["text", "num", "colour"]].assign(y=table.y), label="y")
+
+
+@pytest.fixture(scope="module")
+def cache() -> mf.Cache:
+    return mf.Cache()
+
+
+def _synthetic(n: int = 900, seed: int = 0):
+    """Input a: sure and right on rows of good quality, sure and wrong on the others; b: unsure, right on
+    70 % of the rows whatever their quality."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(3, size=n)
+    good = rng.random(n) < 0.5
+    a_class = np.where(good, y, (y + rng.integers(1, 3, size=n)) % 3)
+    a = np.full((n, 3), 0.05)
+    a[np.arange(n), a_class] = 0.9
+    b_class = np.where(rng.random(n) < 0.7, y, (y + rng.integers(1, 3, size=n)) % 3)
+    b = np.full((n, 3), 0.225)
+    b[np.arange(n), b_class] = 0.55
+    q = np.where(good, 1.0, -1.0)[:, None] + 0.1 * rng.standard_normal((n, 1))
+    probs = {"a": a, "b": b}
+    masks = {"a": np.ones(n, bool), "b": np.ones(n, bool)}
+    quality = {"a": q, "b": np.zeros((n, 1))}
+    return probs, masks, y, good, quality
+
+
+def _combiner() -> LateFusion:
+    strategy = mf.get_fusion("late:quality")
+    assert isinstance(strategy, LateFusion)
+    strategy.n_classes, strategy.prior_ = 3, np.full(3, 1 / 3)
+    strategy.state["weights"] = {"a": 1.0, "b": 1.0}
+    return strategy
+
+
+def test_quality_weights_follow_the_quality_of_each_row() -> None:
+    probs, masks, y, _, quality = _synthetic()
+    strategy = _combiner()
+    strategy._fit_quality(probs, masks, y, None, quality)
+    test_probs, test_masks, test_y, test_good, test_quality = _synthetic(seed=1)
+    proba, weights = strategy._quality_predict(test_probs, test_masks, InputData({}, quality=test_quality))
+    assert weights["a"][test_good].mean() > 5 * weights["a"][~test_good].mean()
+    accuracy = proba.argmax(1) == test_y
+    product = (np.log(test_probs["a"]) + np.log(test_probs["b"])).argmax(1) == test_y
+    assert accuracy[~test_good].mean() > 0.6 and product[~test_good].mean() < 0.2  # the product trusts a
+    assert accuracy[test_good].mean() > 0.95
+    # without scores (a plain dict of inputs) every row sits at the training mean: one weight for all
+    _, flat = strategy._quality_predict(test_probs, test_masks, None)
+    assert np.ptp(flat["a"]) < 1e-9
+
+
+def test_a_missing_input_weighs_nothing() -> None:
+    probs, masks, y, _, quality = _synthetic()
+    strategy = _combiner()
+    strategy._fit_quality(probs, masks, y, None, quality)
+    masks["a"][:10] = False
+    proba, weights = strategy._quality_predict(probs, masks, InputData({}, quality=quality))
+    assert (weights["a"][:10] == 0).all()
+    b_alone = probs["b"][:10] ** weights["b"][:10, None]
+    np.testing.assert_allclose(proba[:10], b_alone / b_alone.sum(1, keepdims=True), atol=1e-6)
+
+
+def test_late_quality_trains_on_corrupted_copies_and_round_trips(
+    small, cache, tmp_path: Path, monkeypatch
+) -> None:
+    seen = []
+    real = LateFusion._fit_quality
+
+    def spy(self, probs, masks, y, sample_weight, quality):
+        seen.append((len(y), {n: q.shape for n, q in quality.items()}))
+        return real(self, probs, masks, y, sample_weight, quality)
+
+    monkeypatch.setattr(LateFusion, "_fit_quality", spy)
+    with mf.using_cache(cache):
+        clf = mf.MultimodalClassifier(fusion="late:quality", train_corruptions=NOISE, **FAST).fit(small)
+    n_rows, shapes = seen[0]
+    assert n_rows == len(small) + round(0.5 * len(small))  # the rows and a copy of half of them
+    assert shapes == {"text": (n_rows, 2), "tabular": (n_rows, 1)}
+    theta = clf.fusion_.state["quality"]["theta"]
+    assert set(theta) == {"text", "tabular"} and len(theta["text"]) == 4  # bias, 2 scores, confidence
+    proba = clf.predict_proba(small)
+    assert_probabilities(proba, len(small), 3)
+    assert clf.score(small) > 0.8
+    weights = clf.explain(small) if hasattr(clf, "explain") else None
+    assert weights is not None
+    clf.save(tmp_path / "m")
+    again = mf.MultimodalClassifier.load(tmp_path / "m")
+    np.testing.assert_allclose(again.predict_proba(small), proba, atol=1e-6)
+    assert again.train_corruptions == NOISE
+
+
+def test_quality_aware_heads_see_the_scores(small, cache, tmp_path: Path) -> None:
+    with mf.using_cache(cache):
+        clf = mf.MultimodalClassifier(
+            fusion="early", fusion_options={"quality_aware": True}, train_corruptions=NOISE, **FAST
+        ).fit(small)
+    assert clf.fusion_.state["quality"]["dims"] == {"text": 2, "tabular": 1}
+    proba = clf.predict_proba(small)
+    assert_probabilities(proba, len(small), 3)
+    clf.save(tmp_path / "m")
+    np.testing.assert_allclose(
+        mf.MultimodalClassifier.load(tmp_path / "m").predict_proba(small), proba, atol=1e-5
+    )
+    with pytest.raises(mf.OptionError, match="quality_aware=True is not available for the shared space"):
+        mf.MultimodalClassifier(fusion="shared", fusion_options={"quality_aware": True}, **FAST).fit(small)
+
+
+def test_bad_train_corruptions_are_refused_before_training(small) -> None:
+    with pytest.raises(mf.OptionError, match=r"parameter 'train_corruptions' must be None, a spec"):
+        mf.MultimodalClassifier(fusion="late:quality", train_corruptions=5, **FAST).fit(small)
+    with pytest.raises(mf.OptionError, match=r"parameter 'train_corruptions': corruption 'tabular=3'"):
+        mf.MultimodalClassifier(fusion="late:quality", train_corruptions="tabular=3", **FAST).fit(small)
+    with pytest.raises(mf.UnknownNameError, match=r"unknown input 'audio'.*in corruption 'audio:noise=5'"):
+        mf.MultimodalClassifier(fusion="unimodal:text", train_corruptions=["audio:noise=5"], **FAST).fit(
+            small
+        )
