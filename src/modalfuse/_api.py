@@ -220,8 +220,10 @@ def compare(
     one run never reuses another's models.
     Returns the comparison as a JSON-able dict (see ``modalfuse evaluate --json``).
     """
+    from modalfuse._params import check_installed
     from modalfuse.evaluate import compare as compare_estimators
 
+    check_installed(params.get("encoders"))  # once, not once per strategy and fold
     table = with_groups(table, groups)
     model_seed = {} if "random_state" in params else {"seed": seed}  # an explicit random_state wins
     strategies = make_strategies(table, fusion, **model_seed, **params)

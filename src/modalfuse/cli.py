@@ -291,6 +291,9 @@ def _check_encoders(table: Any, encoder: list[str] | None) -> dict[str, str] | N
                 f"{get_encoder(name).modality} (encoders for {modality_of[key]}: "
                 f"{', '.join(list_encoders(modality_of[key]))})"
             )
+    from modalfuse._params import check_installed
+
+    check_installed(pairs)  # a pretrained encoder without its extra: say which to install
     return pairs or None
 
 

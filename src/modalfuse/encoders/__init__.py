@@ -10,6 +10,7 @@ from modalfuse.encoders._registry import (
     list_encoders,
     register_encoder,
 )
+from modalfuse.encoders._stream import count_rows, encode_table, iter_frames
 
 __all__ = [
     "PREPROCESSORS",
@@ -23,8 +24,11 @@ __all__ = [
     "PretrainedPreprocessor",
     "TextBag",
     "build_network",
+    "count_rows",
     "default_encoder",
+    "encode_table",
     "get_encoder",
+    "iter_frames",
     "list_encoders",
     "make_preprocessor",
     "model_cards",

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from modalfuse import _progress as progress
-from modalfuse._errors import OptionError, SchemaError
+from modalfuse._errors import OptionError, SchemaError, did_you_mean
 
 __all__ = ["count_rows", "encode_table", "iter_frames"]
 
@@ -143,6 +143,19 @@ def _arrow_schema(planned: Mapping[str, Any], id_column: str | None) -> Any:
     return pa.schema(fields)
 
 
+def _check_columns(chunk: pd.DataFrame, planned: Mapping[str, Any], id_column: str | None) -> None:
+    """Every encoded column (and ``id_column``) is a column of the table."""
+    wanted = [(c, "encoders") for c in planned] + (
+        [(id_column, "id_column")] if id_column is not None else []
+    )
+    for column, what in wanted:
+        if column not in chunk.columns:
+            raise SchemaError(
+                f"column {column!r} of {what} is not in the table{did_you_mean(column, chunk.columns)} "
+                f"(columns: {', '.join(map(str, chunk.columns))})"
+            )
+
+
 def _batch_table(chunk: pd.DataFrame, planned: Mapping[str, Any], root: Path, id_column: str | None) -> Any:
     """One batch: read as a table (cells checked, paths resolved), embedded, as an Arrow record batch."""
     import pyarrow as pa
@@ -224,18 +237,23 @@ def encode_table(
     present = dict.fromkeys(planned, 0)
     start = time.perf_counter()
     # no in-memory cache of decoded media: each batch's media are dropped once embedded
-    with (
-        using_cache(Cache(max_bytes=0, max_models=0)),
-        pq.ParquetWriter(tmp, _arrow_schema(planned, id_column)) as w,
-    ):
-        for chunk in iter_frames(source, batch_rows=batch_rows, sep=sep):
-            batch, got, n_problems = _batch_table(chunk, planned, base, id_column)
-            w.write_batch(batch)
-            done += len(chunk)
-            problems += n_problems
-            present = {c: present[c] + got[c] for c in planned}
-            _report_rows(done, total, start)
-    os.replace(tmp, out)
+    try:
+        with (
+            using_cache(Cache(max_bytes=0, max_models=0)),
+            pq.ParquetWriter(tmp, _arrow_schema(planned, id_column)) as w,
+        ):
+            for chunk in iter_frames(source, batch_rows=batch_rows, sep=sep):
+                if done == 0:
+                    _check_columns(chunk, planned, id_column)
+                batch, got, n_problems = _batch_table(chunk, planned, base, id_column)
+                w.write_batch(batch)
+                done += len(chunk)
+                problems += n_problems
+                present = {c: present[c] + got[c] for c in planned}
+                _report_rows(done, total, start)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed encode leaves no partial file (and ``out`` as it was)
     seconds = time.perf_counter() - start
     return {
         "rows": done,
