@@ -78,7 +78,7 @@ def test_the_parser_reads_the_readme_commands() -> None:
 def test_the_install_lines_are_what_ci_runs() -> None:
     first, second = console_lines(README.read_text(encoding="utf-8"))[:2]
     assert first == f"{INSTALL} -e . && .venv/bin/modalfuse demo"
-    assert second == f'{INSTALL} -e ".[test]" && .venv/bin/python -m pytest'
+    assert second == f'{INSTALL} -e ".[test,pretrained]" && .venv/bin/python -m pytest'
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert second in ci  # verbatim, as its own line
     assert ".venv/bin/python -m pytest -m slow" in ci
@@ -136,6 +136,9 @@ def _check_outputs(folder: Path, ran: set[str]) -> None:
         matches = pd.read_csv(folder / "matches.csv")
         assert list(matches.columns) == ["query_row", "rank", "match_row", "score"]
         assert set(matches["rank"]) == {1, 2, 3, 4, 5}
+    if "encode" in ran:
+        embeddings = pd.read_parquet(folder / "embeddings.parquet")
+        assert list(embeddings.columns) == ["row", "speaker", "text"] and len(embeddings) == 72
     if "datasets --download" in ran:
         assert (folder / "cache" / "datasets" / "fsdd" / "recordings").is_dir()
 
@@ -157,7 +160,17 @@ def test_the_readme_commands_that_do_not_train(workdir: Path, table) -> None:
             assert "av-digits-sample" in output
         if command[1] == "fusions":
             assert output.startswith("attention")
-    assert ran >= {"inspect", "predict", "retrieve", "encoders", "fusions", "datasets", "datasets --download"}
+    assert ran >= {
+        "inspect",
+        "predict",
+        "retrieve",
+        "encoders",
+        "fusions",
+        "datasets",
+        "datasets --download",
+        "encode",
+        "cache",
+    }
     _check_outputs(workdir, ran)
 
 

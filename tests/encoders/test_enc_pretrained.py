@@ -116,6 +116,10 @@ def test_a_classifier_with_pretrained_encoders_fits_saves_and_loads(csv_path: Pa
     clf.save(tmp_path / "model")
     again = mf.MultimodalClassifier.load(tmp_path / "model")
     np.testing.assert_allclose(again.predict_proba(test), proba, atol=1e-6)
+    # weights of another version installed since: the prediction says so
+    again.preprocessors_["text"].state["encoder"] = "minilm@0.0.1#r1"
+    with pytest.warns(mf.InputDriftWarning, match="fitted on embeddings of minilm@0.0.1#r1"):
+        again.predict_proba(test)
 
 
 def test_modalfuse_encoders_lists_dimension_licence_size_and_installed() -> None:

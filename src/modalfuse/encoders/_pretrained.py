@@ -31,6 +31,7 @@ import importlib.util
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modalfuse import _progress as progress
-from modalfuse._errors import DecodeError, ModalfuseError, OptionError
+from modalfuse._errors import DecodeError, InputDriftWarning, ModalfuseError, OptionError
 from modalfuse._options import Option
 from modalfuse.data._table import MultimodalTable, decode_media
 from modalfuse.encoders._prep import Preprocessor
@@ -209,6 +210,7 @@ class PretrainedPreprocessor(Preprocessor):
         self.state = {"dim": int(self.dim()), "encoder": self.encoder_id()}
 
     def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        self._check_weights()
         values = table.frame[self.column].tolist()
         rows = np.flatnonzero(mask)
         out = np.zeros((len(values), int(self.state["dim"])), dtype=np.float32)
@@ -219,6 +221,19 @@ class PretrainedPreprocessor(Preprocessor):
             else:
                 mask[row] = False
         return out
+
+    def _check_weights(self) -> None:
+        """Warn (:class:`~modalfuse.InputDriftWarning`) when the installed weights are not those the model
+        was fitted with: its heads read embeddings of another encoder version."""
+        fitted, now = self.state.get("encoder"), self.encoder_id()
+        if fitted is not None and fitted != now:
+            warnings.warn(
+                InputDriftWarning(
+                    f"input {self.input_name!r}: the model was fitted on embeddings of {fitted}, but "
+                    f"{now} is installed; its predictions may differ (refit, or install that version)"
+                ),
+                stacklevel=4,
+            )
 
     def embed_values(self, values: Sequence[Any], *, label: str = "") -> dict[int, np.ndarray]:
         """Embeddings of ``values`` by position (a value that cannot be decoded is left out), through the
