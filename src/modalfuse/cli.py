@@ -915,12 +915,9 @@ def demo(
     typer.echo(
         f"\n3. Unimodal baselines, late fusion, joint fusion and the shared space ({_describe(settings)}):"
     )
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):  # small linear models: one BLAS thread is fastest, and idle threads spin
-        result = _run_evaluation(
-            table, cv="loso", fusion="all", json_path=None, seed=0, verbose=verbose, **settings
-        )
+    result = _run_evaluation(
+        table, cv="loso", fusion="all", json_path=None, seed=0, verbose=verbose, **settings
+    )
     _write_json(json_path, result)
     rec = (result.get("recommendation") or {}).get("strategy")
     typer.echo(
