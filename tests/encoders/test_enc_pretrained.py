@@ -181,3 +181,19 @@ def test_without_the_extra_the_python_api_raises_before_reading(table, monkeypat
         clf.fit(table)
     rows = {row["name"]: row for row in model_cards()}
     assert rows["efficientnet-lite0"]["installed"] is False and rows["minilm"]["installed"] is True
+
+
+def test_embedding_sends_progress_with_rate_and_time_left_and_the_cli_prints_it(capsys) -> None:
+    from modalfuse._progress import listening
+    from modalfuse.cli import _Progress
+
+    events: list[dict] = []
+    prep = make_preprocessor("minilm", "t", ["t"], batch_size=2, cache=False)
+    with listening(lambda event, **info: events.append({"event": event, **info})):
+        prep.embed_values([f"review number {i}" for i in range(20)], label="t")
+    done = [e for e in events if e["event"] == "encode"]
+    assert [e["done"] for e in done] == [16, 20] and all(e["total"] == 20 for e in done)
+    assert done[-1]["rate"] > 0 and done[-1]["eta"] == 0 and "rows/s" in done[-1]["message"]
+    with _Progress("evaluate") as bar:  # stderr is not a terminal here: one line per event
+        bar("encode", **{k: v for k, v in done[0].items() if k != "event"})
+    assert done[0]["message"] in capsys.readouterr().err
