@@ -90,6 +90,7 @@ def clothing(args: argparse.Namespace) -> None:
         assert result["cv"]["fold_sizes"] == [len(t) for _, t in splits], "compare used other folds"
         reference = cl.sklearn_reference(table, splits)
         paired = paired_vs_reference(result, reference, metrics=("f1_macro", "accuracy"))
+        paired["f1_macro_by_reference"] = paired_by_reference(result, reference)
         strategies = {**result["strategies"], **reference}
         print(cl.format_compact(f"clothing {label}, text by minilm", strategies))
         print(format_paired(paired), flush=True)
@@ -108,6 +109,22 @@ def clothing(args: argparse.Namespace) -> None:
     )
 
 
+def paired_by_reference(result: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """Macro-F1 of each modalfuse strategy minus each tuned TF-IDF reference (``sklearn:all``, TF-IDF +
+    tabular; ``sklearn:text``, TF-IDF alone), paired bootstrap over the folds."""
+    from modalfuse.evaluate import paired_difference
+
+    ok = {n: e for n, e in result["strategies"].items() if "error" not in e}
+    return {
+        ref: {
+            name: paired_difference(e["f1_macro"]["folds"], reference[ref]["f1_macro"]["folds"], seed=0)
+            for name, e in ok.items()
+        }
+        for ref in ("sklearn:all", "sklearn:text")
+        if ref in reference
+    }
+
+
 # -------------------------------------------------------------------------------------------- avdigits
 def avdigits(args: argparse.Namespace) -> None:
     import avdigits as av
@@ -115,8 +132,9 @@ def avdigits(args: argparse.Namespace) -> None:
     load = _load()
     table = mf.load_dataset("av-digits-hard", root=args.data_root)
     t0 = time.perf_counter()
+    encoders = {"audio": args.audio, **({"image": args.image} if args.image else {})}
     result = av.run_modalfuse(
-        table, fusion=args.fusion, epochs=args.epochs, encoders={"audio": args.audio}, n_threads=args.threads
+        table, fusion=args.fusion, epochs=args.epochs, encoders=encoders, n_threads=args.threads
     )
     result["wall_seconds"] = time.perf_counter() - t0
     print(format_table(result), flush=True)
@@ -133,12 +151,15 @@ def avdigits(args: argparse.Namespace) -> None:
     }
     for name, row in side.items():
         print(f"{name:20s} pretrained audio {row['pretrained']}  from scratch {row['from_scratch']}")
+    part = "avdigits" if not args.image and args.fusion == "all" else f"avdigits-{args.fusion}-{args.image}"
     _write(
-        "avdigits",
+        part.replace(":", "_").replace(",", "+"),
         {
             "benchmark": "av-digits-hard, leave-one-speaker-out, audio by a frozen pretrained encoder",
             "command": f"python benchmarks/pretrained.py avdigits --audio {args.audio} --epochs {args.epochs} "
-            f"--fusion {args.fusion} --threads {args.threads}",
+            f"--fusion {args.fusion} --threads {args.threads}"
+            + (f" --image {args.image}" if args.image else ""),
+            "encoders": encoders,
             "load_at_start": load,
             "environment": environment(),
             "accuracy_beside_from_scratch": side,
@@ -304,6 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", default="10000,100000")
     parser.add_argument("--batch-rows", type=int, default=1024)
     parser.add_argument("--audio", default="whisper-tiny-en")
+    parser.add_argument("--image", default=None, help="image encoder (default: modalfuse's default)")
     args = parser.parse_args(argv)
     {"clothing": clothing, "avdigits": avdigits, "cache": cache, "memory": memory}[args.part](args)
 
