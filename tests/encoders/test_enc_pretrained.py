@@ -146,6 +146,7 @@ main()
 """
 
 
+@pytest.mark.slow  # a fresh process importing torch and reading the table: ~10 s quiet
 def test_without_the_extra_naming_a_pretrained_encoder_is_a_one_line_error(csv_path: Path) -> None:
     out = subprocess.run(
         [
