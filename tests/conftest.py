@@ -113,6 +113,19 @@ def table(csv_path: Path):  # -> MultimodalTable
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _embedding_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The on-disk embedding cache of the pretrained encoders lives in a session folder, never the user's."""
+    folder = tmp_path_factory.mktemp("modalfuse-cache")
+    before = os.environ.get("MODALFUSE_CACHE")
+    os.environ["MODALFUSE_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("MODALFUSE_CACHE", None)
+    else:
+        os.environ["MODALFUSE_CACHE"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _warm_librosa() -> None:
     """Compile librosa's numba kernels once per session, not inside the first test that touches audio."""
     from modalfuse.modalities.audio import log_mel

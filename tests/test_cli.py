@@ -351,8 +351,8 @@ def test_an_encoder_of_another_modality_stops_before_training(csv_path: Path) ->
     )
     assert code == 2 and stdout == ""
     assert stderr.strip().splitlines()[-1] == (
-        "error: --encoder image=mfcc: 'image' is image, but 'mfcc' encodes audio (encoders for image: hog, "
-        "image-cnn, pixels)"
+        "error: --encoder image=mfcc: 'image' is image, but 'mfcc' encodes audio (encoders for image: "
+        "efficientnet-lite0, hog, image-cnn, pixels)"
     )
 
 

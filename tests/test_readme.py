@@ -145,6 +145,9 @@ def _check_outputs(folder: Path, ran: set[str]) -> None:
         matches = pd.read_csv(folder / "matches.csv")
         assert list(matches.columns) == ["query_row", "rank", "match_row", "score"]
         assert set(matches["rank"]) == {1, 2, 3, 4, 5}
+    if "encode" in ran:
+        embeddings = pd.read_parquet(folder / "embeddings.parquet")
+        assert list(embeddings.columns) == ["row", "speaker", "text"] and len(embeddings) == 72
     if "datasets --download" in ran:
         assert (folder / "cache" / "datasets" / "fsdd" / "recordings").is_dir()
 
@@ -179,7 +182,17 @@ def test_the_readme_commands_that_do_not_train(workdir: Path, table) -> None:
             assert "av-digits-sample" in output
         if command[1] == "fusions":
             assert output.startswith("attention")
-    assert ran >= {"inspect", "predict", "retrieve", "encoders", "fusions", "datasets", "datasets --download"}
+    assert ran >= {
+        "inspect",
+        "predict",
+        "retrieve",
+        "encoders",
+        "fusions",
+        "datasets",
+        "datasets --download",
+        "encode",
+        "cache",
+    }
     _check_outputs(workdir, ran)
 
 

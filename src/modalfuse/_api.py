@@ -253,10 +253,12 @@ def compare(
     shares, problem cells, content digest; see :func:`modalfuse.report.data_summary`) and
     ``reproducibility`` (settings, seed, data digest, versions).
     """
+    from modalfuse._params import check_installed
     from modalfuse.evaluate import compare as compare_estimators
     from modalfuse.report import ComparisonResult, data_summary, reproducibility
 
     backend = resolve_backend(backend)  # a wrong one fails before anything is trained
+    check_installed(params.get("encoders"))  # once, not once per strategy and fold
     table = with_groups(table, groups)
     model_seed = {} if "random_state" in params else {"seed": seed}  # an explicit random_state wins
     policies = missing_policies(missing)

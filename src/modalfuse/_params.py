@@ -146,6 +146,7 @@ def check_mappings(encoders: Any, preprocess: Any, fusion_options: Any, modaliti
         if not isinstance(name, str):
             raise OptionError(f"{OWNER}: encoders[{key!r}] must be an encoder name, got {name!r}")
         get_encoder(name)
+    check_installed(encoders)
     _check_names("preprocess", preprocess, "input/column/modality -> options")
     for key, opts in (preprocess or {}).items():
         if not isinstance(opts, Mapping):
@@ -184,6 +185,16 @@ def strategy_missing(policy: str) -> str:
     """The ``missing`` option a strategy gets for the estimator's policy: ``fill`` and ``generate`` are the
     strategy's; ``mask``, ``native`` and ``drop`` (the estimator trains on complete rows) give ``mask``."""
     return policy if policy in ("fill", "generate") else "mask"
+
+
+def check_installed(encoders: Any) -> None:
+    """Every pretrained encoder named in ``encoders`` has its packages installed, else a one-line
+    :class:`~modalfuse.ModalfuseError` naming the extra to install (before anything is read)."""
+    from modalfuse.encoders._pretrained import PRETRAINED
+
+    for name in encoders.values() if isinstance(encoders, Mapping) else ():
+        if isinstance(name, str) and name in PRETRAINED:
+            PRETRAINED[name].check_installed()
 
 
 def make_strategy(fusion: Any, fusion_options: Mapping[str, Any] | None, scalars: Mapping[str, Any]) -> Any:

