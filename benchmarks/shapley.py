@@ -42,6 +42,17 @@ from modalfuse.explain import shapley_values
 from modalfuse.report import write_report
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (as the results record it), else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(RESULTS.parent.parent.resolve()))
+    except ValueError:  # --out outside the repository
+        return str(path)
+
+
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 FUSION = "late:weighted,early"
 SPEED_MODELS = ("late:weighted", "early")
@@ -189,8 +200,8 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "compare_wall_seconds": result["wall_seconds"],
         "shapley": table_,
         "speed": speeds,
-        "report": {"path": str(report.relative_to(RESULTS.parent.parent)), "bytes": report.stat().st_size},
-        "compare_json": str(compare_path.relative_to(RESULTS.parent.parent)),
+        "report": {"path": _shown(report), "bytes": report.stat().st_size},
+        "compare_json": _shown(compare_path),
     }
 
 
