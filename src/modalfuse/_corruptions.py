@@ -409,7 +409,6 @@ def _corrupt_tabular(
 
 def _apply(table: Any, spec: CorruptionSpec, levels: np.ndarray, rows: np.ndarray, seed: int) -> Any:
     """``table`` with ``spec`` applied at ``levels[i]`` to the rows where ``rows`` is True."""
-    from modalfuse.data._table import MultimodalTable
 
     modality = table.inputs[spec.input][0]
     corruption = spec.corruption(modality)
@@ -422,19 +421,7 @@ def _apply(table: Any, spec: CorruptionSpec, levels: np.ndarray, rows: np.ndarra
         _set_missing(table, frame, present, gone, spec)
     else:
         _corrupt_cells(table, frame, present, spec, corruption, levels, rows, seed)
-    return MultimodalTable(
-        frame,
-        schema=table.schema,
-        y=table.y,
-        label=table.label,
-        groups=table.groups,
-        group_column=table.group_column,
-        present=present,
-        problems=table.problems,
-        notes=table.notes,
-        row_ids=table.row_ids,
-        name=table.name,
-    )
+    return table.with_cells(frame, present)
 
 
 def corrupt_table(table: Any, spec: str | CorruptionSpec, level: float, *, seed: int = 0) -> Any:

@@ -502,19 +502,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             else:  # read with another modality: judge presence again under the fitted one
                 frame[col] = table.frame[col]
                 present[col] = np.array([_usable(v, modality) for v in table.frame[col]], dtype=bool)
-        return MultimodalTable(
-            frame,
-            schema=Schema(fitted),
-            y=table.y,
-            label=table.label,
-            groups=table.groups,
-            group_column=table.group_column,
-            present=present,
-            problems=table.problems,
-            notes=table.notes,
-            row_ids=table.row_ids,
-            name=table.name,
-        )
+        return table.with_cells(frame, present, Schema(fitted))
 
     def _transform(self, table: MultimodalTable) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return _transform_with(self.preprocessors_, table, quality=_uses(self.fusion_, "uses_quality"))

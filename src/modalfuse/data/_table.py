@@ -136,6 +136,25 @@ class MultimodalTable:
             name=self.name,
         )
 
+    def with_cells(
+        self, frame: pd.DataFrame, present: dict[str, np.ndarray], schema: Schema | None = None
+    ) -> MultimodalTable:
+        """The same rows (labels, groups, problems, notes, ids, name) with other cells: ``frame`` and its
+        ``present`` masks, and ``schema`` (default: this table's)."""
+        return MultimodalTable(
+            frame,
+            schema=self.schema if schema is None else schema,
+            y=self.y,
+            label=self.label,
+            groups=self.groups,
+            group_column=self.group_column,
+            present=present,
+            problems=self.problems,
+            notes=self.notes,
+            row_ids=self.row_ids,
+            name=self.name,
+        )
+
     def missing_summary(self) -> dict[str, dict[str, Any]]:
         """Per input: modality, columns, rows present and missing, missing rate."""
         out = {}
