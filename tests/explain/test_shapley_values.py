@@ -44,9 +44,10 @@ def _clf(fitted, table, name: str) -> mf.MultimodalClassifier:
     if name not in fitted:
         fusion, _, option = name.partition("+")
         options = {"end_to_end": True} if option == "e2e" else None
-        fitted[name] = mf.MultimodalClassifier(fusion=fusion, fusion_options=options, seed=0, **FAST).fit(
-            table
-        )
+        missing = option if option in ("fill", "generate") else "mask"
+        fitted[name] = mf.MultimodalClassifier(
+            fusion=fusion, fusion_options=options, missing=missing, seed=0, **FAST
+        ).fit(table)
     return fitted[name]
 
 
@@ -213,9 +214,12 @@ def test_bad_settings_are_clear_errors() -> None:
 
 # ------------------------------------------------------------------------------------ every strategy
 STRATEGIES = ["late:stacking", "unimodal:text", "linear", "early+e2e", "attention", "cca"]
+# under fill / generate an input left out of a coalition is imputed (from the inputs the coalition keeps),
+# exactly as a missing input is, not dropped to the prior
+POLICIES = ["late:weighted+fill", "late:weighted+generate", "early+fill", "early+generate"]
 
 
-@pytest.mark.parametrize("name", STRATEGIES)  # early and late:weighted: the brute force above
+@pytest.mark.parametrize("name", STRATEGIES + POLICIES)  # early and late:weighted: the brute force above
 def test_fast_coalitions_equal_masked_predictions_and_the_values_are_efficient(fitted, table, name) -> None:
     clf = _clf(fitted, table, name)
     part = table.take(ROWS)

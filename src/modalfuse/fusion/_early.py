@@ -302,8 +302,11 @@ class NeuralFusion(FusionStrategy):
 
     def prepare_coalitions(self, data: Data) -> object:
         """Every head's input embeddings, computed once (by its fold's encoders with shared encoders, by the
-        strategy's own end to end); coalitions then cost head passes only."""
-        if not own_method(self, "predict_proba", NeuralFusion):
+        strategy's own end to end); coalitions then cost head passes only. Under the ``fill`` / ``generate``
+        policies an input left out of a coalition is imputed from those the coalition keeps: each coalition
+        is then a prediction of its own (the generic path)."""
+        imputes = getattr(getattr(self, "encoders_", None), "imputer_", None) is not None
+        if imputes or not own_method(self, "predict_proba", NeuralFusion):
             return super().prepare_coalitions(data)
         device = self.config.device
         if self.state.get("end_to_end", True):

@@ -714,9 +714,13 @@ class _PerInputModels(FusionStrategy):
 
     def _fast_coalitions(self) -> bool:
         """Whether predictions are :meth:`_fuse` of :meth:`_per_input` as written here (a subclass that
-        changes either gets the generic coalitions of :class:`FusionStrategy`)."""
-        return own_method(self, "predict_proba", _PerInputModels) and own_method(
-            self, "_per_input", _PerInputModels
+        changes either gets the generic coalitions of :class:`FusionStrategy`), with missing inputs masked:
+        under ``fill`` / ``generate`` an input left out of a coalition is imputed from the inputs the
+        coalition keeps, so each coalition is a prediction of its own."""
+        return (
+            getattr(self, "imputer_", None) is None
+            and own_method(self, "predict_proba", _PerInputModels)
+            and own_method(self, "_per_input", _PerInputModels)
         )
 
     def prepare_coalitions(self, data: Data) -> object:
