@@ -1,17 +1,20 @@
 """Ray Data encoding (``modalfuse.encode_with_ray``): driver memory against table size, throughput against
 workers.
 
-Generates a table (8 numeric columns, a category, a short text; label ``y``), fits the tuned linear
-baseline (``fusion="linear"``: tabular-scaled and TF-IDF features) on 2,000 rows and saves it, writes
-tables of 10,000 and 100,000 rows (each a folder of 10 Parquet files), then encodes them, each run in a fresh process (Ray started
-there with the given CPUs, no dashboard), recording the driver process's peak resident memory, the wall
-time and rows per second:
+Generates a table (8 numeric columns, a category, a short text unique to each row; label ``y``), fits the
+tuned linear baseline (``fusion="linear"``) on 2,000 rows with the text embedded by a pretrained encoder
+(``--text-encoder``, default ``minilm``; ``tfidf`` for the classical one) and saves it, writes tables of
+10,000 and 100,000 rows (each a folder of 10 Parquet files), then encodes them, each run in a fresh
+process (Ray started there with the given CPUs, no dashboard) with an empty embedding cache of its own
+that the workers fill, recording the driver process's peak resident memory, the wall time, rows per
+second and the cache's entries afterwards:
 
 - 10,000 and 100,000 rows with 2 workers: the driver's peak memory should stay within 10 % (streaming);
 - 100,000 rows with 1 and with 2 workers: throughput ratio (the load average is recorded: on a shared
   machine it is not the quiet machine's ratio).
 
-    python benchmarks/raydata.py [--rows 10000,100000] [--out benchmarks/results/raydata.json]
+    python benchmarks/raydata.py [--rows 10000,100000] [--text-encoder minilm]
+                                 [--out benchmarks/results/raydata.json]
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ def make_table(n: int, seed: int = 0) -> pd.DataFrame:
     y = rng.integers(0, 3, n)
     frame = pd.DataFrame({f"x{i}": rng.normal(size=n) + (y == i % 3) for i in range(8)})
     frame["kind"] = rng.choice(["p", "q", "r", "s"], size=n)
-    frame["text"] = [" ".join(rng.choice(WORDS[int(c)], size=3)) + " some words here" for c in y]
+    frame["text"] = [  # unique per row: every row is encoded, none is a cache hit
+        " ".join(rng.choice(WORDS[int(c)], size=3)) + f" some words here, order {i}" for i, c in enumerate(y)
+    ]
     frame["id"] = np.arange(n)
     frame["y"] = y
     return frame
@@ -58,6 +63,9 @@ def child(model: str, table: str, out: str, jobs: int) -> dict:
     finally:
         ray.shutdown()
     result["driver_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from modalfuse._embedcache import embedding_cache
+
+    result["cache_entries"] = embedding_cache().info()["entries"]
     return result
 
 
@@ -65,8 +73,11 @@ def run_child(model: Path, table: Path, jobs: int, work: Path) -> dict:
     out = work / f"enc-{table.stem}-{jobs}"
     shutil.rmtree(out, ignore_errors=True)
     load = os.getloadavg()
+    cache = work / f"cache-{table.stem}-{jobs}"  # empty: the run encodes every row
+    shutil.rmtree(cache, ignore_errors=True)
     cmd = [sys.executable, __file__, "--child", str(model), str(table), str(out), str(jobs)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    env = {**os.environ, "MODALFUSE_CACHE": str(cache)}
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result.update(jobs=jobs, table_rows=int(table.stem.split("-")[-1]), load_before=list(load))
     result["load_after"] = list(os.getloadavg())
@@ -78,6 +89,9 @@ def run_child(model: Path, table: Path, jobs: int, work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="10000,100000")
+    parser.add_argument(
+        "--text-encoder", default="minilm", help="encoder of the text column (tfidf: classical)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--child", nargs=4, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -92,7 +106,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         train = make_table(2000, seed=1)
-        clf = mf.MultimodalClassifier(fusion="linear").fit(mf.read_table(train.drop(columns="id"), label="y"))
+        os.environ["MODALFUSE_CACHE"] = str(work / "fit-cache")
+        clf = mf.MultimodalClassifier(fusion="linear", encoders={"text": args.text_encoder}, n_threads=1)
+        clf.fit(mf.read_table(train.drop(columns="id"), label="y"))
         clf.save(work / "model")
         tables = {}
         for n in (small, large):  # a folder of 10 Parquet files: Ray Data reads files in parallel
@@ -111,7 +127,8 @@ def main() -> None:
     )
     speedup = runs["large_2_workers"]["rows_per_second"] / runs["large_1_worker"]["rows_per_second"]
     doc = {
-        "command": f"python benchmarks/raydata.py --rows {args.rows}",
+        "command": f"python benchmarks/raydata.py --rows {args.rows} --text-encoder {args.text_encoder}",
+        "cpus": os.cpu_count(),
         "runs": runs,
         "driver_memory_ratio_large_to_small": memory_ratio,
         "throughput_ratio_2_to_1_workers": speedup,

@@ -344,6 +344,30 @@ def test_ray_data_encoding_writes_each_rows_features(local_ray, table, tmp_path)
         np.testing.assert_array_equal(out[f"{name}_present"].to_numpy(), mask)
 
 
+@pytest.mark.slow
+def test_ray_data_encoding_fills_the_embedding_cache_with_a_pretrained_encoders_vectors(
+    local_ray, table, tmp_path, monkeypatch
+):
+    import pandas as pd
+
+    from modalfuse._embedcache import EmbeddingCache
+
+    pytest.importorskip("sentence_transformers")
+    monkeypatch.setenv("MODALFUSE_CACHE", str(tmp_path / "fit-cache"))  # the fit's own cache, apart
+    clf = mf.MultimodalClassifier(fusion="linear", encoders={"text": "minilm"}).fit(table)
+    clf.save(tmp_path / "model")
+    source = tmp_path / "table.parquet"
+    table.frame.assign(id=np.arange(len(table))).to_parquet(source)
+    workers_cache = tmp_path / "workers-cache"
+    mf.encode_with_ray(tmp_path / "model", source, tmp_path / "enc", id_column="id", cache=workers_cache)
+    texts = table.frame["text"].dropna()
+    info = EmbeddingCache(workers_cache / "embeddings").info()
+    assert info["encoders"]["minilm"]["entries"] == texts.nunique()  # one per distinct text, none missing
+    out = pd.read_parquet(tmp_path / "enc").sort_values("id")
+    X, mask = clf.transform_inputs(table.frame)["text"]
+    np.testing.assert_allclose(np.stack(out["text"].to_numpy())[mask], X[mask], rtol=1e-5, atol=1e-6)
+
+
 def test_ray_data_encoding_refuses_a_folder_that_is_not_a_model(tmp_path):
     with pytest.raises(mf.OptionError, match="not a model folder"):
         mf.encode_with_ray(tmp_path, tmp_path / "t.parquet", tmp_path / "out")

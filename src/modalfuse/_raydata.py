@@ -3,8 +3,10 @@
 :func:`encode_with_ray` streams a Parquet or CSV table through ``ray.data``: each worker loads the saved
 model once (JSON + safetensors, no code executed from the files), turns each batch of rows into every
 input's features as the model sees them (:meth:`MultimodalClassifier.transform_inputs`: the classical
-encoders' fixed features, or a trainable input's preprocessed arrays), and the batches are written to
-Parquet files as they come. The driver never holds the table: its memory stays flat as the table grows
+encoders' fixed features, a pretrained encoder's embeddings, or a trainable input's preprocessed arrays),
+and the batches are written to Parquet files as they come. A pretrained encoder's embeddings also go to
+the embedding cache (the driver's by default), so a later fit or evaluation of the same table reads them
+instead of encoding again. The driver never holds the table: its memory stays flat as the table grows
 (``benchmarks/raydata.py`` measures 10,000 against 100,000 rows), and the work spreads over every worker
 of the cluster.
 """
@@ -20,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from modalfuse._backend import Backend, _connect, import_ray
+from modalfuse._embedcache import cache_dir
 from modalfuse._errors import OptionError, SchemaError
 
 __all__ = ["encode_with_ray"]
@@ -41,9 +44,12 @@ def _model(path: str) -> Any:
 
 
 def _encode_batch(
-    batch: pd.DataFrame, model: str, inputs: list[str] | None, id_column: str | None
+    batch: pd.DataFrame, model: str, inputs: list[str] | None, id_column: str | None, cache: str | None
 ) -> pd.DataFrame:
-    """One batch of rows -> per input a column of flattened float32 features and ``<input>_present``."""
+    """One batch of rows -> per input a column of flattened float32 features and ``<input>_present``;
+    pretrained encoders read and fill the embedding cache in folder ``cache``."""
+    if cache is not None:
+        os.environ["MODALFUSE_CACHE"] = cache
     features = _model(model).transform_inputs(batch.reset_index(drop=True))
     out: dict[str, Any] = {}
     if id_column is not None:
@@ -77,6 +83,7 @@ def encode_with_ray(
     batch_rows: int = 1024,
     n_jobs: int | None = None,
     address: str | None = None,
+    cache: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Encode every row of a table file with a saved model's encoders, streamed through Ray Data.
 
@@ -101,6 +108,10 @@ def encode_with_ray(
         Each encoding task takes one CPU and one torch thread and loads the model once per worker process.
     address : str, optional
         Ray cluster to join (default: ``RAY_ADDRESS``; without it Ray starts here and stops afterwards).
+    cache : path, optional
+        The folder of the embedding cache the workers' pretrained encoders read and fill (default: this
+        process's, ``MODALFUSE_CACHE`` or the platform cache folder); on a cluster, a folder every node
+        reaches. Each embedding is written there as it is computed, so an interrupted run keeps them.
 
     Returns
     -------
@@ -121,6 +132,7 @@ def encode_with_ray(
         raise OptionError(
             f"{model_path}: not a model folder (no model.json): write one with `modalfuse fit --out`"
         )
+    cache_folder = str(Path(cache).resolve() if cache is not None else cache_dir())
     ray = import_ray()
     started = _connect(Backend("ray", n_jobs=n_jobs, address=address), None)
     try:
@@ -129,7 +141,12 @@ def encode_with_ray(
         # from the file to Parquet and the driver holds none of them
         ds = _read(ray, source_path).map_batches(
             _encode_batch,
-            fn_kwargs={"model": str(model_path), "inputs": inputs, "id_column": id_column},
+            fn_kwargs={
+                "model": str(model_path),
+                "inputs": inputs,
+                "id_column": id_column,
+                "cache": cache_folder,
+            },
             batch_size=batch_rows,
             batch_format="pandas",
             num_cpus=1,
