@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from series_synth import device, movement, write_session
 
@@ -138,3 +139,17 @@ def test_correlation_matches_the_direct_sum_over_each_overlap():
                 rs.append(np.corrcoef(x, y)[0, 1])
         assert got[k] == pytest.approx(np.mean(rs), abs=1e-9)
     assert lags[np.nanargmax(got)] == 40
+
+
+def test_align_names_the_file_of_a_bad_recording(tmp_path):
+    """Out-of-order timestamps, or a recording too short to align, are one-line errors naming the file."""
+    a, b = write_session(tmp_path, "s01", 1, seed=2)
+    frame = pd.read_csv(b)
+    backward = tmp_path / "backward_sw.csv"
+    frame.iloc[np.r_[0:200, 300:250:-1, 300 : len(frame)]].to_csv(backward, index=False)
+    with pytest.raises(mf.DecodeError, match=r"backward_sw\.csv.*not in order"):
+        align(a, backward)
+    short = tmp_path / "short_sw.csv"
+    frame.iloc[:10].to_csv(short, index=False)
+    with pytest.raises(mf.DecodeError, match=r"short_sw\.csv.*too short to align"):
+        align(a, short)
