@@ -60,17 +60,20 @@ def recordings(data_root: str | None, subjects: list[str] | None, shift_seed: in
 
 
 class HeldOut:
-    """Leave-one-subject-out folds for the listed subjects only (each trained on every other subject)."""
+    """Leave-one-subject-out folds for the listed subjects only (each trained on every other subject).
+    The splitter sees the groups as codes (the sorted distinct subjects' positions)."""
 
-    def __init__(self, subjects: list[str]) -> None:
+    def __init__(self, subjects: list[str], all_subjects: Any) -> None:
+        names = sorted({str(g) for g in all_subjects})
         self.subjects = subjects
+        self.codes = [names.index(s) for s in subjects if s in names]
 
     def split(self, X: Any, y: Any = None, groups: Any = None) -> Any:
         groups = np.asarray(groups)
-        for s in self.subjects:
-            test = np.flatnonzero(groups == s)
+        for code in self.codes:
+            test = np.flatnonzero(groups == code)
             if len(test):
-                yield np.flatnonzero(groups != s), test
+                yield np.flatnonzero(groups != code), test
 
     def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
         return len(self.subjects)
@@ -106,6 +109,8 @@ def run_condition(args: argparse.Namespace, condition: str) -> dict[str, Any]:
     window_seconds = time.perf_counter() - t0
     encoders = {"sp": args.encoder, "sw": args.encoder} if args.encoder else None
     extra: dict[str, Any] = {}
+    if args.batch_size is not None:
+        extra["batch_size"] = args.batch_size
     if args.inner_folds is not None:
         extra["inner_folds"] = args.inner_folds
     if args.jobs > 1:
@@ -114,7 +119,7 @@ def run_condition(args: argparse.Namespace, condition: str) -> dict[str, Any]:
     result = mf.compare(
         table,
         fusion=args.fusion,
-        cv=HeldOut(args.held_out) if args.held_out else "loso",
+        cv=HeldOut(args.held_out, table.groups) if args.held_out else "loso",
         seed=0,
         epochs=args.epochs,
         n_threads=args.threads,
@@ -132,9 +137,8 @@ def run_condition(args: argparse.Namespace, condition: str) -> dict[str, Any]:
         ),
         "window_seconds": round(window_seconds, 1),
         "compare_wall_seconds": round(wall, 1),
-        "recommended": result.get("recommendation", {}).get("best")
-        if isinstance(result.get("recommendation"), dict)
-        else None,
+        "recommended": (result.get("recommendation") or {}).get("strategy"),
+        "recommendation": (result.get("recommendation") or {}).get("reason"),
         "strategies": per_subject(result),
     }
 
@@ -148,6 +152,7 @@ def main() -> None:
     ap.add_argument(
         "--inner-folds", type=int, default=None, help="cross-fitting folds (default: the library's)"
     )
+    ap.add_argument("--batch-size", type=int, default=None, help="rows per step (default: the library's)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=1, help="worker processes for the folds")
     ap.add_argument("--held-out", nargs="+", default=None, help="only the folds holding out these subjects")
@@ -159,6 +164,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "sp_sw_har.json"))
     args = ap.parse_args()
     res: dict[str, Any] = {"settings": vars(args), "published": PUBLISHED, "conditions": {}}
+    res["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
     for condition in args.conditions:
         res["conditions"][condition] = run_condition(args, condition)
