@@ -126,6 +126,13 @@ def windows_cmd(
     align: Annotated[
         bool, typer.Option("--align", help="Correct the other clocks before windowing.")
     ] = False,
+    on_abstain: Annotated[
+        str,
+        typer.Option(
+            "--on-abstain",
+            help="With --align, an input whose alignment abstains: 'mask' its windows or 'keep' them as recorded.",
+        ),
+    ] = "mask",
     recording: Annotated[str, typer.Option(help="Recording-id column of a table.")] = "recording",
     groups: Annotated[str | None, typer.Option(help="Group column of a table.")] = None,
 ) -> None:
@@ -141,7 +148,13 @@ def windows_cmd(
         _fail("--inputs is needed for a table: the columns holding each device's recording")
     rset = _recordings(source, names, recording, groups) if names else None
     table = mf.windows(
-        rset if rset is not None else source, size=size, step=step, rate=rate, label=label, align=align
+        rset if rset is not None else source,
+        size=size,
+        step=step,
+        rate=rate,
+        label=label,
+        align=align,
+        on_abstain=on_abstain,
     )
     out.mkdir(parents=True, exist_ok=True)
     index = _write_windows(table, out, list(table.schema.columns))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from series_synth import device, movement, write_session
 
@@ -113,3 +114,42 @@ def test_real_phone_and_watch_offsets_recovered(shared_datasets):
         errors.append(None if est["abstained"] else abs(est["offset_ms"] - 1000 * offset))
     given = [e for e in errors if e is not None]
     assert len(errors) == 10 and sum(e <= 50 for e in given) >= 9 and max(given) <= 250
+
+
+def test_correlation_matches_the_direct_sum_over_each_overlap():
+    """The FFT/cumulative-sum correlation equals the mean over channels of the Pearson correlation over
+    each lag's overlap, computed directly; overlaps that are too short, and constant channels, are left out."""
+    from modalfuse.align._xcorr import _correlation
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 300)), rng.normal(size=(3, 420))
+    b[:, 40:340] += 0.7 * a
+    a[1, :150] = 2.0  # constant over part of the overlaps
+    lags = np.arange(-250, 300)
+    got = _correlation(a, b, lags, 100)
+    for k, lag in enumerate(lags):
+        i0, i1 = max(0, -lag), min(300, 420 - lag)
+        if i1 - i0 < 100:
+            assert np.isnan(got[k])
+            continue
+        rs = []
+        for ch in range(3):
+            x, y = a[ch, i0:i1], b[ch, i0 + lag : i1 + lag]
+            if x.std() > 1e-9 and y.std() > 1e-9:
+                rs.append(np.corrcoef(x, y)[0, 1])
+        assert got[k] == pytest.approx(np.mean(rs), abs=1e-9)
+    assert lags[np.nanargmax(got)] == 40
+
+
+def test_align_names_the_file_of_a_bad_recording(tmp_path):
+    """Out-of-order timestamps, or a recording too short to align, are one-line errors naming the file."""
+    a, b = write_session(tmp_path, "s01", 1, seed=2)
+    frame = pd.read_csv(b)
+    backward = tmp_path / "backward_sw.csv"
+    frame.iloc[np.r_[0:200, 300:250:-1, 300 : len(frame)]].to_csv(backward, index=False)
+    with pytest.raises(mf.DecodeError, match=r"backward_sw\.csv.*not in order"):
+        align(a, backward)
+    short = tmp_path / "short_sw.csv"
+    frame.iloc[:10].to_csv(short, index=False)
+    with pytest.raises(mf.DecodeError, match=r"short_sw\.csv.*too short to align"):
+        align(a, short)

@@ -161,3 +161,37 @@ def test_load_series_errors_name_the_file(tmp_path):
         load_series(p)
     with pytest.raises(mf.DecodeError, match="file not found"):
         load_series(tmp_path / "none.csv")
+
+
+def test_windows_mask_an_input_whose_alignment_abstains(tmp_path):
+    """A periodic gait gives no unambiguous offset: with align=True the watch's windows are masked (a
+    problem names its file and says why) instead of being cut on its uncorrected clock; 'keep' keeps them."""
+    from modalfuse.data._windows import RecordingSet
+    from modalfuse.modalities.series import Recording
+
+    write_session(tmp_path, "s01", 1, seconds=12, offset=0.4, seed=5)
+    t = np.arange(0, 12, 0.01)
+    walk = np.column_stack(
+        [np.sin(4 * np.pi * t), np.cos(4 * np.pi * t), 9.81 + np.sin(8 * np.pi * t)]
+        + [np.sin(4 * np.pi * t + k) for k in range(3)]
+    )
+    channels = ("x_acc", "y_acc", "z_acc", "x_gyro", "y_gyro", "z_gyro")
+    labels = np.array(["WALKING"] * len(t), dtype=object)
+    sp = Recording(walk, channels, t, labels=labels, source="walk_sp.csv")
+    sw = Recording(walk.copy(), channels, t + 0.8, source="walk_sw.csv")
+    good = {"sp": tmp_path / "s01" / "s01_01_sp.csv", "sw": tmp_path / "s01" / "s01_01_sw.csv"}
+    rset = RecordingSet(
+        ["sp", "sw"], {"ok": good, "walk": {"sp": sp, "sw": sw}}, {"ok": "s01", "walk": "s02"}
+    )
+    table = mf.windows(rset, size=50, step=25, align=True)
+    walk_rows = np.flatnonzero(table.frame["recording"].to_numpy() == "walk")
+    ok_rows = np.flatnonzero(table.frame["recording"].to_numpy() == "ok")
+    assert table.alignment["walk"]["sw"]["abstained"] and not table.alignment["ok"]["sw"]["abstained"]
+    assert len(walk_rows) > 10 and not table.present["sw"][walk_rows].any()
+    assert table.present["sp"][walk_rows].all() and table.present["sw"][ok_rows].all()
+    reasons = {p.reason for p in table.problems if p.column == "sw"}
+    assert len(reasons) == 1 and "walk_sw.csv" in next(iter(reasons)) and "ambiguous" in next(iter(reasons))
+    kept = mf.windows(rset, size=50, step=25, align=True, on_abstain="keep")
+    assert kept.present["sw"].all()
+    with pytest.raises(mf.OptionError, match="on_abstain"):
+        mf.windows(rset, align=True, on_abstain="drop")

@@ -82,7 +82,8 @@ def _sensors(rec: Recording) -> tuple[list[list[int]], list[list[int]]]:
 
 def _zscore(x: np.ndarray) -> np.ndarray:
     sd = x.std()
-    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+    # a constant signal (up to rounding: filtering a constant leaves ~1e-15 wiggles) carries no timing
+    return (x - x.mean()) / sd if sd > 1e-9 * (1.0 + abs(x.mean())) else np.zeros_like(x)
 
 
 def _lowpass(x: np.ndarray, cutoff: float, rate: float) -> np.ndarray:
@@ -93,54 +94,73 @@ def _lowpass(x: np.ndarray, cutoff: float, rate: float) -> np.ndarray:
     return signal.sosfiltfilt(signal.butter(2, cutoff, fs=rate, output="sos"), x)
 
 
-def motion_signals(rec: Recording, rate: float, smooth: float = 0.5) -> tuple[np.ndarray, np.ndarray, float]:
-    """Orientation-free motion signals of a recording on a uniform grid at ``rate`` in its own clock.
-
-    Returns
-    -------
-    coarse : numpy.ndarray of shape (n_sensors + n_acc, n)
-        The magnitude of every sensor triplet low-passed at ``1 / smooth`` Hz (it follows the activity:
-        still, standing up, walking, turning), and the raw magnitude of each accelerometer; z-scored.
-    fine : numpy.ndarray of shape (2 * n_acc, n)
-        Each accelerometer's magnitude and its jerk (the derivative of the magnitude low-passed at
-        10 Hz), which mark every step; z-scored.
-    start : float
-        Time of the first grid point (the recording's first timestamp, in its clock).
-    """
+def _motion(rec: Recording, rate: float, smooth: float) -> tuple[np.ndarray, list[str], float]:
+    """:func:`motion_signals` with the kind of each signal (``raw``, ``smooth``, ``jerk``)."""
     values, _, times = resample_series(rec, rate, max_gap=np.inf)
     if len(times) < 16:
         raise DecodeError(f"{rec.duration:.2f} s: too short to align", path=rec.source)
     every, acc = _sensors(rec)
-    mags = {tuple(idx): np.sqrt(np.sum(values[:, idx] ** 2, axis=1)) for idx in every + acc}
-    coarse = [_lowpass(mags[tuple(idx)], 1.0 / smooth, rate) for idx in every]
-    coarse += [mags[tuple(idx)] for idx in acc]
-    fine = []
-    for idx in acc:
-        m = mags[tuple(idx)]
-        fine += [m, np.diff(_lowpass(m, 10.0, rate), prepend=m[0]) * rate]
-    return (
-        np.asarray([_zscore(x) for x in coarse]),
-        np.asarray([_zscore(x) for x in fine]),
-        float(times[0]),
-    )
+    out, kinds = [], []
+    for idx in every:
+        m = np.sqrt(np.sum(values[:, idx] ** 2, axis=1))
+        out += [m, _lowpass(m, 1.0 / smooth, rate)]
+        kinds += ["raw", "smooth"]
+        if idx in acc:
+            out.append(np.diff(_lowpass(m, 10.0, rate), prepend=m[0]) * rate)
+            kinds.append("jerk")
+    return np.asarray([_zscore(x) for x in out]), kinds, float(times[0])
+
+
+def motion_signals(rec: Recording, rate: float, smooth: float = 0.5) -> tuple[np.ndarray, float]:
+    """Orientation-free motion signals of a recording on a uniform grid at ``rate`` in its own clock.
+
+    Returns
+    -------
+    signals : numpy.ndarray of shape (2 * n_sensors + n_acc, n)
+        For every sensor triplet its magnitude, raw and low-passed at ``1 / smooth`` Hz (the slow part
+        follows the activity: still, standing up, walking, turning); for every accelerometer also the jerk
+        (the derivative of the magnitude low-passed at 10 Hz), which marks every step and impact.
+        Z-scored.
+    start : float
+        Time of the first grid point (the recording's first timestamp, in its clock).
+    """
+    signals, _, start = _motion(rec, rate, smooth)
+    return signals, start
 
 
 # ------------------------------------------------------------------------------------------- correlation
 def _correlation(a: np.ndarray, b: np.ndarray, lags: np.ndarray, min_overlap: int) -> np.ndarray:
-    """Mean over channels and over the overlap of ``a[:, i] * b[:, i + L]`` for each lag ``L``; NaN where
-    the overlap is shorter than ``min_overlap`` samples. Each channel pair is z-scored on the overlap."""
-    out = np.full(len(lags), np.nan)
+    """Mean over channels of the Pearson correlation of ``a[:, i]`` and ``b[:, i + L]`` over their overlap,
+    for each lag ``L``; NaN where the overlap is shorter than ``min_overlap`` samples (or no channel varies
+    there). The sums over every overlap come from one FFT cross-correlation and cumulative sums."""
+    from scipy.signal import fftconvolve
+
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    lags = np.asarray(lags, dtype=np.int64)
     n_a, n_b = a.shape[1], b.shape[1]
-    for k, lag in enumerate(lags):
-        i0, i1 = max(0, -lag), min(n_a, n_b - lag)
-        if i1 - i0 < min_overlap:
-            continue
-        x, y = a[:, i0:i1], b[:, i0 + lag : i1 + lag]
-        x = x - x.mean(axis=1, keepdims=True)
-        y = y - y.mean(axis=1, keepdims=True)
-        den = np.sqrt((x**2).sum(axis=1) * (y**2).sum(axis=1))
-        ok = den > 0
-        out[k] = float(np.mean((x * y).sum(axis=1)[ok] / den[ok])) if ok.any() else np.nan
+    out = np.full(len(lags), np.nan)
+    i0, i1 = np.maximum(0, -lags), np.minimum(n_a, n_b - lags)
+    n = i1 - i0
+    ok = n >= max(min_overlap, 2)
+    if not ok.any():
+        return out
+    lag, i0, i1, n = lags[ok], i0[ok], i1[ok], n[ok]
+    full = fftconvolve(b, a[:, ::-1], axes=1)  # full[:, L + n_a - 1] = sum_i a[:, i] * b[:, i + L]
+
+    def csum(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1)], axis=1)
+
+    ca, ca2, cb, cb2 = csum(a), csum(a * a), csum(b), csum(b * b)
+    sxy = full[:, lag + n_a - 1]
+    sx, sx2 = ca[:, i1] - ca[:, i0], ca2[:, i1] - ca2[:, i0]
+    sy, sy2 = cb[:, i1 + lag] - cb[:, i0 + lag], cb2[:, i1 + lag] - cb2[:, i0 + lag]
+    cov = sxy - sx * sy / n
+    den = np.sqrt(np.maximum(sx2 - sx * sx / n, 0.0) * np.maximum(sy2 - sy * sy / n, 0.0))
+    good = den > 1e-9 * n
+    r = np.where(good, cov / np.where(good, den, 1.0), 0.0)
+    count = good.sum(axis=0)
+    out[ok] = np.where(count > 0, r.sum(axis=0) / np.maximum(count, 1), np.nan)
     return out
 
 
@@ -210,20 +230,23 @@ def _abstain(reason: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _coarse(env_a: np.ndarray, env_b: np.ndarray, base: float, o: AlignOptions) -> list[_Peak] | str:
-    """The best coarse peaks (lags in samples of ``b`` relative to ``a``) within ``max_offset``, best
-    first, or the reason to abstain. A maximum at the end of the range searched is not a peak."""
+def _search(sig_a: np.ndarray, sig_b: np.ndarray, base: float, o: AlignOptions) -> tuple[_Peak, float] | str:
+    """The best lag (samples of ``b`` relative to ``a``) within ``max_offset`` of a zero offset and the
+    ratio of the runner-up (the best other peak at least ``min_separation`` away) to it, or the reason to
+    abstain. A maximum at the end of the range searched is not a peak."""
     reach = round(o.max_offset * o.rate)
     center = round(base * o.rate)
     lags = np.arange(center - reach, center + reach + 1)
-    min_overlap = max(8, min(env_a.shape[1], env_b.shape[1]) // 2)
-    c = _correlation(env_a, env_b, lags, min_overlap)
+    min_overlap = max(8, min(sig_a.shape[1], sig_b.shape[1]) // 2)
+    c = _correlation(sig_a, sig_b, lags, min_overlap)
     found = _peaks(c, lags, round(o.min_separation * o.rate), edges=False)
     if not found:
         return f"no correlation peak within ±{o.max_offset:g} s (the recordings overlap too little?)"
-    if found[0].value < o.min_peak:
-        return f"no shared motion: best correlation {found[0].value:.2f} < {o.min_peak:g}"
-    return [p for p in found[:3] if p.value >= 0.75 * found[0].value]
+    best = found[0]
+    if best.value < o.min_peak:
+        return f"no shared motion: best correlation {best.value:.2f} < {o.min_peak:g}"
+    ratio = best.second / best.value if np.isfinite(best.second) and best.second > 0 else 0.0
+    return best, float(ratio)
 
 
 def _fine(a: np.ndarray, b: np.ndarray, around: float, o: AlignOptions, min_overlap: int) -> _Peak | None:
@@ -235,14 +258,15 @@ def _fine(a: np.ndarray, b: np.ndarray, around: float, o: AlignOptions, min_over
     return _best_peak(c, lags, round(o.min_separation * o.rate))
 
 
-def _window_lags(jerk_a: np.ndarray, jerk_b: np.ndarray, lag: float, o: AlignOptions) -> np.ndarray:
-    """(centre seconds, lag samples, peak) of each window of the reference whose fine peak is clear."""
+def _window_lags(sig_a: np.ndarray, sig_b: np.ndarray, lag: float, o: AlignOptions) -> np.ndarray:
+    """(centre seconds, lag samples, peak) of each window of the reference whose peak near ``lag`` is
+    clear."""
     size, hop = round(o.window * o.rate), max(1, round(o.step * o.rate))
     rows = []
-    for s in range(0, max(1, jerk_a.shape[1] - size + 1), hop):
-        part = jerk_a[:, s : s + size]
+    for s in range(0, max(1, sig_a.shape[1] - size + 1), hop):
+        part = sig_a[:, s : s + size]
         b0 = max(0, s + round(lag) - round(o.fine_range * o.rate) - 2)  # b[b0 + j] is b's sample j here
-        peak = _fine(part, jerk_b[:, b0:], lag + s - b0, o, max(8, part.shape[1] * 3 // 4))
+        peak = _fine(part, sig_b[:, b0:], lag + s - b0, o, max(8, part.shape[1] * 3 // 4))
         if peak is not None and peak.value >= o.min_peak:
             rows.append(((s + part.shape[1] / 2) / o.rate, peak.lag - (s - b0), peak.value))
     return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
@@ -267,41 +291,31 @@ def _drift_fit(wins: np.ndarray, lag: float, o: AlignOptions) -> tuple[float, fl
 
 
 def _xcorr_estimate(ref: Recording, other: Recording, o: AlignOptions) -> dict[str, Any]:
-    env_a, jerk_a, t_a = motion_signals(ref, o.rate, o.smooth)
-    env_b, jerk_b, t_b = motion_signals(other, o.rate, o.smooth)
-    if env_a.shape[0] != env_b.shape[0]:
+    sig_a, t_a = motion_signals(ref, o.rate, o.smooth)
+    sig_b, t_b = motion_signals(other, o.rate, o.smooth)
+    if sig_a.shape[0] != sig_b.shape[0]:
         raise DecodeError(
-            f"{env_a.shape[0]} sensor(s) in the reference but {env_b.shape[0]} in {other.source}: "
-            "no shared motion signals",
+            f"{sig_a.shape[0]} motion signal(s) in the reference but {sig_b.shape[0]} in {other.source}: "
+            "they do not hold the same sensors",
             path=other.source,
         )
     base = t_a - t_b  # lag (s) of a zero offset: b[i + L] is a[i] when t_b + (i + L)/r = t_a + i/r
-    coarse = _coarse(env_a, env_b, base, o)
-    if isinstance(coarse, str):
-        return _abstain(coarse)
-    min_overlap = max(8, min(jerk_a.shape[1], jerk_b.shape[1]) // 2)
-    scored = sorted(
-        (
-            (c.value + f.value, c, f)
-            for c in coarse
-            for f in [_fine(jerk_a, jerk_b, c.lag, o, min_overlap) or c]
-        ),
-        key=lambda t: -t[0],
-    )
-    score, best, fine = scored[0]
-    ratio = scored[1][0] / score if len(scored) > 1 and score > 0 else 0.0
+    found = _search(sig_a, sig_b, base, o)
+    if isinstance(found, str):
+        return _abstain(found)
+    best, ratio = found
     if ratio >= o.max_ratio:
         return _abstain(
-            f"ambiguous: two lags {abs(scored[1][2].lag - fine.lag) / o.rate:.2f} s apart fit almost as "
-            f"well (score ratio {ratio:.2f} >= {o.max_ratio:g}); periodic motion?",
+            f"ambiguous: another lag at least {o.min_separation:g} s away fits almost as well (peak ratio "
+            f"{ratio:.2f} >= {o.max_ratio:g}); periodic motion?",
             second_peak_ratio=round(ratio, 4),
         )
-    wins = _window_lags(jerk_a, jerk_b, fine.lag, o)
-    drift, lag0, spread, resolved = _drift_fit(wins, fine.lag, o)
+    wins = _window_lags(sig_a, sig_b, best.lag, o)
+    drift, lag0, spread, resolved = _drift_fit(wins, best.lag, o)
     if not resolved:
-        lag0 = fine.lag
+        lag0 = best.lag
     n = max(1, len(wins))
-    unc = max(fine.width, spread / np.sqrt(n), 1 / np.sqrt(12)) / o.rate
+    unc = max(best.width, spread / np.sqrt(n), 1 / np.sqrt(12)) / o.rate
     offset = lag0 / o.rate - base
     return {
         "offset_ms": 1000.0 * offset,
@@ -309,8 +323,7 @@ def _xcorr_estimate(ref: Recording, other: Recording, o: AlignOptions) -> dict[s
         "uncertainty_ms": 1000.0 * unc,
         "abstained": False,
         "reason": None,
-        "peak": round(fine.value, 4),
-        "coarse_peak": round(best.value, 4),
+        "peak": round(best.value, 4),
         "second_peak_ratio": round(ratio, 4),
         "n_windows": len(wins),
         "drift_resolved": resolved,
@@ -328,9 +341,10 @@ def _dtw_estimate(ref: Recording, other: Recording, o: AlignOptions) -> dict[str
     from scipy.stats import theilslopes
 
     rate = min(o.rate, DTW_RATE)
-    env_a, _, t_a = motion_signals(ref, rate, o.smooth)
-    env_b, _, t_b = motion_signals(other, rate, o.smooth)
-    a, b = env_a.mean(axis=0).astype(np.double), env_b.mean(axis=0).astype(np.double)
+    sig_a, kinds, t_a = _motion(ref, rate, o.smooth)
+    sig_b, _, t_b = _motion(other, rate, o.smooth)
+    slow = [k == "smooth" for k in kinds]
+    a, b = _zscore(sig_a[slow].mean(axis=0)), _zscore(sig_b[slow].mean(axis=0))
     band = round((o.max_offset + abs(t_a - t_b)) * rate) + abs(len(a) - len(b)) + 1
     path = np.asarray(dtw.warping_path(a, b, window=band), dtype=np.float64)
     ta, tb = path[:, 0] / rate, path[:, 1] / rate + (t_b - t_a)  # both relative to ref start

@@ -65,6 +65,7 @@ class WindowOptions:
     align: bool = False
     align_options: Mapping[str, Any] | None = None
     offsets: Mapping[str, Any] | None = None
+    on_abstain: str = "mask"
 
     def check(self) -> None:
         for name, value in (("size", self.size), ("step", self.step)):
@@ -74,6 +75,8 @@ class WindowOptions:
             raise OptionError(f"windows: rate must be > 0 samples per second, got {self.rate!r}")
         if not self.max_gap > 0:
             raise OptionError(f"windows: max_gap must be > 0 seconds, got {self.max_gap!r}")
+        if self.on_abstain not in ("mask", "keep"):
+            raise OptionError(f"windows: on_abstain must be 'mask' or 'keep', got {self.on_abstain!r}")
         nyq = self.rate / 2
         for name, f in (("lowpass", self.lowpass), ("highpass", self.highpass)):
             if f is not None and not 0 < f < nyq:
@@ -311,10 +314,15 @@ def _given_offset(offsets: Mapping[str, Any], rec_id: str, name: str) -> Mapping
 
 
 def _align_inputs(
-    recs: dict[str, Recording | None], reference: str, opts: WindowOptions, rec_id: str
+    recs: dict[str, Recording | None],
+    errors: dict[str, str],
+    reference: str,
+    opts: WindowOptions,
+    rec_id: str,
 ) -> dict[str, Any]:
     """Estimate and correct each other input's clock against the reference (``align=True`` or given
-    ``offsets``); returns the estimates by input."""
+    ``offsets``); returns the estimates by input. An input whose estimate abstains is masked (its windows
+    would be cut on an uncorrected clock) unless ``on_abstain='keep'``."""
     from modalfuse.align import align as estimate_alignment
 
     ref = recs[reference]
@@ -328,6 +336,14 @@ def _align_inputs(
         else:
             est = estimate_alignment(ref, rec, **dict(opts.align_options or {}))
         out[name] = est
+        if opts.on_abstain == "mask" and est and (est.get("abstained") or est.get("offset_ms") is None):
+            why = est.get("reason") or "no offset"
+            errors[name] = (
+                f"{rec.source}: clock not aligned to {ref.source} ({why}); masked rather than windowed on "
+                "an uncorrected clock"
+            )
+            recs[name] = None
+            continue
         recs[name] = _to_reference_clock(rec, est, float(ref.times()[0]))
     return out
 
@@ -356,7 +372,7 @@ def _collect(rset: RecordingSet, opts: WindowOptions) -> _Collected:
             out.notes.append(f"recording {rec_id!r}: reference input {reference!r}: {why}; no windows")
             continue
         if opts.align or opts.offsets is not None:
-            out.alignment[rec_id] = _align_inputs(recs, reference, opts, rec_id)
+            out.alignment[rec_id] = _align_inputs(recs, errors, reference, opts, rec_id)
         built = _window_rows(recs, errors, reference, opts, rec_id)
         if isinstance(built, str):
             out.notes.append(built)
@@ -419,6 +435,7 @@ def windows(
     align: bool = False,
     align_options: Mapping[str, Any] | None = None,
     offsets: Mapping[str, Any] | None = None,
+    on_abstain: str = "mask",
     recording: str | None = "recording",
     groups: str | None = None,
     timestamp: str | None = None,
@@ -451,8 +468,12 @@ def windows(
     align : bool, default False
         Estimate each other input's clock offset and drift against the reference
         (:func:`modalfuse.align.align`, options ``align_options``) and correct its timestamps before
-        resampling; the estimates are kept in ``table.alignment``. An input whose estimate abstains is
-        used as recorded.
+        resampling; the estimates are kept in ``table.alignment``.
+    on_abstain : {"mask", "keep"}, default "mask"
+        With ``align``/``offsets``: what to do with an input whose clock could not be corrected (its
+        estimate abstained): ``mask`` its windows (a problem names the file
+        and the reason; fusion strategies then treat the input as missing there) or ``keep`` them as
+        recorded, on the uncorrected clock.
     offsets : mapping, optional
         Known corrections instead of estimating them: recording -> an estimate dict (``offset_ms``,
         ``drift_ppm``) or ``{input: estimate}``.
@@ -489,6 +510,7 @@ def windows(
         align,
         align_options,
         offsets,
+        on_abstain,
     )
     opts.check()
     if isinstance(source, RecordingSet):
