@@ -103,8 +103,13 @@ def classifier(args: argparse.Namespace, seed: int = 0) -> mf.MultimodalClassifi
 
 
 def run_modalfuse(
-    args: argparse.Namespace, table: mf.MultimodalTable, splits: list[tuple[np.ndarray, np.ndarray]]
+    args: argparse.Namespace,
+    table: mf.MultimodalTable,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    partial: Path | None = None,
 ) -> dict[str, Any]:
+    """Fit in every fold and score its test rows; after each fold the folds done so far are written to
+    ``partial`` (a long run stopped early keeps them)."""
     y = np.asarray(table.y)
     classes = np.unique(y)
     plain, tuned, chosen, seconds = [], [], [], []
@@ -134,10 +139,18 @@ def run_modalfuse(
             + f" ({seconds[-1]:.0f} s, load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
+        if partial is not None:
+            done = {"folds_done": k + 1, "argmax_per_fold": plain, "inner_threshold_per_fold": tuned}
+            done["thresholds"], done["seconds_per_fold"] = chosen, seconds
+            partial.write_text(json.dumps(done, indent=1, default=_plain))
     out = {"argmax": _summary(plain, seconds)}
     if tuned:
         out["inner_threshold"] = {**_summary(tuned, seconds), "threshold_per_fold": chosen}
     return out
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 def _summary(folds: list[dict[str, Any]], seconds: list[float]) -> dict[str, Any]:
@@ -220,8 +233,11 @@ def main(argv: list[str] | None = None) -> None:
     load = {"loadavg_1_5_15": list(os.getloadavg()), "cpus": os.cpu_count()}
     table = cl.load(Path(args.data_root) / "clothing_reviews" / "val.csv", rating=args.rating)
     splits = make_splits(table.y, None, cv=5, seed=0)[: args.max_folds]
+    label = "with-rating" if args.rating else "without-rating"
+    out = Path(args.out) if args.out else HERE / "results" / f"finetune-clothing-{label}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result = run_modalfuse(args, table, splits)
+    result = run_modalfuse(args, table, splits, partial=out.with_suffix(".partial.json"))
     wall = time.perf_counter() - t0
     reference = run_reference(table, splits, args.threshold or 3)
     comparisons = {
@@ -241,12 +257,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{name:40s} F1+ {entry['f1_positive']['mean']:.3f} PR-AUC {entry['pr_auc_positive']['mean']:.3f} "
             f"macro-F1 {entry['f1_macro']['mean']:.3f} acc {entry['accuracy']['mean']:.3f}"
         )
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--data-root" in given:  # the data's location is not part of the benchmark
+        del given[given.index("--data-root") : given.index("--data-root") + 2]
     command = "python benchmarks/finetune.py " + " ".join(
-        a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("--data-root")
+        a for a in given if not a.startswith("--data-root=")
     )
-    label = "with-rating" if args.rating else "without-rating"
-    out = Path(args.out) if args.out else HERE / "results" / f"finetune-clothing-{label}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
             {
@@ -267,6 +283,7 @@ def main(argv: list[str] | None = None) -> None:
             default=str,
         )
     )
+    out.with_suffix(".partial.json").unlink(missing_ok=True)
     print(f"written {out}")
 
 

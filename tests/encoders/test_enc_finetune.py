@@ -31,7 +31,7 @@ def padded(states: dict[int, np.ndarray], length: int) -> np.ndarray:
 def test_the_tail_at_the_shipped_weights_gives_the_frozen_minilm_embedding(layers: int) -> None:
     ft = make_preprocessor("minilm-ft", "t", ["t"], cache=False, max_length=24, tail_layers=layers)
     states = ft.embed_values(TEXTS)
-    assert [states[i].shape for i in range(3)] == [(9, 384), (11, 384), (3, 384)]  # [CLS] words [SEP]
+    assert [states[i].shape for i in range(3)] == [(8, 384), (10, 384), (3, 384)]  # [CLS] words [SEP]
     net = build_network("minilm-tail", in_shape=(24, 385), vocab_size=None, layers=layers).eval()
     with torch.no_grad():
         tuned = net(torch.from_numpy(padded(states, 24))).numpy()
@@ -47,7 +47,7 @@ def test_token_states_have_cache_keys_of_their_own() -> None:
     ft = make_preprocessor("minilm-ft", "t", ["t"], max_length=24)
     assert ft.encoder_id().startswith("minilm-ft@") and ft.settings()["tail_layers"] == 1
     states = ft.embed_values(TEXTS)
-    assert states[0].shape == (9, 384)  # not the (384,) sentence vector stored for the same text
+    assert states[0].shape == (8, 384)  # not the (384,) sentence vector stored for the same text
     cache = embedding_cache()
     hits = cache.hits
     again = make_preprocessor("minilm-ft", "t", ["t"], max_length=24, lr_scale=0.5)  # not part of the key
