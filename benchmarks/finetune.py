@@ -99,6 +99,7 @@ def classifier(args: argparse.Namespace, seed: int = 0) -> mf.MultimodalClassifi
         class_weight=args.class_weight,
         n_threads=args.threads,
         seed=seed,
+        fusion_options={"end_to_end": True} if args.end_to_end else None,
     )
 
 
@@ -222,6 +223,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--tail-layers", type=int, default=1)
     parser.add_argument("--lr-scale", type=float, default=0.03)
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="early fusion trains one network on all training rows (default: one per inner fold + heads)",
+    )
     parser.add_argument("--title", default="minilm", choices=("minilm", "minilm-ft"))
     parser.add_argument("--class-weight", default=None)
     parser.add_argument("--threshold", type=int, default=0, help="inner folds for the threshold (0: none)")
