@@ -39,7 +39,7 @@ def test_registry_lists_the_builtin_encoders() -> None:
     # the pretrained ones are registered whether their extra is installed or not (listed as not installed)
     assert mf.list_encoders("audio") == ["audio-cnn", "mfcc", "voicefilter-dvector", "whisper-tiny-en"]
     assert mf.list_encoders("image") == ["efficientnet-lite0", "hog", "image-cnn", "pixels"]
-    assert mf.list_encoders("text") == ["hf-text", "minilm", "text-bag", "tfidf"]
+    assert mf.list_encoders("text") == ["hf-text", "minilm", "minilm-ft", "text-bag", "tfidf"]
 
 
 def test_default_encoders_are_the_trainable_ones() -> None:

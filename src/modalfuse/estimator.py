@@ -595,7 +595,11 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
             data.augmented = _augmented_rows(table, preprocessors, params, _uses(strategy, "uses_quality"))
         inputs = {
             name: InputInfo(
-                name, planned[name][0], tuple(data[name][0].shape[1:]), getattr(prep, "vocab_size", None)
+                name,
+                planned[name][0],
+                tuple(data[name][0].shape[1:]),
+                getattr(prep, "vocab_size", None),
+                prep.network_options(),
             )
             for name, prep in preprocessors.items()
         }

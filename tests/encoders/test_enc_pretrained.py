@@ -128,7 +128,14 @@ def test_modalfuse_encoders_lists_dimension_licence_size_and_installed() -> None
     from modalfuse.cli import app
 
     rows = {row["name"]: row for row in model_cards()}
-    assert set(rows) == {"minilm", "hf-text", "efficientnet-lite0", "whisper-tiny-en", "voicefilter-dvector"}
+    assert set(rows) == {
+        "minilm",
+        "minilm-ft",
+        "hf-text",
+        "efficientnet-lite0",
+        "whisper-tiny-en",
+        "voicefilter-dvector",
+    }
     assert rows["minilm"]["installed"] and rows["minilm"]["size_bytes"] > 50e6  # the weights are there
     out = CliRunner().invoke(app, ["encoders"]).output
     line = next(x for x in out.splitlines() if x.startswith("efficientnet-lite0") and "Apache-2.0" in x)

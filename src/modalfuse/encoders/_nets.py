@@ -149,6 +149,51 @@ class SeriesCNNLSTM(nn.Module):
         return self.proj(torch.cat([h[:, -1], h.mean(dim=1)], dim=1))
 
 
+class TransformerTail(nn.Module):
+    """The last ``layers`` blocks of all-MiniLM-L6-v2 (copied from the shipped weights), then masked
+    mean pooling and L2 normalisation: (N, L, 385) token states with the mask last (encoder
+    ``minilm-ft``) -> (N, 384), as the frozen ``minilm`` encoder pools.
+
+    ``lr_scale`` multiplies the learning rate of these blocks in training (the fusion head keeps the full
+    rate): pretrained weights need small steps.
+    """
+
+    def __init__(self, in_shape: tuple[int, ...], layers: int = 1, lr_scale: float = 0.03) -> None:
+        import copy
+
+        from modalfuse._errors import OptionError
+        from modalfuse.encoders._pretrained import minilm_model
+
+        super().__init__()
+        model = minilm_model()
+        blocks = model.encoder.layer
+        layers = int(layers)
+        if not 1 <= layers <= len(blocks):
+            raise OptionError(f"network 'minilm-tail': layers must be 1..{len(blocks)}, got {layers}")
+        hidden = int(model.config.hidden_size)
+        if len(in_shape) != 2 or in_shape[1] != hidden + 1:
+            raise OptionError(
+                f"network 'minilm-tail' reads (tokens, {hidden + 1}) token states (encoder 'minilm-ft'), "
+                f"got per-row shape {tuple(in_shape)}"
+            )
+        self.blocks = nn.ModuleList(copy.deepcopy(blocks[len(blocks) - layers :]))
+        self.blocks.train()
+        self.dim = hidden
+        self.lr_scale = float(lr_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = x[..., -1]
+        n = max(1, int(mask.sum(1).max().item()))  # drop the columns that are padding in every row
+        h, mask = x[:, :n, :-1], mask[:, :n]
+        bias = (1.0 - mask)[:, None, None, :] * torch.finfo(h.dtype).min
+        for block in self.blocks:
+            out = block(h, bias)
+            h = out[0] if isinstance(out, tuple) else out
+        keep = mask.unsqueeze(-1)
+        pooled = (h * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+        return nn.functional.normalize(pooled, dim=1)
+
+
 def build_network(
     kind: str, *, in_shape: tuple[int, ...], vocab_size: int | None, **options: int | float
 ) -> nn.Module:
@@ -166,6 +211,8 @@ def build_network(
         return SeriesCNNLSTM(in_shape[0], **options)
     if kind == "mlp":
         return FeatureMLP(in_shape[0], **options)
+    if kind == "minilm-tail":
+        return TransformerTail(in_shape, **options)
     if kind == "linear":
         return FeatureMLP(in_shape[0], hidden=0)
     raise ValueError(f"unknown network kind {kind!r}")

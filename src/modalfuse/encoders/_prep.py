@@ -109,6 +109,11 @@ class Preprocessor:
         """What decides which tokens are unknown (text preprocessors: their fitted vocabulary)."""
         return None
 
+    def network_options(self) -> dict[str, Any]:
+        """Options of the encoder's network that follow from this preprocessor's options (saved with the
+        model); none by default."""
+        return {}
+
     def output_shape(self) -> tuple[int, ...] | None:
         """The per-row shape of :meth:`transform`'s array, from the fitted state; None where it varies
         (token ids: as long as the longest row, at most ``max_length``)."""

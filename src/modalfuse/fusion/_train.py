@@ -277,12 +277,29 @@ def _plan_steps(n: int, config: TrainConfig) -> tuple[int, int, int]:
 
 
 def _optimiser(net: nn.Module, config: TrainConfig, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW and its one-cycle learning-rate schedule over ``total_steps``."""
-    opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    """AdamW and its one-cycle learning-rate schedule over ``total_steps``.
+
+    A submodule with an ``lr_scale`` attribute (e.g. pretrained blocks being fine-tuned) trains its
+    parameters at ``learning_rate * lr_scale``; the others at ``learning_rate``."""
+    scaled: dict[int, float] = {}
+    for module in net.modules():
+        scale = getattr(module, "lr_scale", None)
+        if scale is not None:
+            scaled.update({id(p): float(scale) for p in module.parameters()})
+    max_lr: float | list[float] = config.learning_rate
+    if scaled:
+        groups: dict[float, list[nn.Parameter]] = {}
+        for p in net.parameters():
+            groups.setdefault(scaled.get(id(p), 1.0), []).append(p)
+        max_lr = [config.learning_rate * scale for scale in groups]
+        params: Any = [{"params": ps, "lr": lr} for ps, lr in zip(groups.values(), max_lr, strict=True)]
+    else:
+        params = net.parameters()
+    opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     # OneCycleLR divides by (pct_start * total_steps - 1): a warm-up of exactly one step is degenerate
     pct_start = 0.25 if total_steps != 4 else 0.3
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=config.learning_rate, total_steps=total_steps, pct_start=pct_start
+        opt, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start
     )
     return opt, sched
 
