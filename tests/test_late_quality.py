@@ -70,6 +70,60 @@ def test_quality_weights_follow_the_quality_of_each_row() -> None:
     assert np.ptp(flat["a"]) < 1e-9
 
 
+def _clean_and_copies(n: int = 900, seed: int = 0):
+    """Rows as given: input a right on 90 % of them, its one quality score uninformative noise around 0;
+    b right on 70 %. Then corrupted copies of the first half: a's score far below the range of the rows
+    (-6) and a wrong on 90 % of them, b unchanged."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(3, size=n)
+
+    def sure(right_share: float, rows: int, labels: np.ndarray, top: float) -> np.ndarray:
+        cls = np.where(rng.random(rows) < right_share, labels, (labels + rng.integers(1, 3, size=rows)) % 3)
+        p = np.full((rows, 3), (1 - top) / 2)
+        p[np.arange(rows), cls] = top
+        return p
+
+    m = n // 2
+    y_all = np.concatenate([y, y[:m]])
+    b = sure(0.7, n, y, 0.5)
+    probs = {"a": np.concatenate([sure(0.9, n, y, 0.8), sure(0.1, m, y[:m], 0.8)]), "b": np.r_[b, b[:m]]}
+    quality = {
+        "a": np.r_[rng.standard_normal(n), -6.0 + 0.1 * rng.standard_normal(m)][:, None],
+        "b": np.zeros((n + m, 1)),
+    }
+    masks = {k: np.ones(n + m, bool) for k in probs}
+    return probs, masks, y_all, quality, n
+
+
+def test_quality_weights_in_the_reference_range_ignore_the_corrupted_copies() -> None:
+    probs, masks, y, quality, n = _clean_and_copies()
+    with_copies = _combiner()
+    with_copies._fit_quality(probs, masks, y, None, quality, n_reference=n)
+    rows_only = _combiner()
+    rows_only._fit_quality(
+        {k: p[:n] for k, p in probs.items()},
+        {k: v[:n] for k, v in masks.items()},
+        y[:n],
+        None,
+        {k: q[:n] for k, q in quality.items()},
+    )
+    test_probs, test_masks, test_y, test_quality, m = _clean_and_copies(seed=1)
+    data = InputData({}, quality=test_quality)
+    proba, weights = with_copies._quality_predict(test_probs, test_masks, data)
+    _, reference = rows_only._quality_predict(test_probs, test_masks, data)
+    inside = np.abs(test_quality["a"][:, 0]) < 2  # well inside the rows' range
+    assert inside[:m].mean() > 0.9
+    # inside the range: the weights learned on the rows as given, untouched by the copies
+    np.testing.assert_allclose(weights["a"][inside], reference["a"][inside], rtol=1e-3)
+    np.testing.assert_allclose(weights["b"][inside], reference["b"][inside], rtol=1e-3)
+    # far below it (the copies' corruption): a's weight falls, and the fusion follows b there
+    assert weights["a"][m:].mean() < 0.2 * weights["a"][:m][inside[:m]].mean()
+    assert (proba[m:].argmax(1) == test_y[m:]).mean() > 0.6
+    assert (proba[:m].argmax(1) == test_y[:m]).mean() > 0.85
+    # without copies nothing lies outside the range: the distances' slopes stay near 0
+    assert np.abs(np.asarray(rows_only.state["quality"]["theta"]["a"][3:])).max() < 0.5
+
+
 def test_a_missing_input_weighs_nothing() -> None:
     probs, masks, y, _, quality = _synthetic()
     strategy = _combiner()
@@ -87,18 +141,20 @@ def test_late_quality_trains_on_corrupted_copies_and_round_trips(
     seen = []
     real = LateFusion._fit_quality
 
-    def spy(self, probs, masks, y, sample_weight, quality):
-        seen.append((len(y), {n: q.shape for n, q in quality.items()}))
-        return real(self, probs, masks, y, sample_weight, quality)
+    def spy(self, probs, masks, y, sample_weight, quality, n_reference=None):
+        seen.append((len(y), {n: q.shape for n, q in quality.items()}, n_reference))
+        return real(self, probs, masks, y, sample_weight, quality, n_reference)
 
     monkeypatch.setattr(LateFusion, "_fit_quality", spy)
     with mf.using_cache(cache):
         clf = mf.MultimodalClassifier(fusion="late:quality", train_corruptions=NOISE, **FAST).fit(small)
-    n_rows, shapes = seen[0]
+    n_rows, shapes, n_reference = seen[0]
     assert n_rows == len(small) + round(0.5 * len(small))  # the rows and a copy of half of them
+    assert n_reference == len(small)  # the rows as given come first
     assert shapes == {"text": (n_rows, 2), "tabular": (n_rows, 1)}
     theta = clf.fusion_.state["quality"]["theta"]
-    assert set(theta) == {"text", "tabular"} and len(theta["text"]) == 4  # bias, 2 scores, confidence
+    # bias, 2 scores, confidence, then each score's distances below and above the reference range
+    assert set(theta) == {"text", "tabular"} and len(theta["text"]) == 4 + 4 and len(theta["tabular"]) == 5
     proba = clf.predict_proba(small)
     assert_probabilities(proba, len(small), 3)
     assert clf.score(small) > 0.8

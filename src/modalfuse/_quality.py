@@ -154,7 +154,7 @@ class QualityScaler:
 
     ``fit(quality)`` takes ``{input: (n_rows, n_scores)}`` (NaN where missing) and keeps the mean and
     standard deviation of each score over the rows where it is finite; ``transform`` gives
-    ``(q - mean) / std`` clipped to [-5, 5], 0 where a score is NaN (a missing input, or a constant score
+    ``(q - mean) / std`` clipped to [-5, 5] (by default), 0 where a score is NaN (a missing input, or a constant score
     with no spread: std 0 counts as 1). JSON state: :attr:`state`.
     """
 
@@ -174,8 +174,8 @@ class QualityScaler:
             self.state[name] = {"mean": means, "std": stds}
         return self
 
-    def transform(self, name: str, q: np.ndarray) -> np.ndarray:
-        """Standardised scores (n_rows, n_scores) float32 of input ``name``."""
+    def transform(self, name: str, q: np.ndarray, *, clip: float = 5.0) -> np.ndarray:
+        """Standardised scores (n_rows, n_scores) float32 of input ``name``, clipped to [-clip, clip]."""
         st = self.state[name]
         z = (np.asarray(q, dtype=np.float64) - np.asarray(st["mean"])) / np.asarray(st["std"])
-        return np.clip(np.nan_to_num(z, nan=0.0), -5.0, 5.0).astype(np.float32)
+        return np.clip(np.nan_to_num(z, nan=0.0), -clip, clip).astype(np.float32)

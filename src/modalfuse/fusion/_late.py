@@ -873,6 +873,10 @@ _OOF_METHODS = ("weighted", "stacking", "confidence", "quality")
 _QUALITY_L2 = 1e-2
 #: Bounds of ``late:quality``'s log-weights (a weight is between exp(-8) and exp(4)).
 _LOG_WEIGHT_RANGE = (-8.0, 4.0)
+#: Quantiles of the training rows' standardised quality scores bounding ``late:quality``'s reference range.
+_REFERENCE_QUANTILES = (0.01, 0.99)
+#: Clip of the standardised scores whose distances outside the reference range ``late:quality`` reads.
+_OUT_OF_RANGE_CLIP = 20.0
 #: Exponents tried first when fitting ``late:confidence``'s sharpening (then refined around the best).
 _GAMMA_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -899,17 +903,23 @@ class LateFusion(_PerInputModels):
       moves weight, row by row, to the surer input). The per-row weights come from :meth:`_row_weights`,
       the extension point of per-row weighting.
     - ``quality``: a product of experts whose per-row weights follow each input's quality scores and its
-      model's confidence on the row: ``w = exp(a + b . z + c * conf)`` per input, where ``z`` are the
-      row's quality scores of the input (:mod:`modalfuse._quality`: SNR, clipping and silence of audio,
-      sharpness, contrast and exposure of images, length and unknown words of text, missing cells of
-      tabular inputs), standardised with the training rows' means and deviations, and ``conf`` the
-      confidence defined for ``confidence``; the logits are ``sum w * log p`` over the inputs present (not
-      rescaled, so the weights also set the temperature). ``a``, ``b``, ``c`` per input are fitted by
-      minimising the log loss of the out-of-fold probabilities (L2 penalty 0.01 on ``b`` and ``c``),
-      starting from ``weighted``'s weights. With training rows that are all clean, the scores do not vary
-      with reliability and nothing can be learned: give the estimator ``train_corruptions`` (e.g.
-      ``"audio:noise=20,10,5,0,-5@0.5"``) so that corrupted copies of training rows, predicted out of fold
-      like the rows themselves, show the combiner what a noisy input is worth.
+      model's confidence on the row: ``w = exp(a + b . z + c * conf + d . relu(lo - z) + e . relu(z - hi))``
+      per input, where ``z`` are the row's quality scores of the input (:mod:`modalfuse._quality`: SNR,
+      clipping and silence of audio, sharpness, contrast and exposure of images, length and unknown words
+      of text, missing cells of tabular inputs), standardised with the means and deviations of the
+      training rows as given, ``conf`` the confidence defined for ``confidence``, and ``[lo, hi]`` the
+      reference range of each score (its 1st and 99th percentiles on the training rows as given); the
+      logits are ``sum w * log p`` over the inputs present (not rescaled, so the weights also set the
+      temperature). Fitted in two steps, each minimising the log loss of out-of-fold probabilities (L2
+      penalty 0.01 on every coefficient but ``a``): ``a``, ``b``, ``c`` on the training rows as given
+      (starting from ``weighted``'s weights), then, with those kept, ``d`` and ``e`` on those rows and the
+      corrupted copies. So on rows whose quality lies in the range of the training rows the weights are
+      those learned on the training rows alone, whatever corruptions were added for training, and only
+      scores outside it (a noise level the training rows never had) move the weights further. With
+      training rows that are all clean, the scores do not vary with reliability and nothing can be
+      learned: give the estimator ``train_corruptions`` (e.g. ``"audio:noise=20,10,5,0,-5@0.5"``) so that
+      corrupted copies of training rows, predicted out of fold like the rows themselves, show the combiner
+      what a noisy input is worth.
 
     The combiners fitted on out-of-fold predictions (``weighted``, ``stacking``, ``confidence``,
     ``quality``) also fit on the corrupted copies of training rows the estimator makes with
@@ -1099,6 +1109,7 @@ class LateFusion(_PerInputModels):
         names = list(self.models_)
         if not names:
             return
+        n_reference = len(y)
         probs, masks, y, sample_weight, quality = self._combiner_rows(y, sample_weight, data)
 
         def loss(theta: np.ndarray) -> float:
@@ -1122,25 +1133,34 @@ class LateFusion(_PerInputModels):
         if self.method == "confidence":
             self._fit_row_weights(probs, masks, y, sample_weight)
         if self.method == "quality":
-            self._fit_quality(probs, masks, y, sample_weight, quality)
+            self._fit_quality(probs, masks, y, sample_weight, quality, n_reference)
 
     # ---------------------------------------------------------------------------------------------- quality
     def _quality_features(
         self, probs: dict[str, np.ndarray], quality: Mapping[str, np.ndarray] | None
     ) -> dict[str, np.ndarray]:
-        """Per input, the features of its log-weight: ``[1, standardised quality scores, confidence]``."""
+        """Per input, the features of its log-weight: ``[1, standardised quality scores, confidence]``, then
+        (for models that have them) the scores' distances outside the reference range, below and above."""
         from modalfuse._quality import QualityScaler
 
         st = self.state["quality"]
         scaler = QualityScaler(st["scaler"])
+        bounds = st.get("bounds") or {}
         out = {}
         for n, p in probs.items():
             width = int(st["scores"][n])
-            if width and quality is not None and n in quality:
-                z = scaler.transform(n, quality[n]).astype(np.float64)
-            else:
-                z = np.zeros((len(p), width))
-            out[n] = np.concatenate([np.ones((len(p), 1)), z, self.confidence(p)[:, None]], axis=1)
+            have = width and quality is not None and n in quality
+            z = scaler.transform(n, quality[n]).astype(np.float64) if have else np.zeros((len(p), width))
+            parts = [np.ones((len(p), 1)), z, self.confidence(p)[:, None]]
+            if n in bounds:
+                zu = (
+                    scaler.transform(n, quality[n], clip=_OUT_OF_RANGE_CLIP).astype(np.float64)
+                    if have
+                    else np.zeros((len(p), width))
+                )
+                low, high = np.asarray(bounds[n]["low"]), np.asarray(bounds[n]["high"])
+                parts += [np.maximum(low - zu, 0.0), np.maximum(zu - high, 0.0)]
+            out[n] = np.concatenate(parts, axis=1)
         return out
 
     def _quality_logits(
@@ -1162,34 +1182,39 @@ class LateFusion(_PerInputModels):
         logits[none] = np.log(self.prior_ + _EPS)
         return logits, weights, logp
 
-    def _fit_quality(
+    def _fit_log_weights(
         self,
         probs: dict[str, np.ndarray],
         masks: dict[str, np.ndarray],
         y: np.ndarray,
         sample_weight: np.ndarray | None,
-        quality: Mapping[str, np.ndarray] | None,
-    ) -> None:
-        """Fit ``late:quality``'s log-weight coefficients per input on the combiner's rows (see the class)."""
-        from modalfuse._quality import QualityScaler
-
-        names = list(probs)
-        scores = {n: (0 if quality is None or n not in quality else int(quality[n].shape[1])) for n in names}
-        scaler = QualityScaler().fit({n: quality[n] for n in names if scores[n]} if quality else {})
-        self.state["quality"] = {"scores": scores, "scaler": scaler.state, "theta": {}}
-        features = self._quality_features(probs, quality)
-        sizes = [features[n].shape[1] for n in names]
-        splits = np.cumsum(sizes)[:-1]
+        features: dict[str, np.ndarray],
+        start: dict[str, np.ndarray],
+        free: dict[str, np.ndarray],
+    ) -> dict[str, np.ndarray]:
+        """Coefficients of the log-weights ``features[n] @ theta[n]`` minimising the (row-weighted) mean log
+        loss plus ``_QUALITY_L2`` times the squared free coefficients other than the intercept (column 0);
+        only the coefficients where ``free[n]`` is true move from ``start``."""
+        names = list(features)
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
         w = w / w.sum()
         onehot = np.eye(self.n_classes)[y]
-        start = [
-            np.r_[np.log(max(self.state["weights"][n], 1e-3)), np.zeros(sizes[i] - 1)]
-            for i, n in enumerate(names)
-        ]
+        penal = {n: free[n].astype(np.float64) * (np.arange(len(free[n])) > 0) for n in names}
+        sizes = [int(free[n].sum()) for n in names]
+        if not sum(sizes):
+            return {n: np.asarray(start[n], np.float64) for n in names}
+        splits = np.cumsum(sizes)[:-1]
+
+        def unpack(flat: np.ndarray) -> dict[str, np.ndarray]:
+            theta = {}
+            for n, part in zip(names, np.split(flat, splits), strict=True):
+                t = np.asarray(start[n], np.float64).copy()
+                t[free[n]] = part
+                theta[n] = t
+            return theta
 
         def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
-            theta = dict(zip(names, np.split(flat, splits), strict=True))
+            theta = unpack(flat)
             logits, weights, logp = self._quality_logits(probs, masks, features, theta)
             log_q = logits - logits.max(1, keepdims=True)
             log_q -= np.log(np.exp(log_q).sum(1, keepdims=True))
@@ -1197,17 +1222,69 @@ class LateFusion(_PerInputModels):
             g = (np.exp(log_q) - onehot) * w[:, None]
             grads = []
             for n in names:
-                slope = theta[n].copy()
-                slope[0] = 0.0
+                slope = theta[n] * penal[n]
                 value += _QUALITY_L2 * float(slope @ slope)
                 dw = np.sum(g * logp[n], axis=1) * weights[n]
-                grads.append(features[n].T @ dw + 2 * _QUALITY_L2 * slope)
+                grads.append((features[n].T @ dw + 2 * _QUALITY_L2 * slope)[free[n]])
             return value, np.concatenate(grads)
 
-        res = minimize(objective, np.concatenate(start), jac=True, method="L-BFGS-B")
-        self.state["quality"]["theta"] = {
-            n: t.tolist() for n, t in zip(names, np.split(res.x, splits), strict=True)
-        }
+        x0 = np.concatenate([np.asarray(start[n], np.float64)[free[n]] for n in names])
+        return unpack(minimize(objective, x0, jac=True, method="L-BFGS-B").x)
+
+    def _fit_quality(
+        self,
+        probs: dict[str, np.ndarray],
+        masks: dict[str, np.ndarray],
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        quality: Mapping[str, np.ndarray] | None,
+        n_reference: int | None = None,
+    ) -> None:
+        """Fit ``late:quality``'s log-weight coefficients per input on the combiner's rows (see the class):
+        the first ``n_reference`` rows (default: all) are the training rows as given, the others corrupted
+        copies of some of them."""
+        from modalfuse._quality import QualityScaler
+
+        names = list(probs)
+        n_ref = len(y) if n_reference is None else int(n_reference)
+        ref = slice(0, n_ref)
+        scores = {n: (0 if quality is None or n not in quality else int(quality[n].shape[1])) for n in names}
+        scaler = QualityScaler().fit({n: quality[n][ref] for n in names if scores[n]} if quality else {})
+        bounds = {}
+        for n in names:
+            if not scores[n]:
+                continue
+            rows = masks[n][ref] & np.isfinite(quality[n][ref]).all(1)
+            z = scaler.transform(n, quality[n][ref][rows], clip=_OUT_OF_RANGE_CLIP).astype(np.float64)
+            if len(z):
+                low, high = (
+                    np.quantile(z, _REFERENCE_QUANTILES[0], 0),
+                    np.quantile(z, _REFERENCE_QUANTILES[1], 0),
+                )
+            else:
+                low = high = np.zeros(scores[n])
+            bounds[n] = {"low": low.tolist(), "high": high.tolist()}
+        self.state["quality"] = {"scores": scores, "scaler": scaler.state, "theta": {}}
+        # 1. the reference regime: [1, z, confidence] on the training rows as given
+        features = self._quality_features(probs, quality)
+        width = {n: features[n].shape[1] for n in names}
+        start = {n: np.r_[np.log(max(self.state["weights"][n], 1e-3)), np.zeros(width[n] - 1)] for n in names}
+        theta = self._fit_log_weights(
+            {n: p[ref] for n, p in probs.items()},
+            {n: m[ref] for n, m in masks.items()},
+            y[ref],
+            None if sample_weight is None else np.asarray(sample_weight)[ref],
+            {n: f[ref] for n, f in features.items()},
+            start,
+            {n: np.ones(width[n], bool) for n in names},
+        )
+        # 2. out of the reference range: slopes on the distances outside it, the rest kept, on every row
+        self.state["quality"]["bounds"] = bounds
+        features = self._quality_features(probs, quality)
+        start = {n: np.r_[theta[n], np.zeros(features[n].shape[1] - width[n])] for n in names}
+        free = {n: np.arange(features[n].shape[1]) >= width[n] for n in names}
+        theta = self._fit_log_weights(probs, masks, y, sample_weight, features, start, free)
+        self.state["quality"]["theta"] = {n: t.tolist() for n, t in theta.items()}
 
     def _quality_predict(
         self, probs: dict[str, np.ndarray], masks: dict[str, np.ndarray], data: Data | None
