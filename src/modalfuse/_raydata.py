@@ -61,16 +61,43 @@ def _encode_batch(
     return pd.DataFrame(out)
 
 
-def _read(ray: Any, source: Path) -> Any:
-    """A streaming Ray dataset of the table file ``source`` (Parquet or CSV)."""
+def _bytes_per_row(source: Path, parquet: bool) -> float | None:
+    """About how many bytes a row of the table file(s) ``source`` takes: from the Parquet footers
+    (uncompressed), or a CSV's size over its lines (a streaming pass over the bytes); None when unknown."""
+    if parquet:
+        import pyarrow.dataset as pads
+
+        size = rows = 0
+        for fragment in pads.dataset(str(source), format="parquet").get_fragments():
+            meta = fragment.metadata
+            rows += meta.num_rows
+            size += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        return size / rows if rows else None
+    if source.suffix.lower() == ".gz":
+        return None
+    lines = 0
+    with open(source, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            lines += chunk.count(b"\n")
+    return source.stat().st_size / lines if lines else None
+
+
+def _read(ray: Any, source: Path, batch_rows: int) -> Any:
+    """A streaming Ray dataset of the table file ``source`` (Parquet or CSV) in blocks of about
+    ``batch_rows`` rows. Ray Data sizes blocks by bytes (128 MiB by default), and a table of paths and
+    short texts is small in bytes however many rows it has: left to itself it read a 10,000-row table
+    (ten Parquet files) into one block, which one worker encoded while the other idled."""
     suffix = "".join(source.suffixes[-2:]).lower()
-    if source.is_dir() or suffix.endswith((".parquet", ".pq")):
-        return ray.data.read_parquet(str(source))
-    if suffix.endswith((".csv", ".csv.gz", ".tsv")):
-        return ray.data.read_csv(str(source))
-    raise SchemaError(
-        f"{source}: Ray Data encoding reads Parquet and CSV tables, not {suffix or 'this file'!r}"
-    )
+    parquet = source.is_dir() or suffix.endswith((".parquet", ".pq"))
+    if not parquet and not suffix.endswith((".csv", ".csv.gz", ".tsv")):
+        raise SchemaError(
+            f"{source}: Ray Data encoding reads Parquet and CSV tables, not {suffix or 'this file'!r}"
+        )
+    per_row = _bytes_per_row(source, parquet)
+    if per_row:
+        context = ray.data.DataContext.get_current()
+        context.target_max_block_size = max(64 * 1024, int(per_row * batch_rows))
+    return ray.data.read_parquet(str(source)) if parquet else ray.data.read_csv(str(source))
 
 
 def encode_with_ray(
@@ -135,11 +162,13 @@ def encode_with_ray(
     cache_folder = str(Path(cache).resolve() if cache is not None else cache_dir())
     ray = import_ray()
     started = _connect(Backend("ray", n_jobs=n_jobs, address=address), None)
+    context = ray.data.DataContext.get_current()
+    block_size = context.target_max_block_size
     try:
         start = time.perf_counter()
         # tasks, not actors: Ray Data fuses each read with its encoding, so a worker streams its blocks
         # from the file to Parquet and the driver holds none of them
-        ds = _read(ray, source_path).map_batches(
+        ds = _read(ray, source_path, batch_rows).map_batches(
             _encode_batch,
             fn_kwargs={
                 "model": str(model_path),
@@ -155,6 +184,7 @@ def encode_with_ray(
         seconds = time.perf_counter() - start
         rows = sum(int(f.metadata.num_rows) for f in map(_parquet_file, sorted(Path(out).glob("*.parquet"))))
     finally:
+        context.target_max_block_size = block_size
         if started:
             ray.shutdown()
     return {
