@@ -21,6 +21,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (the default options): one worker per core this process may use, at most 4.
+
+    modalfuse fits on one torch thread by default, so the workers add up to the cores without oversubscribing.
+    """
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
 #: Class -> words that make up most of a row's text.
 CLASS_WORDS = {
     "a": ["apple", "apricot", "avocado"],

@@ -83,7 +83,7 @@ def test_the_install_lines_are_what_ci_runs() -> None:
     assert second == f'{INSTALL} -e ".[test]" && .venv/bin/python -m pytest'
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert second in ci  # verbatim, as its own line
-    assert ".venv/bin/python -m pytest -m slow" in ci
+    assert ".venv/bin/python -m pytest -m slow -n 0" in ci
     assert ".venv/bin/ruff check src tests benchmarks" in ci
     assert ".venv/bin/ruff format --check src tests benchmarks" in ci
 
