@@ -1,8 +1,7 @@
 """What the benchmark scripts share: the environment their numbers depend on, and paired comparisons of
 modalfuse's strategies with a reference scored on the same folds.
 
-Imported by ``benchmarks/avdigits.py`` and ``benchmarks/clothing.py`` (run as scripts, their folder is on
-``sys.path``).
+Imported by the scripts in ``benchmarks/`` (run as scripts, their folder is on ``sys.path``).
 """
 
 from __future__ import annotations
@@ -41,6 +40,27 @@ def _cpu_flags() -> list[str] | None:
     except OSError:
         pass
     return None
+
+
+def peak_rss_bytes() -> int:
+    """This process's own peak resident memory, in bytes.
+
+    Read from ``VmHWM`` in ``/proc/self/status`` where there is one (Linux). ``getrusage``'s ``ru_maxrss`` is
+    not this process's own on Linux: it survives ``execve``, so a child started from a large parent reports
+    at least the parent's size (a 13 MB child of a 513 MB parent reports 513 MB).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 def environment() -> dict[str, Any]:

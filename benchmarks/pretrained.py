@@ -21,8 +21,8 @@ Four parts, each written to its own JSON under ``benchmarks/results/`` (``pretra
 ``memory``
     :func:`modalfuse.encoders.encode_table` over a generated Parquet table (a short unique text and a
     unique 24x24 PNG per row; minilm and efficientnet-lite0 at 32 px) of 10,000 and of 100,000 rows, each
-    in a fresh child process started by this script; peak resident memory (``ru_maxrss``) of each, their
-    ratio, and rows per second.
+    in a fresh child process started by this script; peak resident memory of each (``VmHWM``: the child's
+    own, not its parent's), their ratio, and rows per second.
 
     python benchmarks/pretrained.py clothing|avdigits|cache|memory [--data-root ../shared/datasets]
         [--epochs 20] [--fusion all] [--threads 1] [--rows 10000,100000] [--audio whisper-tiny-en]
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from typing import Any
 import numpy as np
 
 import modalfuse as mf
-from bench_common import environment, format_paired, paired_vs_reference
+from bench_common import environment, format_paired, paired_vs_reference, peak_rss_bytes
 from modalfuse.evaluate import format_table, make_splits
 
 HERE = Path(__file__).resolve().parent
@@ -269,7 +268,7 @@ def _child(path: str, threads: int, batch_rows: int) -> None:
             batch_rows=batch_rows,
         )
         summary["out_bytes"] = os.path.getsize(summary["out"])
-    summary["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    summary["peak_rss_bytes"] = peak_rss_bytes()
     print("RESULT " + json.dumps(summary, default=str), flush=True)
 
 

@@ -10,10 +10,15 @@ that the workers fill, recording the driver process's peak resident memory, the 
 second and the cache's entries afterwards:
 
 - 10,000 and 100,000 rows with 2 workers: the driver's peak memory should stay within 10 % (streaming);
-- 100,000 rows with 1 and with 2 workers: throughput ratio (the load average is recorded: on a shared
-  machine it is not the quiet machine's ratio).
+- 100,000 rows with 1 and with 2 workers: throughput ratio. With ``--repeats N`` the two runs alternate
+  N times (2 workers, 1 worker, 2 workers, ...) and each pair gives a ratio: the same encoding in a plain
+  process took 34 s in one run and 40 s in the next on the shared 2-core machine, so one pair can
+  mislead. The load average before and after each run is recorded.
 
-    python benchmarks/raydata.py [--rows 10000,100000] [--text-encoder minilm]
+The driver's peak memory is its own ``VmHWM``: ``getrusage``'s ``ru_maxrss`` would report this script's
+size, which a child inherits across ``exec`` on Linux.
+
+    python benchmarks/raydata.py [--rows 10000,100000] [--text-encoder minilm] [--repeats 1]
                                  [--out benchmarks/results/raydata.json]
 """
 
@@ -22,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -31,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from bench_common import peak_rss_bytes
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "raydata.json"
 WORDS = {0: ["alpha", "amber", "apple"], 1: ["bravo", "brick", "berry"], 2: ["charlie", "cedar", "cherry"]}
@@ -62,7 +68,7 @@ def child(model: str, table: str, out: str, jobs: int) -> dict:
         result = mf.encode_with_ray(model, table, out, id_column="id", batch_rows=2048, n_jobs=jobs)
     finally:
         ray.shutdown()
-    result["driver_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["driver_peak_rss_mib"] = peak_rss_bytes() / 2**20
     from modalfuse._embedcache import embedding_cache
 
     result["cache_entries"] = embedding_cache().info()["entries"]
@@ -92,6 +98,7 @@ def main() -> None:
     parser.add_argument(
         "--text-encoder", default="minilm", help="encoder of the text column (tfidf: classical)"
     )
+    parser.add_argument("--repeats", type=int, default=1, help="alternating pairs of 2- and 1-worker runs")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--child", nargs=4, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -122,20 +129,30 @@ def main() -> None:
             "large_2_workers": run_child(work / "model", tables[large], 2, work),
             "large_1_worker": run_child(work / "model", tables[large], 1, work),
         }
+        pairs = [(runs["large_2_workers"], runs["large_1_worker"])]
+        for _ in range(args.repeats - 1):
+            two = run_child(work / "model", tables[large], 2, work)
+            pairs.append((two, run_child(work / "model", tables[large], 1, work)))
     memory_ratio = (
         runs["large_2_workers"]["driver_peak_rss_mib"] / runs["small_2_workers"]["driver_peak_rss_mib"]
     )
-    speedup = runs["large_2_workers"]["rows_per_second"] / runs["large_1_worker"]["rows_per_second"]
+    ratios = [two["rows_per_second"] / one["rows_per_second"] for two, one in pairs]
     doc = {
-        "command": f"python benchmarks/raydata.py --rows {args.rows} --text-encoder {args.text_encoder}",
+        "command": f"python benchmarks/raydata.py --rows {args.rows} --text-encoder {args.text_encoder}"
+        f" --repeats {args.repeats}",
         "cpus": os.cpu_count(),
         "runs": runs,
+        "repeated_pairs": [{"2_workers": two, "1_worker": one} for two, one in pairs[1:]],
         "driver_memory_ratio_large_to_small": memory_ratio,
-        "throughput_ratio_2_to_1_workers": speedup,
+        "throughput_ratio_2_to_1_workers": float(np.median(ratios)),
+        "throughput_ratios_per_pair": ratios,
+        "throughput_ratio_pooled": sum(two["rows"] for two, _ in pairs)
+        / sum(two["seconds"] for two, _ in pairs)
+        / (sum(one["rows"] for _, one in pairs) / sum(one["seconds"] for _, one in pairs)),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2))
-    print(json.dumps({k: v for k, v in doc.items() if k != "runs"}, indent=2))
+    print(json.dumps({k: v for k, v in doc.items() if k not in ("runs", "repeated_pairs")}, indent=2))
 
 
 if __name__ == "__main__":

@@ -107,6 +107,18 @@ def test_the_least_recently_used_entries_are_evicted_past_the_size_limit(tmp_pat
         mf.EmbeddingCache(tmp_path, max_bytes=-1)
 
 
+def test_the_size_check_reads_an_index_not_every_vector(tmp_path: Path) -> None:
+    """The total checked after every write comes from the nbytes index: summing over the table itself read
+    every stored vector's page (0.13 s per write at 120,000 entries, growing with the cache)."""
+    cache = mf.EmbeddingCache(tmp_path)
+    cache.put_many({f"k{i}": vec(i) for i in range(5)})
+    con = sqlite3.connect(cache.db_path)
+    plan = con.execute("EXPLAIN QUERY PLAN SELECT COALESCE(SUM(nbytes), 0) FROM entries").fetchall()
+    assert "COVERING INDEX entries_nbytes" in plan[0][-1]
+    assert con.execute("SELECT COALESCE(SUM(nbytes), 0) FROM entries").fetchone()[0] == 5 * 32
+    con.close()
+
+
 def test_location_from_modalfuse_cache_else_the_platform_cache_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS entries (
     used REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_used ON entries (used);
+-- the size check after every write sums nbytes from this index instead of reading every vector's page
+CREATE INDEX IF NOT EXISTS entries_nbytes ON entries (nbytes);
 """
 
 
