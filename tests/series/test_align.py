@@ -47,6 +47,57 @@ def test_periodic_motion_abstains_instead_of_guessing():
     assert "ambiguous" in est["reason"] or "no correlation peak" in est["reason"]
 
 
+def _walk_with_thuds(thuds, offset, seconds=20.0, rate=100.0, seed=0):
+    """A perfectly regular walk (a 2 Hz sway and an identical impact every 0.5 s) with, at the times in
+    ``thuds``, a sharp extra impact (sitting down, a stumble), seen by two devices with their own noise;
+    the other clock reads ``offset`` seconds later."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(0, seconds, 1 / rate)
+    z = 9.81 + np.sin(2 * np.pi * 2 * t)
+    for c in np.arange(0.3, seconds, 0.5):
+        z = z + np.exp(-0.5 * ((t - c) / 0.03) ** 2)
+    for c in thuds:
+        z = z + 3.0 * np.exp(-0.5 * ((t - c) / 0.02) ** 2)
+    x = np.column_stack([0.5 * np.sin(2 * np.pi * t), 0.5 * np.cos(2 * np.pi * t), z])
+    names = ("x_acc", "y_acc", "z_acc")
+    ref = Recording(x + rng.normal(0, 0.1, x.shape), names, t)
+    return ref, Recording(x + rng.normal(0, 0.1, x.shape), names, t + offset)
+
+
+@pytest.mark.parametrize("offset", [0.8, -1.1])
+def test_ambiguous_walk_is_decided_by_its_non_periodic_impacts(offset):
+    """Lags one step apart fit a regular walk almost equally (first stage ambiguous); two non-periodic
+    impacts single out the true lag in the jerk alone, which confirms the best lag. The same walk without
+    them stays ambiguous in the jerk too and abstains."""
+    est = align(*_walk_with_thuds([4.13, 13.71], offset))
+    assert not est["abstained"]
+    assert est["second_peak_ratio"] >= 0.85  # the first stage alone would have abstained
+    assert est["jerk_confirmed_ratio"] is not None and est["jerk_confirmed_ratio"] < 0.85
+    assert est["offset_ms"] == pytest.approx(1000 * offset, abs=5)
+    plain = align(*_walk_with_thuds([], offset))
+    assert plain["abstained"] and plain["offset_ms"] is None
+    assert "jerk alone does not single it out" in plain["reason"]
+
+
+def test_a_chance_match_over_part_of_the_recording_does_not_beat_the_full_overlap():
+    """The other recording shares the reference's motion at lag 0 over the whole recording, and a
+    slightly stronger copy of it 3.5 s later, over only 65 % of it: candidates are ranked by correlation
+    times overlap, so lag 0 wins (raw correlation alone would pick 3.5 s)."""
+    from modalfuse.align._xcorr import AlignOptions, _correlation, _search
+
+    rng = np.random.default_rng(1)
+    n, shift = 1000, 350
+    a = rng.normal(size=(1, n))
+    b = 0.5 * a + rng.normal(size=(1, n))
+    b[:, shift:] += 0.7 * a[:, : n - shift]
+    o = AlignOptions(rate=100.0, max_offset=4.0)
+    lags = np.arange(-400, 401)
+    raw = _correlation(a, b, lags, n // 2)
+    assert lags[np.nanargmax(raw)] == shift  # the partial match correlates more
+    best, ratio = _search(a, b, 0.0, o)
+    assert abs(best.lag) < 1 and ratio < 0.85
+
+
 def test_recordings_without_motion_abstain():
     t = np.arange(0, 20, 0.01)
     still = np.tile([0.0, 0.0, 9.81], (len(t), 1))
@@ -153,3 +204,31 @@ def test_align_names_the_file_of_a_bad_recording(tmp_path):
     frame.iloc[:10].to_csv(short, index=False)
     with pytest.raises(mf.DecodeError, match=r"short_sw\.csv.*too short to align"):
         align(a, short)
+
+
+@pytest.mark.slow
+def test_real_periodic_gait_subjects_abstain_or_are_right(shared_datasets):
+    """sp-sw-har subjects s05, s06 and s07, whose regular gait makes lags a step apart fit almost
+    equally (offsets from ±1.5 s and drifts from ±300 ppm, seed 11): every estimate given is within
+    250 ms, the jerk confirms ambiguous ones (at least two within 50 ms), and s07 (ambiguous in the impacts too)
+    mostly abstains."""
+    from modalfuse.data._windows import find_recordings
+
+    data = shared_datasets / "sp_sw_har" / "DATA"
+    if not data.is_dir():
+        pytest.skip(f"sp_sw_har not found under {shared_datasets}")
+    rng = np.random.default_rng(11)
+    errors, confirmed, abstained_s07 = [], [], 0
+    for subject in ("s05", "s06", "s07"):
+        for cells in find_recordings(data / subject, ["sp", "sw"]).paths.values():
+            offset, drift = rng.uniform(-1.5, 1.5), rng.uniform(-300e-6, 300e-6)
+            est = align(load_series(cells["sp"]), load_series(cells["sw"]).shifted(offset, drift))
+            if est["abstained"]:
+                abstained_s07 += subject == "s07"
+                continue
+            errors.append(abs(est["offset_ms"] - 1000 * offset))
+            if est["jerk_confirmed_ratio"] is not None:
+                confirmed.append(errors[-1])
+    assert max(errors) <= 250
+    assert sum(e <= 50 for e in confirmed) >= 2  # s06's own lag puts its confirmed one near 80 ms
+    assert abstained_s07 >= 8

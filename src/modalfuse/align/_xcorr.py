@@ -2,17 +2,17 @@
 
 Both recordings are resampled by timestamp onto a grid at ``rate`` in their own clocks, and reduced to
 orientation-free signals: the magnitude of each sensor triplet (``x_acc, y_acc, z_acc``, ``x_gyro, ...``).
-The lag is found coarse to fine:
+The lag is found in stages:
 
-1. *coarse*: the magnitudes low-passed at ``1 / smooth`` Hz (they follow the activity: still, standing up,
-   walking, turning) and the raw accelerometer magnitudes are cross-correlated over ``±max_offset``
-   seconds; the best peaks at least ``min_separation`` apart are candidates (a maximum at the end of the
-   range searched is not a peak);
-2. *fine*: around each candidate, within ``±fine_range``, the accelerometer magnitudes and their jerk
-   (which mark every step) are cross-correlated and the peak refined to a fraction of a grid step by a
-   parabola through its neighbours. Each candidate scores its coarse plus its fine correlation. A
-   periodic gait makes candidates one step apart fit almost equally: when the runner-up scores at least
-   ``max_ratio`` of the best, or the best correlation is below ``min_peak``, the estimate *abstains*
+1. every motion signal (each magnitude raw and low-passed at ``1 / smooth`` Hz, and each accelerometer's
+   jerk) is cross-correlated at once over ``±max_offset`` seconds (the mean over signals of each lag's
+   Pearson correlation over the overlap); peaks at least ``min_separation`` apart are ranked by that
+   correlation times the share of the recording the lag overlaps (a maximum at the end of the range
+   searched is not a peak), and the best is refined to a fraction of a grid step by a parabola;
+2. a periodic gait makes lags one step apart fit almost equally: when the runner-up reaches ``max_ratio``
+   of the best, the jerk signals alone (the impacts of each step) are searched the same way, and the best
+   lag is kept only when the jerk's own best peak is the same lag (within ``min_separation / 6``) and is
+   unambiguous; otherwise, or when the best correlation is below ``min_peak``, the estimate *abstains*
    instead of guessing;
 3. windows of ``window`` seconds every ``step`` give local lags; a Theil-Sen line through them is the
    drift (kept when it is resolved: its 95 % interval excludes 0 and it is within ``max_drift_ppm``), and
@@ -51,7 +51,7 @@ class AlignOptions:
     window: float = 4.0
     step: float = 1.0
     min_peak: float = 0.1
-    max_ratio: float = 0.9
+    max_ratio: float = 0.85
     min_separation: float = 0.3
     max_drift_ppm: float = 2000.0
     method: str = "xcorr"
@@ -233,20 +233,52 @@ def _abstain(reason: str, **extra: Any) -> dict[str, Any]:
 def _search(sig_a: np.ndarray, sig_b: np.ndarray, base: float, o: AlignOptions) -> tuple[_Peak, float] | str:
     """The best lag (samples of ``b`` relative to ``a``) within ``max_offset`` of a zero offset and the
     ratio of the runner-up (the best other peak at least ``min_separation`` away) to it, or the reason to
-    abstain. A maximum at the end of the range searched is not a peak."""
+    abstain. Peaks are compared by their correlation times the share of the shorter recording the lag
+    overlaps; the returned peak's ``value`` is its correlation. A maximum at the end of the range
+    searched is not a peak."""
     reach = round(o.max_offset * o.rate)
     center = round(base * o.rate)
     lags = np.arange(center - reach, center + reach + 1)
-    min_overlap = max(8, min(sig_a.shape[1], sig_b.shape[1]) // 2)
+    n_a, n_b = sig_a.shape[1], sig_b.shape[1]
+    min_overlap = max(8, min(n_a, n_b) // 2)
     c = _correlation(sig_a, sig_b, lags, min_overlap)
-    found = _peaks(c, lags, round(o.min_separation * o.rate), edges=False)
+    # candidates are ranked by the correlation times the share of the recording the lag overlaps (the
+    # biased cross-correlation): a chance match over two thirds of a short recording can out-correlate
+    # the true lag's full overlap, and nothing else tells it apart
+    overlap = np.minimum(n_a, n_b - lags) - np.maximum(0, -lags)
+    score = c * (np.clip(overlap, 0, None) / min(n_a, n_b))
+    found = _peaks(score, lags, round(o.min_separation * o.rate), edges=False)
     if not found:
         return f"no correlation peak within ±{o.max_offset:g} s (the recordings overlap too little?)"
     best = found[0]
-    if best.value < o.min_peak:
-        return f"no shared motion: best correlation {best.value:.2f} < {o.min_peak:g}"
+    value = float(c[np.argmin(np.abs(lags - best.lag))])
+    if value < o.min_peak:
+        return f"no shared motion: best correlation {value:.2f} < {o.min_peak:g}"
     ratio = best.second / best.value if np.isfinite(best.second) and best.second > 0 else 0.0
-    return best, float(ratio)
+    return _Peak(best.lag, value, value * ratio, best.width), float(ratio)
+
+
+def _confirm(
+    sig_a: np.ndarray, sig_b: np.ndarray, kinds: Sequence[str], best: _Peak, base: float, o: AlignOptions
+) -> float | None:
+    """Second stage for an ambiguous lag: the jerk signals alone (the impacts of each step, not the slow
+    sway and activity that dominate the other signals) searched over the same range by the same rule.
+    The best lag is kept when the jerk's own best peak is the same peak (within ``min_separation / 6``,
+    50 ms by default) and is itself unambiguous (its runner-up below ``max_ratio`` of it, its correlation
+    at least ``min_peak``); returns the jerk's peak ratio then, None otherwise (abstain). A regular gait
+    makes lags one step apart fit the sway almost equally; steps that differ from one another (a stumble,
+    the first and last steps, a turn) still single out one lag in their impacts. When the impacts are as
+    regular as the sway, the jerk is ambiguous too and the estimate abstains."""
+    jerk = [k == "jerk" for k in kinds]
+    if not any(jerk) or all(jerk):
+        return None
+    found = _search(sig_a[jerk], sig_b[jerk], base, o)
+    if isinstance(found, str):
+        return None
+    peak, ratio = found
+    if ratio >= o.max_ratio or abs(peak.lag - best.lag) > o.min_separation / 6 * o.rate:
+        return None
+    return ratio
 
 
 def _fine(a: np.ndarray, b: np.ndarray, around: float, o: AlignOptions, min_overlap: int) -> _Peak | None:
@@ -291,8 +323,8 @@ def _drift_fit(wins: np.ndarray, lag: float, o: AlignOptions) -> tuple[float, fl
 
 
 def _xcorr_estimate(ref: Recording, other: Recording, o: AlignOptions) -> dict[str, Any]:
-    sig_a, t_a = motion_signals(ref, o.rate, o.smooth)
-    sig_b, t_b = motion_signals(other, o.rate, o.smooth)
+    sig_a, kinds, t_a = _motion(ref, o.rate, o.smooth)
+    sig_b, _, t_b = _motion(other, o.rate, o.smooth)
     if sig_a.shape[0] != sig_b.shape[0]:
         raise DecodeError(
             f"{sig_a.shape[0]} motion signal(s) in the reference but {sig_b.shape[0]} in {other.source}: "
@@ -304,12 +336,17 @@ def _xcorr_estimate(ref: Recording, other: Recording, o: AlignOptions) -> dict[s
     if isinstance(found, str):
         return _abstain(found)
     best, ratio = found
+    confirmed = None
     if ratio >= o.max_ratio:
-        return _abstain(
-            f"ambiguous: another lag at least {o.min_separation:g} s away fits almost as well (peak ratio "
-            f"{ratio:.2f} >= {o.max_ratio:g}); periodic motion?",
-            second_peak_ratio=round(ratio, 4),
-        )
+        jerk_ratio = _confirm(sig_a, sig_b, kinds, best, base, o)
+        if jerk_ratio is None:
+            return _abstain(
+                f"ambiguous: another lag at least {o.min_separation:g} s away fits almost as well (peak "
+                f"ratio {ratio:.2f} >= {o.max_ratio:g}) and the jerk alone does not single it out; "
+                "periodic motion?",
+                second_peak_ratio=round(ratio, 4),
+            )
+        confirmed = round(jerk_ratio, 4)
     wins = _window_lags(sig_a, sig_b, best.lag, o)
     drift, lag0, spread, resolved = _drift_fit(wins, best.lag, o)
     if not resolved:
@@ -327,6 +364,7 @@ def _xcorr_estimate(ref: Recording, other: Recording, o: AlignOptions) -> dict[s
         "second_peak_ratio": round(ratio, 4),
         "n_windows": len(wins),
         "drift_resolved": resolved,
+        "jerk_confirmed_ratio": confirmed,
     }
 
 
@@ -374,8 +412,9 @@ def align(reference: Any, other: Any, **options: Any) -> dict[str, Any]:
         :class:`AlignOptions`: ``rate`` (grid, Hz, default 100), ``max_offset`` (seconds searched either
         side, 3), ``smooth`` (coarse low-pass period, seconds, 0.5), ``fine_range`` (seconds around each
         coarse candidate, 0.2), ``window``/``step`` (seconds, for the drift, 4 and 1), ``min_peak`` (0.1),
-        ``max_ratio`` (0.9)
-        and ``min_separation`` (0.3 s) of the abstention rule, ``max_drift_ppm`` (2000), ``method``
+        ``max_ratio`` (0.85)
+        and ``min_separation`` (0.3 s) of the abstention rule (an ambiguous lag is kept when the jerk
+        alone confirms it, ``jerk_confirmed_ratio``), ``max_drift_ppm`` (2000), ``method``
         (``"xcorr"``, or ``"dtw"`` through ``dtaidistance``).
 
     Returns
@@ -385,7 +424,8 @@ def align(reference: Any, other: Any, **options: Any) -> dict[str, Any]:
         first sample), ``drift_ppm`` (how much faster it runs, parts per million; 0 when the recording is
         too short to resolve it, with ``drift_resolved`` False), ``uncertainty_ms`` (one standard error),
         ``abstained`` and ``reason`` (offset, drift and uncertainty are None when it abstains), and
-        diagnostics (``peak``, ``coarse_peak``, ``second_peak_ratio``, ``n_windows``).
+        diagnostics (``peak``, ``second_peak_ratio``, ``jerk_confirmed_ratio``: the jerk's own peak
+        ratio when the second stage confirmed an ambiguous lag, else None; ``n_windows``).
 
     Raises
     ------
