@@ -19,7 +19,7 @@ Writes JSON (default ``benchmarks/results/sp_sw_har_align.json``): per condition
 error, the share within 20 and 50 ms of the estimates given, the errors above 250 ms, abstentions, the
 recordings more than 50 ms off; per-recording rows; the wall time and load average.
 
-    python benchmarks/sp_sw_har_align.py [--data-root ../shared/datasets] [--seeds 0 1] [--out PATH]
+    python benchmarks/sp_sw_har_align.py [--data-root DIR] [--seeds 0 1] [--max-ratio R] [--out PATH]
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from bench_common import environment
-from modalfuse.align import align
-from modalfuse.align._xcorr import _correlation
+from modalfuse.align import AlignOptions, align
+from modalfuse.align._xcorr import _correlation, options_dict
 from modalfuse.data._windows import find_recordings
 from modalfuse.data.sp_sw_har import find_sp_sw_har
 from modalfuse.modalities.series import Recording, load_series, resample_series
@@ -92,12 +92,13 @@ def summarize(errors: list[float | None], recordings: list[str] | None = None) -
     return out
 
 
-def run(data_root: str | None, seeds: list[int]) -> dict[str, Any]:
+def run(data_root: str | None, seeds: list[int], options: dict[str, Any] | None = None) -> dict[str, Any]:
+    options = dict(options or {})
     rset = find_recordings(find_sp_sw_har(data_root), ["sp", "sw"])
     pairs = {k: (load_series(v["sp"]), load_series(v["sw"])) for k, v in rset.paths.items()}
     rows: dict[str, list[dict[str, Any]]] = {"original": []}
     for rec, (sp, sw) in pairs.items():
-        est = align(sp, sw)
+        est = align(sp, sw, **options)
         labels = label_clock_offset(sp, sw)
         rows["original"].append(
             {"recording": rec, "subject": rset.groups[rec], "label_clock_ms": labels, **est}
@@ -110,7 +111,7 @@ def run(data_root: str | None, seeds: list[int]) -> dict[str, Any]:
             for rec, (sp, sw) in pairs.items():
                 offset, drift = rng.uniform(-1.5, 1.5), rng.uniform(-300e-6, 300e-6)
                 shifted = sw.shifted(offset, drift if drift_on else 0.0)
-                est = align(sp, shifted)
+                est = align(sp, shifted, **options)
                 err = None if est["abstained"] else est["offset_ms"] - 1000 * offset
                 plain = plain_jerk_offset(sp, shifted) - 1000 * offset
                 rows[key].append(
@@ -167,6 +168,9 @@ def main() -> None:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "sp_sw_har_align.json"))
+    ap.add_argument(
+        "--max-ratio", type=float, default=None, help="align's max_ratio (default: align's own default)"
+    )
     ap.add_argument("--resummarize", action="store_true", help="recompute the summaries of --out's rows")
     args = ap.parse_args()
     if args.resummarize:
@@ -174,7 +178,9 @@ def main() -> None:
         res = {**old, **summaries(old["rows"])}
     else:
         t0 = time.perf_counter()
-        res = run(args.data_root, args.seeds)
+        options = {} if args.max_ratio is None else {"max_ratio": args.max_ratio}
+        res = run(args.data_root, args.seeds, options)
+        res["align_options"] = {**options_dict(AlignOptions()), **options}
         res["wall_seconds"] = round(time.perf_counter() - t0, 1)
         res["environment"] = environment()
         res["load_average_at_end"] = list(np.round(os.getloadavg(), 2))
