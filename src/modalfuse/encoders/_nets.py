@@ -108,8 +108,9 @@ class FeatureMLP(nn.Module):
 class _Conv1d(nn.Conv1d):
     """A ``Conv1d`` (same parameters, same saved weights) that also takes a channels-last ``(N, C, 1, T)``
     batch, convolved as a 2-D convolution with a ``(1, kernel)`` window: the same arithmetic, but
-    oneDNN's channels-last 2-D kernels run a series CNN's training step about 1.4x faster on a CPU thread
-    than its 1-D path (``benchmarks/encoder_speed.py --series``)."""
+    oneDNN's channels-last 2-D kernels run a training step of ``series-cnn`` 1.5x faster on one CPU thread
+    than its 1-D path (1.2x for ``series-cnnlstm``; ``benchmarks/encoder_speed.py --encoders series-cnn
+    series-cnnlstm``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
