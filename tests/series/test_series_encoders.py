@@ -78,3 +78,65 @@ def test_drift_report_knows_series_columns():
     assert column_kind(["a/r_1.csv", "a/r_2.parquet"]) == "series"
     assert column_kind([{"values": [[1.0], [2.0]], "rate": 10.0}]) == "series"
     assert column_kind([{"bytes": b"x", "path": "p.png"}]) != "series"
+
+
+@pytest.mark.parametrize("cls", [SeriesCNN, SeriesCNNLSTM])
+def test_series_networks_compute_plain_1d_layers(cls):
+    """The networks run their layers channels-last as (N, C, 1, T) 2-D ops; the values and gradients are
+    those of the plain 1-D convolution, batch norm and max pooling with the same parameters, whose
+    shapes (and so saved models) are those of Conv1d/BatchNorm1d."""
+    import torch
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    net = cls(6, dim=8, width=8, dropout=0.0)
+    assert net.features[0].weight.shape == (8, 6, 5)
+
+    def reference(x):
+        h = x
+        for layer in net.features:
+            if isinstance(layer, torch.nn.Conv1d):
+                h = F.conv1d(h, layer.weight, None, padding=layer.padding)
+            elif isinstance(layer, torch.nn.BatchNorm1d):
+                h = F.batch_norm(h, None, None, layer.weight, layer.bias, training=True)
+            elif isinstance(layer, torch.nn.ReLU):
+                h = F.relu(h)
+            else:
+                h = F.max_pool1d(h, 2, ceil_mode=True)
+        if cls is SeriesCNN:
+            return net.proj(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
+        out, _ = net.lstm(h.transpose(1, 2))
+        return net.proj(torch.cat([out[:, -1], out.mean(dim=1)], dim=1))
+
+    x = torch.randn(5, 6, 51)  # an odd length: the last sample is pooled alone
+    net.train()
+    ours = net(x)
+    ours.sum().backward()
+    grads = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    ref = reference(x)
+    ref.sum().backward()
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)
+    for g, p in zip(grads, net.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_preprocessor_stacks_grid_windows_like_row_by_row(wtable):
+    """Windows already on the grid are filtered and given magnitudes as one stack: the same values as
+    row by row; a timestamped recording in the same column is still resampled on its own."""
+    from modalfuse.modalities.series import Recording
+
+    prep = PREPROCESSORS["series"]("sp", ["sp"], lowpass=20.0)
+    prep.fit(wtable)
+    first = wtable.frame["sp"].iloc[0]
+    stamped = Recording(first.values, first.channels, timestamps=np.arange(len(first)) / first.rate + 5.0)
+    frame = wtable.frame.copy()
+    frame.at[frame.index[1], "sp"] = stamped
+    table = wtable.take(np.arange(len(wtable)))
+    table.frame["sp"] = frame["sp"].to_numpy()
+    mask = np.ones(len(table), bool)
+    stacked = prep._stack(table, mask)
+    assert mask.all()
+    for i, v in enumerate(table.frame["sp"]):
+        np.testing.assert_allclose(stacked[i], prep._grid_values(v), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(stacked[1], stacked[0], atol=1e-9)  # the same samples, resampled

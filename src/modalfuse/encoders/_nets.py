@@ -105,8 +105,47 @@ class FeatureMLP(nn.Module):
         return self.net(x)
 
 
+class _Conv1d(nn.Conv1d):
+    """A ``Conv1d`` (same parameters, same saved weights) that also takes a channels-last ``(N, C, 1, T)``
+    batch, convolved as a 2-D convolution with a ``(1, kernel)`` window: the same arithmetic, but
+    oneDNN's channels-last 2-D kernels run a training step of ``series-cnn`` 1.5x faster on one CPU thread
+    than its 1-D path (1.2x for ``series-cnnlstm``; ``benchmarks/encoder_speed.py --encoders series-cnn
+    series-cnnlstm``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            return super().forward(x)
+        return nn.functional.conv2d(
+            x,
+            self.weight.unsqueeze(2),
+            self.bias,
+            (1, self.stride[0]),
+            (0, self.padding[0]),  # type: ignore[index]
+            (1, self.dilation[0]),
+            self.groups,
+        )
+
+
+class _BatchNorm1d(nn.BatchNorm1d):
+    """``BatchNorm1d`` (same parameters and statistics) that also takes an ``(N, C, 1, T)`` batch."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() not in (2, 3, 4):
+            raise ValueError(f"expected 2D, 3D or 4D input (got {input.dim()}D input)")
+
+
 def _block1d(cin: int, cout: int, kernel: int) -> list[nn.Module]:
-    return [nn.Conv1d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm1d(cout), nn.ReLU()]
+    return [_Conv1d(cin, cout, kernel, padding=kernel // 2, bias=False), _BatchNorm1d(cout), nn.ReLU()]
+
+
+def _pool1d() -> nn.Module:
+    """Max pooling by 2 over time (a last odd sample pooled alone) of an ``(N, C, 1, T)`` batch."""
+    return nn.MaxPool2d((1, 2), ceil_mode=True)
+
+
+def _as_rows(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, T) -> channels-last (N, C, 1, T), the layout the series networks' layers run in."""
+    return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
 
 
 class SeriesCNN(nn.Module):
@@ -119,14 +158,14 @@ class SeriesCNN(nn.Module):
         self.features = nn.Sequential(
             *_block1d(in_channels, w, 5),
             *_block1d(w, 2 * w, 5),
-            nn.MaxPool1d(2, ceil_mode=True),
+            _pool1d(),
             *_block1d(2 * w, 2 * w, 3),
         )
         self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * w, dim), nn.ReLU())
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x)
+        h = self.features(_as_rows(x)).squeeze(2)
         return self.proj(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
 
 
@@ -137,15 +176,13 @@ class SeriesCNNLSTM(nn.Module):
     def __init__(self, in_channels: int, dim: int = 64, width: int = 32, dropout: float = 0.2) -> None:
         super().__init__()
         w = width
-        self.features = nn.Sequential(
-            *_block1d(in_channels, w, 5), *_block1d(w, w, 5), nn.MaxPool1d(2, ceil_mode=True)
-        )
+        self.features = nn.Sequential(*_block1d(in_channels, w, 5), *_block1d(w, w, 5), _pool1d())
         self.lstm = nn.LSTM(w, w, batch_first=True)
         self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * w, dim), nn.ReLU())
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, _ = self.lstm(self.features(x).transpose(1, 2))
+        h, _ = self.lstm(self.features(_as_rows(x)).squeeze(2).transpose(1, 2).contiguous())
         return self.proj(torch.cat([h[:, -1], h.mean(dim=1)], dim=1))
 
 

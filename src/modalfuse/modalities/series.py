@@ -437,8 +437,10 @@ def filter_series(
     lowpass: float | None = None,
     highpass: float | None = None,
     order: int = 4,
+    axis: int = 0,
 ) -> np.ndarray:
-    """Zero-phase Butterworth low-, high- or band-pass filter along axis 0 (samples).
+    """Zero-phase Butterworth low-, high- or band-pass filter along ``axis`` (samples; default 0, or -2
+    for a stack of recordings (rows, samples, channels)).
 
     ``lowpass`` and ``highpass`` are cut-off frequencies in Hz (both: a band-pass); each must be below
     the Nyquist frequency ``rate / 2``. Returns ``values`` unchanged when neither is given.
@@ -457,9 +459,9 @@ def filter_series(
         sos = signal.butter(order, lowpass, btype="lowpass", fs=rate, output="sos")
     else:
         sos = signal.butter(order, highpass, btype="highpass", fs=rate, output="sos")
-    if len(values) <= 3 * (2 * order + 1):
+    if values.shape[axis] <= 3 * (2 * order + 1):
         return values  # too short for the zero-phase filter's padding
-    return signal.sosfiltfilt(sos, values, axis=0)
+    return signal.sosfiltfilt(sos, values, axis=axis)
 
 
 # ------------------------------------------------------------------------------------------- derived channels
@@ -487,12 +489,14 @@ def add_magnitudes(
     values: np.ndarray, channels: Sequence[str], groups: Sequence[tuple[str, Sequence[int]]] | None = None
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """``values`` (samples, channels) with one Euclidean-norm channel appended per sensor triplet
-    (default: :func:`magnitude_groups`), named ``<sensor>_mag``."""
+    (default: :func:`magnitude_groups`), named ``<sensor>_mag``. Channels are the last axis, so a stack
+    of recordings (rows, samples, channels) gets its magnitudes in one call."""
     groups = magnitude_groups(channels) if groups is None else groups
     if not groups:
         return values, tuple(channels)
-    mags = [np.sqrt(np.sum(values[:, list(idx)] ** 2, axis=1)) for _, idx in groups]
-    return np.column_stack([values, *mags]), (*channels, *(f"{name}_mag" for name, _ in groups))
+    mags = [np.sqrt(np.sum(values[..., list(idx)] ** 2, axis=-1)) for _, idx in groups]
+    out = np.concatenate([values, np.stack(mags, axis=-1)], axis=-1)
+    return out, (*channels, *(f"{name}_mag" for name, _ in groups))
 
 
 def jerk(values: np.ndarray, rate: float) -> np.ndarray:
