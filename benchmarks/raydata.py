@@ -12,8 +12,8 @@ second and the cache's entries afterwards:
 - 10,000 and 100,000 rows with 2 workers: the driver's peak memory should stay within 10 % (streaming);
 - 100,000 rows with 1 and with 2 workers: throughput ratio. With ``--repeats N`` the two runs alternate
   N times (2 workers, 1 worker, 2 workers, ...) and each pair gives a ratio: the same encoding in a plain
-  process took 34 s in one run and 40 s in the next on the shared 2-core machine, so one pair can
-  mislead. The load average before and after each run is recorded.
+  process took 34 s in one run and 40 s in the next (19 %) on the shared 2-core machine, so one pair
+  can mislead. The load average before and after each run is recorded.
 
 The driver's peak memory is its own ``VmHWM``: ``getrusage``'s ``ru_maxrss`` would report this script's
 size, which a child inherits across ``exec`` on Linux.
