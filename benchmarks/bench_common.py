@@ -6,6 +6,7 @@ Imported by the scripts in ``benchmarks/`` (run as scripts, their folder is on `
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from collections.abc import Mapping, Sequence
@@ -49,13 +50,10 @@ def peak_rss_bytes() -> int:
     not this process's own on Linux: it survives ``execve``, so a child started from a large parent reports
     at least the parent's size (a 13 MB child of a 513 MB parent reports 513 MB).
     """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     import resource
     import sys
 
