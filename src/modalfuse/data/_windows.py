@@ -3,8 +3,10 @@
 :func:`windows` pairs the recordings of each session (a folder laid out like ``sp_sw_har/DATA``, files
 ``<recording>_<input>.csv``, or a table with one row per recording and one column per input), resamples
 every input by timestamp onto one grid in the reference input's clock (optionally after correcting the
-other clocks with :func:`modalfuse.align.align`), cuts windows of ``size`` samples every ``step`` and
-labels each by the majority of the reference's per-sample labels. Rows keep their recording, the window's
+other clocks with :func:`modalfuse.align.align`), cuts windows of ``size`` samples every ``step`` where
+every input is present, on a lattice counted from the reference's first sample (so the reference's windows
+stay put whatever the other inputs do), and labels each by the majority of the reference's per-sample
+labels. Rows keep their recording, the window's
 start and the group (subject), so folds can hold subjects out.
 """
 
@@ -200,6 +202,14 @@ def _gap_reason(rec: Recording, valid: np.ndarray, s: int, opts: WindowOptions, 
     )
 
 
+def _lattice_start(ref_t0: float, shared_t0: float, opts: WindowOptions) -> float:
+    """The first window start at or after ``shared_t0`` (where every present input has begun) on the
+    reference's own lattice ``ref_t0 + k * step / rate``: the reference's windows then do not move when
+    another input starts later, is masked, or has its clock corrected."""
+    k = int(np.ceil((shared_t0 - ref_t0) * opts.rate / opts.step - 1e-6))
+    return ref_t0 + max(k, 0) * opts.step / opts.rate
+
+
 def _window_rows(
     recs: Mapping[str, Recording | None],
     errors: Mapping[str, str],
@@ -211,8 +221,8 @@ def _window_rows(
     ref = recs[reference]
     assert ref is not None
     present = {k: r for k, r in recs.items() if r is not None}
-    start = max(float(r.times()[0]) for r in present.values())
     stop = min(float(r.times()[-1]) for r in present.values())
+    start = _lattice_start(float(ref.times()[0]), max(float(r.times()[0]) for r in present.values()), opts)
     n = int(np.floor((stop - start) * opts.rate + 1e-9)) + 1 if stop > start else 0
     starts = window_starts(n, opts.size, opts.step)
     if not len(starts):
@@ -455,7 +465,8 @@ def windows(
         The inputs (file suffixes or table columns), the reference first: its clock is the grid's and its
         labels label the windows. Default: the suffixes found (a folder), required for a table.
     size, step : int, default 50, 25
-        Window length and hop, in grid samples.
+        Window length and hop, in grid samples. Windows start at the reference's first sample plus a
+        whole number of steps, from the first such point where every present input has begun.
     rate : float, default 100.0
         Grid rate (samples per second): every input is interpolated at the grid's times, by timestamp.
     label : str or None, default "label"
