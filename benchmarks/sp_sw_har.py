@@ -164,6 +164,29 @@ def run_condition(args: argparse.Namespace, condition: str) -> dict[str, Any]:
     }
 
 
+def against_original(conditions: dict[str, Any]) -> dict[str, Any]:
+    """Per condition other than ``original``, per strategy: the paired difference of mean window accuracy
+    against the original clocks over the subjects both ran (a bootstrap over subjects, as
+    :func:`modalfuse.evaluate.paired_difference`)."""
+    from modalfuse.evaluate import paired_difference
+
+    base = conditions.get("original", {}).get("strategies", {})
+    out: dict[str, Any] = {}
+    for condition, entry in conditions.items():
+        if condition == "original":
+            continue
+        for name, got in entry.get("strategies", {}).items():
+            ref = base.get(name, {}).get("per_subject")
+            if not ref or "per_subject" not in got:
+                continue
+            subjects = [k for k in ref if k in got["per_subject"]]
+            diff = paired_difference(
+                [got["per_subject"][k] for k in subjects], [ref[k] for k in subjects], seed=0
+            )
+            out.setdefault(condition, {})[name] = diff
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", default=None)
@@ -196,6 +219,7 @@ def main() -> None:
         res.setdefault("load_average_per_condition", {})[condition] = [round(x, 2) for x in os.getloadavg()]
         res["load_average"] = [round(x, 2) for x in os.getloadavg()]
         res["environment"] = environment()
+        res["against_original"] = against_original(res["conditions"])
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(res, indent=1, default=str))
 
