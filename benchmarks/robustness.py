@@ -339,6 +339,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--policy-fusions", default=",".join(POLICY_FUSIONS), help="strategies of the policies"
     )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="policies: folds in this many worker processes (same numbers)"
+    )
     parser.add_argument("--recheck", action="store_true", help="only recompute the measures of --out's runs")
     parser.add_argument("--markdown", action="store_true", help="print --out's results as Markdown tables")
     parser.add_argument("--plot", default=None, help="with --markdown: draw the curves to this file")
@@ -382,18 +385,21 @@ def main(argv: list[str] | None = None) -> None:
         benchmark="robustness on av-digits-hard, leave-one-speaker-out",
         command=f"python benchmarks/robustness.py --part {args.part} --epochs {args.epochs} --takes {args.takes}"
         f" --min-steps {args.min_steps} --policy-fusions {args.policy_fusions}"
-        + (f" --encoders {args.encoders}" if args.encoders else ""),
+        + (f" --encoders {args.encoders}" if args.encoders else "")
+        + (f" --jobs {args.jobs}" if args.jobs > 1 else ""),
         environment=environment(),
         rows=len(table),
     )
     for part, run in (("curves", run_curves), ("policies", run_policies)):
         if args.part in (part, "all"):
             print(f"{part}: {len(table)} rows", flush=True)
-            extra = (
+            extra: dict[str, Any] = (
                 {"policy_fusions": args.policy_fusions, "checkpoint": out.with_suffix(".policies-run.json")}
                 if part == "policies"
                 else {}
             )
+            if part == "policies" and args.jobs > 1:
+                extra["backend"] = mf.Backend("processes", n_jobs=args.jobs)
             doc[part] = run(table, {**params, **extra})
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(doc, indent=1, default=str))  # the run is kept even if a check fails

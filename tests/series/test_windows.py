@@ -215,3 +215,18 @@ def test_windows_mask_an_input_whose_alignment_abstains(tmp_path):
     assert kept.present["sw"].all()
     with pytest.raises(mf.OptionError, match="on_abstain"):
         mf.windows(rset, align=True, on_abstain="drop")
+
+
+def test_a_recording_too_short_from_the_first_lattice_point_says_so():
+    # 0.6 s shared (0.3-0.9 s), more than one 0.5 s window, but the phone's steps of 0.25 s put the first
+    # window start at 0.5 s: 0.4 s remain, so no window, and the note gives both spans
+    t_sp, t_sw = np.arange(0.0, 1.0, 0.01), np.arange(0.3, 0.9, 0.01)
+    rec = {
+        "sp": {"values": np.sin(t_sp)[:, None], "timestamps": t_sp},
+        "sw": {"values": np.cos(t_sw)[:, None], "timestamps": t_sw},
+    }
+    frame = pd.DataFrame({"sp": [rec["sp"]], "sw": [rec["sw"]], "recording": ["r1"]})
+    with pytest.warns(UserWarning) as caught, pytest.raises(mf.SchemaError, match="no windows"):
+        mf.windows(frame, inputs=["sp", "sw"], label=None, size=50, step=25)
+    note = " ".join(str(w.message) for w in caught)
+    assert "0.60 s shared by its inputs, 0.40 s of it from the first window start" in note

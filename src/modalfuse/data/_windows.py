@@ -221,15 +221,19 @@ def _window_rows(
     ref = recs[reference]
     assert ref is not None
     present = {k: r for k, r in recs.items() if r is not None}
+    shared = max(float(r.times()[0]) for r in present.values())
     stop = min(float(r.times()[-1]) for r in present.values())
-    start = _lattice_start(float(ref.times()[0]), max(float(r.times()[0]) for r in present.values()), opts)
+    start = _lattice_start(float(ref.times()[0]), shared, opts)
     n = int(np.floor((stop - start) * opts.rate + 1e-9)) + 1 if stop > start else 0
     starts = window_starts(n, opts.size, opts.step)
     if not len(starts):
         names = ", ".join(r.source for r in present.values())
+        span = f"{max(stop - shared, 0.0):.2f} s shared by its inputs"
+        if stop - shared >= opts.size / opts.rate:  # long enough, but not from the first lattice point
+            span += f", {max(stop - start, 0.0):.2f} s of it from the first window start on the reference's steps"
         return (
-            f"recording {rec_id!r} ({names}): {max(stop - start, 0.0):.2f} s shared by its inputs, shorter "
-            f"than one window ({opts.size} samples at {opts.rate:g} Hz = {opts.size / opts.rate:g} s); no windows"
+            f"recording {rec_id!r} ({names}): {span}, shorter than one window ({opts.size} samples at "
+            f"{opts.rate:g} Hz = {opts.size / opts.rate:g} s); no windows"
         )
     grid_t = start + np.arange(n) / opts.rate
     labels = (
