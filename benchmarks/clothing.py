@@ -90,7 +90,7 @@ def load(csv: Path, *, rating: bool) -> mf.MultimodalTable:
         )
 
 
-def _reference_models(table: mf.MultimodalTable) -> dict[str, Any]:
+def reference_models(table: mf.MultimodalTable) -> dict[str, Any]:
     """Name -> unfitted Pipeline of the scikit-learn reference on ``table``'s columns (all of them, the text
     alone, the tabular columns alone and, where it is a column, Rating alone)."""
     from sklearn.compose import ColumnTransformer
@@ -173,7 +173,7 @@ def sklearn_reference(
     X = reference_frame(table)
     y = np.asarray(table.y)
     classes = np.unique(y)
-    models = _reference_models(table)
+    models = reference_models(table)
     out: dict[str, Any] = {}
     for name, model in models.items():
         folds, seconds, chosen = [], [], []

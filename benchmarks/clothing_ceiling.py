@@ -29,14 +29,10 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-from bench_common import REFERENCE_CS, environment  # noqa: E402
-from clothing import DEFAULT_ROOT, _reference_models, load, reference_frame  # noqa: E402
-
-from modalfuse.encoders import make_preprocessor  # noqa: E402
-from modalfuse.evaluate import make_splits  # noqa: E402
+from bench_common import REFERENCE_CS, environment
+from clothing import DEFAULT_ROOT, load, reference_frame, reference_models
+from modalfuse.encoders import make_preprocessor
+from modalfuse.evaluate import make_splits
 
 
 def _best_f1(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
@@ -99,13 +95,16 @@ def run(csv: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     features = {"minilm": _embed(table, text), "sklearn:text": reference_frame(table)}
     embed_seconds = time.perf_counter() - t0
-    models = {"minilm": _minilm_model(), "sklearn:text": _reference_models(table)["sklearn:text"]}
+    models = {"minilm": _minilm_model(), "sklearn:text": reference_models(table)["sklearn:text"]}
     out: dict[str, Any] = {}
     for name, model in models.items():
         X = features[name]
         folds = []
         for k, (train, test) in enumerate(splits):
-            take = (lambda rows: X.iloc[rows]) if hasattr(X, "iloc") else (lambda rows: X[rows])
+
+            def take(rows: np.ndarray, X: Any = X) -> Any:
+                return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
+
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 est = clone(model).fit(take(train), y[train])
@@ -124,7 +123,9 @@ def run(csv: Path) -> dict[str, Any]:
                     "oracle_threshold": oracle_threshold,
                 }
             )
-            print(f"{name} fold {k}: " + ", ".join(f"{a} {b:.3f}" for a, b in folds[-1].items() if a != "fold"))
+            print(
+                f"{name} fold {k}: " + ", ".join(f"{a} {b:.3f}" for a, b in folds[-1].items() if a != "fold")
+            )
         out[name] = {
             "folds": folds,
             "mean": {

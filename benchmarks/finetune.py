@@ -178,7 +178,7 @@ def run_reference(
     y = np.asarray(table.y)
     classes = np.unique(y)
     out: dict[str, Any] = {}
-    for name, model in cl._reference_models(table).items():
+    for name, model in cl.reference_models(table).items():
         if name not in ("sklearn:text", "sklearn:all"):
             continue
         plain, tuned, chosen = [], [], []

@@ -38,7 +38,7 @@ def bench() -> Iterator[dict[str, ModuleType]]:
     """The benchmark scripts as modules (their folder on sys.path, as when they run as scripts)."""
     sys.path.insert(0, str(BENCH))
     try:
-        yield {name: _load(name) for name in ("avdigits", "clothing", "bench_common")}
+        yield {name: _load(name) for name in ("avdigits", "clothing", "clothing_ceiling", "bench_common")}
     finally:
         sys.path.remove(str(BENCH))
 
@@ -282,3 +282,14 @@ def test_the_tuned_clothing_reference_is_not_a_majority_class_predictor(bench) -
     splits = make_splits(table.y, None, cv=5, seed=0)
     reference = clothing.sklearn_reference(table, splits)
     assert reference["sklearn:all"]["f1_macro"]["mean"] > 0.7
+
+
+def test_the_f1_ceiling_is_the_best_threshold_on_the_scores(bench) -> None:
+    best_f1 = bench["clothing_ceiling"]._best_f1
+    y = np.array([0, 0, 1, 1, 1, 0, 1])
+    score = np.array([0.1, 0.4, 0.35, 0.8, 0.7, 0.75, 0.9])
+    # every threshold by hand: predicting positive from 0.35 up catches all four positives with two false
+    # positives, F1 = 8/10; from 0.7 up, three of four with one false positive, F1 = 6/8
+    f1, threshold = best_f1(y, score)
+    assert f1 == pytest.approx(0.8) and threshold == pytest.approx(0.35)
+    assert bench["clothing_ceiling"]._f1(y, score, 0.7) == pytest.approx(0.75)

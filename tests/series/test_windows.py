@@ -81,7 +81,7 @@ def test_reference_windows_stay_on_its_lattice_whatever_the_other_input_does(tmp
     # windows exist (where both are present) but never moves or alters a phone window
     write_session(tmp_path, "s01", 1, seconds=12, offset=0.8, seed=7)
     alone = mf.windows(tmp_path, inputs=["sp"], size=50, step=25)
-    by_start = {round(s, 6): r.values for s, r in zip(alone.frame["start"], alone.frame["sp"])}
+    by_start = {round(s, 6): r.values for s, r in zip(alone.frame["start"], alone.frame["sp"], strict=True)}
     assert np.allclose(np.asarray(alone.frame["start"]) / 0.25, np.round(alone.frame["start"] / 0.25))
     for table in (
         mf.windows(tmp_path, size=50, step=25),
@@ -90,7 +90,7 @@ def test_reference_windows_stay_on_its_lattice_whatever_the_other_input_does(tmp
     ):
         starts = [round(s, 6) for s in table.frame["start"]]
         assert len(starts) > 30 and set(starts) <= set(by_start)
-        for s, rec in zip(starts, table.frame["sp"]):
+        for s, rec in zip(starts, table.frame["sp"], strict=True):
             np.testing.assert_array_equal(rec.values, by_start[s])
     shifted = mf.windows(tmp_path, size=50, step=25)
     assert shifted.frame["start"].iloc[0] >= 0.75  # the phone's windows before the watch began are gone

@@ -230,7 +230,9 @@ def _window_rows(
         names = ", ".join(r.source for r in present.values())
         span = f"{max(stop - shared, 0.0):.2f} s shared by its inputs"
         if stop - shared >= opts.size / opts.rate:  # long enough, but not from the first lattice point
-            span += f", {max(stop - start, 0.0):.2f} s of it from the first window start on the reference's steps"
+            span += (
+                f", {max(stop - start, 0.0):.2f} s of it from the first window start on the reference's steps"
+            )
         return (
             f"recording {rec_id!r} ({names}): {span}, shorter than one window ({opts.size} samples at "
             f"{opts.rate:g} Hz = {opts.size / opts.rate:g} s); no windows"
