@@ -99,12 +99,9 @@ def run(csv: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, model in models.items():
         X = features[name]
+        take = X.iloc.__getitem__ if hasattr(X, "iloc") else X.__getitem__
         folds = []
         for k, (train, test) in enumerate(splits):
-
-            def take(rows: np.ndarray, X: Any = X) -> Any:
-                return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 est = clone(model).fit(take(train), y[train])

@@ -679,22 +679,18 @@ class SeriesPreprocessor(Preprocessor):
             values, _ = add_magnitudes(values, st["channels"], magnitude_groups(st["channels"]))
         return values
 
-    def _grid_values(self, rec: Any) -> np.ndarray | None:
-        """(n_samples, channels) on the grid, filtered, with magnitudes; None for a gap or other channels."""
+    def _resampled_values(self, rec: Any) -> np.ndarray | None:
+        """A recording not on the grid (see :meth:`_on_grid`) resampled onto it by timestamp, filtered, with
+        magnitudes: (n_samples, channels); None for a gap or other channels."""
         from modalfuse.modalities.series import resample_series
 
         st = self.state
         if tuple(rec.channels) != tuple(st["channels"]):
             return None
-        rate, n = float(st["rate"]), int(st["n_samples"])
-        if self._on_grid(rec):
-            values = rec.values[:n]
-        else:
-            values, valid, _ = resample_series(rec, rate, max_gap=float(st["max_gap"]))
-            if not valid.all():
-                return None
-            values = values[:n]
-        return self._derived(values)
+        values, valid, _ = resample_series(rec, float(st["rate"]), max_gap=float(st["max_gap"]))
+        if not valid.all():
+            return None
+        return self._derived(values[: int(st["n_samples"])])
 
     def _stack(self, table: MultimodalTable, mask: np.ndarray) -> np.ndarray:
         """(N, T, C) float64, NaN where a row is shorter than the grid or masked.
@@ -714,7 +710,7 @@ class SeriesPreprocessor(Preprocessor):
                     values = rec.values[:n]
                     on_grid.setdefault(len(values), []).append((i, values))
                     continue
-                values = self._grid_values(rec)
+                values = self._resampled_values(rec)
             except DecodeError:
                 values = None
             if values is None:
