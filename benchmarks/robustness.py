@@ -9,11 +9,13 @@ level (:func:`modalfuse.evaluate.robustness`; the same corrupted rows for every 
 - ``audio:noise`` at 20, 10, 5, 0, -5 dB SNR on a random half of the test rows (``@0.5``; quality).
 
 Strategies: the unimodal baselines, ``late:weighted`` and ``early`` as they are, and, with training-time
-corruption (``train_corruptions``: white noise at 30, 20, 10, 0 or -10 dB on a random half of the training
-rows, copies whose out-of-fold predictions the combiners see): ``late:weighted``, ``late:quality`` and
-``early`` with ``quality_aware=True`` (names suffixed ``+tc``). The timings of this part give the cost of a
-sweep: the seconds spent corrupting and predicting per level, against the seconds of the same evaluation
-without them (fits and clean predictions), both measured in this run.
+corruption (``train_corruptions``: copies of a random half of the training rows with white noise at 30,
+20, 10, 0 or -10 dB, which the audio networks train on and whose out-of-fold predictions the combiners and
+heads are fitted on): ``unimodal:audio``, ``late:weighted``, ``late:quality`` and ``early`` with
+``quality_aware=True`` (names suffixed ``+tc``). ``late:weighted+tc`` has the same per-input networks as
+``late:quality+tc``, so the two differ only in the quality-aware weights. The timings of this part give the
+cost of a sweep: the seconds spent corrupting and predicting per level, against the seconds of the same
+evaluation without them (fits and clean predictions), both measured in this run.
 
 ``policies``: the image is removed from a random 50 % of *all* rows (training and test), and
 :func:`modalfuse.compare` runs ``late:weighted``, ``early`` and ``lowrank`` under each missing-input policy
@@ -73,6 +75,7 @@ def curve_strategies(**params: Any) -> dict[str, mf.MultimodalClassifier]:
         "unimodal:image": mf.MultimodalClassifier(fusion="unimodal:image", **params),
         "late:weighted": mf.MultimodalClassifier(fusion="late:weighted", **params),
         "early": mf.MultimodalClassifier(fusion="early", **params),
+        "unimodal:audio+tc": mf.MultimodalClassifier(fusion="unimodal:audio", **tc, **params),
         "late:weighted+tc": mf.MultimodalClassifier(fusion="late:weighted", **tc, **params),
         "late:quality+tc": mf.MultimodalClassifier(fusion="late:quality", **tc, **params),
         "early:quality_aware+tc": mf.MultimodalClassifier(
@@ -342,6 +345,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--jobs", type=int, default=1, help="policies: folds in this many worker processes (same numbers)"
     )
+    parser.add_argument(
+        "--backend",
+        choices=("serial", "processes"),
+        default="serial",
+        help="curves: train each fit's per-input networks on this backend (same numbers)",
+    )
     parser.add_argument("--recheck", action="store_true", help="only recompute the measures of --out's runs")
     parser.add_argument("--markdown", action="store_true", help="print --out's results as Markdown tables")
     parser.add_argument("--plot", default=None, help="with --markdown: draw the curves to this file")
@@ -386,7 +395,8 @@ def main(argv: list[str] | None = None) -> None:
         command=f"python benchmarks/robustness.py --part {args.part} --epochs {args.epochs} --takes {args.takes}"
         f" --min-steps {args.min_steps} --policy-fusions {args.policy_fusions}"
         + (f" --encoders {args.encoders}" if args.encoders else "")
-        + (f" --jobs {args.jobs}" if args.jobs > 1 else ""),
+        + (f" --jobs {args.jobs}" if args.jobs > 1 else "")
+        + (f" --backend {args.backend}" if args.backend != "serial" else ""),
         environment=environment(),
         rows=len(table),
     )
@@ -400,6 +410,8 @@ def main(argv: list[str] | None = None) -> None:
             )
             if part == "policies" and args.jobs > 1:
                 extra["backend"] = mf.Backend("processes", n_jobs=args.jobs)
+            if part == "curves" and args.backend != "serial":
+                extra["backend"] = args.backend
             doc[part] = run(table, {**params, **extra})
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(doc, indent=1, default=str))  # the run is kept even if a check fails

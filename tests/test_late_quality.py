@@ -1,5 +1,6 @@
 """Quality-aware fusion: ``late:quality``'s per-row weights, ``quality_aware`` joint heads and
-``train_corruptions`` (corrupted copies of training rows for the combiners)."""
+``train_corruptions`` (corrupted copies of training rows for the per-input networks, the combiners and
+the heads)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import modalfuse as mf
 from conftest import assert_probabilities
 from modalfuse._inputdata import InputData
+from modalfuse.fusion import _late
 from modalfuse.fusion._late import LateFusion
 
 FAST = {"epochs": 2, "min_steps": 20, "inner_folds": 2, "n_threads": 1, "seed": 0}
@@ -164,6 +166,58 @@ def test_late_quality_trains_on_corrupted_copies_and_round_trips(
     again = mf.MultimodalClassifier.load(tmp_path / "m")
     np.testing.assert_allclose(again.predict_proba(small), proba, atol=1e-6)
     assert again.train_corruptions == NOISE
+
+
+@pytest.mark.parametrize("backend", ["serial", "processes"])
+def test_each_input_network_trains_on_the_copies_of_its_own_training_rows(
+    small, backend: str, monkeypatch
+) -> None:
+    """With ``train_corruptions``, a network of the corrupted input trains on its inner fold's training rows
+    and the corrupted copies of exactly those rows (never of a row it holds out, whose copy it predicts out
+    of fold); the other input's networks train on the rows alone."""
+    trained: list[tuple[str, np.ndarray]] = []
+    real_fit_linear, real_train = _late.fit_linear, _late.train_network
+
+    def fit_linear(net, x, y, n_classes, sample_weight=None):
+        trained.append((next(iter(net.encoders)), np.asarray(x)))
+        return real_fit_linear(net, x, y, n_classes, sample_weight=sample_weight)
+
+    def train_network(net, data, y, config, **kw):
+        (name, (x, _)), = data.items()
+        trained.append((name, np.asarray(x)))
+        return real_train(net, data, y, config, **kw)
+
+    monkeypatch.setattr(_late, "fit_linear", fit_linear)
+    monkeypatch.setattr(_late, "train_network", train_network)
+    with mf.using_cache(mf.Cache()):
+        clf = mf.MultimodalClassifier(
+            fusion="late:weighted", train_corruptions=NOISE, backend=backend, **FAST
+        ).fit(small)
+    if backend == "processes":  # the spies live in this process only: retrain here to look
+        trained.clear()
+        with mf.using_cache(mf.Cache()):
+            again = mf.MultimodalClassifier(fusion="late:weighted", train_corruptions=NOISE, **FAST).fit(small)
+        np.testing.assert_allclose(again.predict_proba(small), clf.predict_proba(small), atol=1e-6)
+    strategy = clf.fusion_
+    data = clf.transform_inputs(small)
+    rows, copies = _copies(small)
+    copy_x = clf.preprocessors_["tabular"].transform(copies)[0]
+    assert len(rows) == round(0.5 * len(small))
+    by_input = {n: [x for name, x in trained if name == n] for n in ("text", "tabular")}
+    assert len(by_input["tabular"]) == len(by_input["text"]) == len(strategy.splits_) == 2
+    for (train, held_out), tab_x, text_x in zip(strategy.splits_, by_input["tabular"], by_input["text"]):
+        assert len(text_x) == data["text"][1][train].sum()  # not corrupted: its rows (where present) alone
+        present = train[data["tabular"][1][train]]
+        expected = np.concatenate([data["tabular"][0][present], copy_x[np.isin(rows, present)]])
+        np.testing.assert_allclose(tab_x, expected, atol=1e-6)
+        held_copies = {r.tobytes() for r in copy_x[np.isin(rows, held_out)].astype(np.float32)}
+        assert held_copies and not held_copies & {r.tobytes() for r in tab_x.astype(np.float32)}
+
+
+def _copies(table: mf.MultimodalTable) -> tuple[np.ndarray, mf.MultimodalTable]:
+    from modalfuse._corruptions import corrupt_rows
+
+    return corrupt_rows(table, [NOISE], seed=FAST["seed"])
 
 
 def test_quality_aware_heads_see_the_scores(small, cache, tmp_path: Path) -> None:

@@ -45,10 +45,23 @@ class AugmentedRows:
         fold are the original's).
     data : InputData
         The copies, preprocessed as the training rows are (with quality scores where the strategy uses them).
+    inputs : tuple of str
+        The inputs the corruptions changed (the copies' other inputs are the originals'): the per-input
+        networks of these inputs train on the copies too.
     """
 
     rows: np.ndarray
     data: InputData
+    inputs: tuple[str, ...] = ()
+
+    def of_input(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(originals, X, mask)`` of the copies whose input ``name`` was corrupted (and is present), or
+        None when the corruptions left that input alone."""
+        if name not in self.inputs or name not in self.data:
+            return None
+        x, mask = self.data[name]
+        keep = np.flatnonzero(np.asarray(mask, bool))
+        return self.rows[keep], np.asarray(x)[keep], np.asarray(mask, bool)[keep]
 
 
 def quality_of(data: Any) -> dict[str, np.ndarray] | None:

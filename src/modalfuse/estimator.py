@@ -157,7 +157,7 @@ def _augmented_rows(
     table: MultimodalTable, preprocessors: Mapping[str, Any], params: Mapping[str, Any], quality: bool
 ) -> Any:
     """Corrupted copies of training rows (``train_corruptions``), preprocessed; None without any."""
-    from modalfuse._corruptions import corrupt_rows
+    from modalfuse._corruptions import corrupt_rows, parse_corruptions
     from modalfuse._inputdata import AugmentedRows
 
     if not params["train_corruptions"]:
@@ -165,7 +165,9 @@ def _augmented_rows(
     rows, corrupted = corrupt_rows(table, params["train_corruptions"], seed=params["seed"])
     if not len(rows):
         return None
-    return AugmentedRows(rows, _transform_with(preprocessors, corrupted, quality=quality))
+    touched = {spec.input for spec in parse_corruptions(params["train_corruptions"], table.inputs)}
+    inputs = tuple(name for name in preprocessors if name in touched)
+    return AugmentedRows(rows, _transform_with(preprocessors, corrupted, quality=quality), inputs)
 
 
 def _complete_rows(
@@ -312,14 +314,14 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):
     train_corruptions : str or list of str, optional
         Training-time corruption as augmentation, in the syntax of ``modalfuse robustness --corrupt``
         (``"audio:noise=20,10,5,0,-5@0.5"``: white noise at one of those SNRs, drawn per row, on half of
-        the training rows; see :func:`modalfuse.list_corruptions`). Corrupted copies of those training rows
-        are predicted out of fold, like the rows themselves, by the per-input networks that never saw the
-        originals, and added to the rows the combiners of late fusion (``weighted``, ``stacking``,
-        ``confidence``, ``quality``) and the joint heads are fitted on, so they learn what a damaged input is
-        worth; ``late:quality`` needs this to learn anything from quality scores when the training rows are
-        clean. The per-input networks themselves (and so the unimodal baselines) still train on the clean
-        rows only; strategies with nothing fitted on held-out predictions ignore it. Seeded by
-        ``random_state``.
+        the training rows; see :func:`modalfuse.list_corruptions`). Each per-input network of a corrupted
+        input (the unimodal baselines', late fusion's, the joint strategies' shared encoders) trains on its
+        training rows and the corrupted copies of those rows, so it learns to read a damaged input. The
+        copies are then predicted out of fold, like the rows themselves, by the networks that never saw
+        their originals, and added to the rows the combiners of late fusion and the joint heads are fitted
+        on, so these learn what a damaged input is still worth; ``late:quality`` needs this to learn
+        anything from quality scores when the training rows are clean. ``cca``, ``linear`` and
+        ``end_to_end`` joint networks ignore it. Seeded by ``random_state``.
     verbose : int, default=0
         Progress lines, logged at INFO on the standard ``logging`` logger ``modalfuse.progress``: 0 none
         (they are logged at DEBUG), 1 the fit and each network trained (its seconds, and its held-out

@@ -34,7 +34,7 @@ from modalfuse import _progress as progress
 from modalfuse._backend import active_backend
 from modalfuse._cache import active_cache
 from modalfuse._errors import OptionError
-from modalfuse._inputdata import augmented_of, quality_of
+from modalfuse._inputdata import AugmentedRows, InputData, augmented_of, quality_of
 from modalfuse._options import DEFAULT_INNER_FOLDS, Option
 from modalfuse.fusion._base import Data, FusionStrategy, n_rows_of, own_method, register_fusion
 from modalfuse.fusion._missing import TENSOR_PREFIX, EmbeddingImputer
@@ -254,16 +254,28 @@ class _Ensemble:
         return self._remembered(("embed", fold, device, _digest(x)), compute)
 
 
+def _input_only(data: Data, name: str) -> InputData:
+    """``data`` cut down to input ``name``: its ``(X, mask)`` and its corrupted copies, if the corruptions
+    changed it (what one of its networks trains on)."""
+    aug = augmented_of(data)
+    copies = None if aug is None else aug.of_input(name)
+    augmented = None
+    if copies is not None:
+        rows, x, mask = copies
+        augmented = AugmentedRows(rows, InputData({name: (x, mask)}), (name,))
+    return InputData({name: data[name]}, augmented=augmented)
+
+
 def _network_task(
     shared: tuple[_PerInputModels, np.ndarray, dict, np.ndarray | None],
-    item: tuple[str, int, tuple[np.ndarray, np.ndarray]],
+    item: tuple[str, int, InputData],
 ) -> tuple[FusionNet, np.ndarray, float]:
     """One network of :meth:`_PerInputModels._train_on_backend`: the ``j``-th of input ``name``, whose
-    ``(X, mask)`` the task carries (so a task receives its own input's arrays only)."""
+    arrays the task carries (:func:`_input_only`: a task receives its own input's arrays only)."""
     strategy, y, plans, sample_weight = shared
-    name, j, arrays = item
+    name, j, data = item
     plan = plans[name]
-    return strategy._train_network(name, {name: arrays}, y, plan[j], sample_weight, (j + 1, len(plan)))
+    return strategy._train_network(name, data, y, plan[j], sample_weight, (j + 1, len(plan)))
 
 
 class _PerInputModels(FusionStrategy):
@@ -279,8 +291,10 @@ class _PerInputModels(FusionStrategy):
 
     @property
     def uses_augmented_rows(self) -> bool:
-        """Whether ``fit`` reads corrupted copies of training rows (``train_corruptions``)."""
-        return False
+        """``fit`` reads corrupted copies of training rows (``train_corruptions``): each network of an input
+        the corruptions changed trains on the copies of its training rows too (see :meth:`_train_network`),
+        and late fusion's combiners fit on the copies' out-of-fold predictions."""
+        return True
 
     def _used_inputs(self) -> list[str]:
         return list(self.inputs)
@@ -314,6 +328,10 @@ class _PerInputModels(FusionStrategy):
         arrays = [x, mask, y, np.asarray([] if groups is None else groups, dtype=str)]
         if sample_weight is not None:  # unweighted fits keep the keys they always had
             arrays.append(np.asarray(sample_weight, np.float64))
+        aug = augmented_of(data)
+        copies = None if aug is None else aug.of_input(name)
+        if copies is not None:  # fits without corrupted copies of this input keep their keys too
+            arrays.extend(copies)
         for arr in arrays:
             arr = np.ascontiguousarray(arr)
             h.update(f"{arr.dtype}{arr.shape}".encode())
@@ -404,30 +422,58 @@ class _PerInputModels(FusionStrategy):
         """
         start = time.perf_counter()
         base = self._input_config()
-        x, mask = data[name]
         i, tr, va = step
+        x, mask, labels, weights = self._training_rows(name, data, y, tr, sample_weight)
         proba = np.zeros((0, self.n_classes))
         label = f"{name}: network {position[0]}/{position[1]}"
         with progress.network(label, input=name, index=position[0], total=position[1]) as report:
             cfg = dataclasses.replace(base, seed=base.seed + 1000 * max(i, 0))
             net = seeded(cfg.seed, lambda: self._input_net(name))
-            weights = _take(sample_weight, tr)
             if self.inputs[name].spec.trainable:
                 train_network(
                     net,
-                    {name: (x[tr], mask[tr])},
-                    y[tr],
+                    {name: (x, mask)},
+                    labels,
                     cfg,
                     augment={name: self.inputs[name].spec.augment},
                     sample_weight=weights,
                 )
             else:
-                fit_linear(net, x[tr], y[tr], self.n_classes, sample_weight=weights)
+                fit_linear(net, x, labels, self.n_classes, sample_weight=weights)
             if len(va):
-                logits = predict_logits(net, {name: (x[va], mask[va])}, device=base.device)
+                x_va, mask_va = data[name]
+                logits = predict_logits(net, {name: (x_va[va], mask_va[va])}, device=base.device)
                 proba = softmax(logits, axis=1)
                 report["held_out_accuracy"] = float(np.mean(logits.argmax(1) == y[va]))
         return net, proba, time.perf_counter() - start
+
+    @staticmethod
+    def _training_rows(
+        name: str, data: Data, y: np.ndarray, rows: np.ndarray, sample_weight: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """What a network of input ``name`` trains on: ``(X, mask, labels, row weights)`` of the training
+        ``rows``, followed by the corrupted copies of those rows (``train_corruptions``) where the corruptions
+        changed this input. A copy of a row held out from the network is never trained on, so the copies'
+        predictions by the network of their original's inner fold stay out of fold."""
+        x, mask = data[name]
+        parts = [(x[rows], mask[rows], y[rows], _take(sample_weight, rows))]
+        aug = augmented_of(data)
+        copies = None if aug is None else aug.of_input(name)
+        if copies is not None:
+            originals, x_aug, mask_aug = copies
+            keep = np.flatnonzero(np.isin(originals, rows))
+            if len(keep):
+                src = originals[keep]
+                parts.append((x_aug[keep], mask_aug[keep], y[src], _take(sample_weight, src)))
+        if len(parts) == 1:
+            return parts[0]
+        weights = None if sample_weight is None else np.concatenate([p[3] for p in parts])
+        return (
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+            weights,
+        )
 
     def _ensemble(
         self,
@@ -490,7 +536,7 @@ class _PerInputModels(FusionStrategy):
             return {}
         networks = backend.map(
             _network_task,
-            [(n, j, data[n]) for n, j in tasks],
+            [(n, j, _input_only(data, n)) for n, j in tasks],
             shared=(self, y, plans, sample_weight),
             labels=[f"input {n!r}, network {j + 1}/{len(plans[n])}" for n, j in tasks],
         )
@@ -943,11 +989,6 @@ class LateFusion(_PerInputModels):
     def uses_quality(self) -> bool:
         """``late:quality`` reads the rows' quality scores."""
         return self.method == "quality"
-
-    @property
-    def uses_augmented_rows(self) -> bool:
-        """The combiners fitted on out-of-fold predictions also fit on corrupted copies of training rows."""
-        return self.method in _OOF_METHODS
 
     def check_options(self) -> None:
         """The combiners fitted on out-of-fold predictions need at least two inner folds."""
