@@ -183,7 +183,7 @@ def test_each_input_network_trains_on_the_copies_of_its_own_training_rows(
         return real_fit_linear(net, x, y, n_classes, sample_weight=sample_weight)
 
     def train_network(net, data, y, config, **kw):
-        (name, (x, _)), = data.items()
+        ((name, (x, _)),) = data.items()
         trained.append((name, np.asarray(x)))
         return real_train(net, data, y, config, **kw)
 
@@ -196,7 +196,9 @@ def test_each_input_network_trains_on_the_copies_of_its_own_training_rows(
     if backend == "processes":  # the spies live in this process only: retrain here to look
         trained.clear()
         with mf.using_cache(mf.Cache()):
-            again = mf.MultimodalClassifier(fusion="late:weighted", train_corruptions=NOISE, **FAST).fit(small)
+            again = mf.MultimodalClassifier(fusion="late:weighted", train_corruptions=NOISE, **FAST).fit(
+                small
+            )
         np.testing.assert_allclose(again.predict_proba(small), clf.predict_proba(small), atol=1e-6)
     strategy = clf.fusion_
     data = clf.transform_inputs(small)
@@ -205,7 +207,8 @@ def test_each_input_network_trains_on_the_copies_of_its_own_training_rows(
     assert len(rows) == round(0.5 * len(small))
     by_input = {n: [x for name, x in trained if name == n] for n in ("text", "tabular")}
     assert len(by_input["tabular"]) == len(by_input["text"]) == len(strategy.splits_) == 2
-    for (train, held_out), tab_x, text_x in zip(strategy.splits_, by_input["tabular"], by_input["text"]):
+    nets = zip(strategy.splits_, by_input["tabular"], by_input["text"], strict=True)
+    for (train, held_out), tab_x, text_x in nets:
         assert len(text_x) == data["text"][1][train].sum()  # not corrupted: its rows (where present) alone
         present = train[data["tabular"][1][train]]
         expected = np.concatenate([data["tabular"][0][present], copy_x[np.isin(rows, present)]])
