@@ -61,7 +61,8 @@ class NeuralFusion(FusionStrategy):
     present; ``quality_aware=True`` appends each input's quality scores (standardised with the training
     rows' means and deviations; 0 where the input is missing) to its embedding, so the head can learn how
     far to trust an input on each row. Corrupted copies of training rows (the estimator's
-    ``train_corruptions``) are added to each head's training rows, embedded by the same fold's networks.
+    ``train_corruptions``) are added to the training rows of the corrupted input's shared encoders and of
+    each head, embedded by the same fold's networks.
 
     Options (declared in ``OPTIONS``, listed by :meth:`option_table`): ``end_to_end`` (default False),
     ``aux_heads`` (default True), ``inner_folds``, ``missing`` (see :class:`MultimodalClassifier`),

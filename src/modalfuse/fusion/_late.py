@@ -967,9 +967,10 @@ class LateFusion(_PerInputModels):
       corrupted copies of training rows, predicted out of fold like the rows themselves, show the combiner
       what a noisy input is worth.
 
-    The combiners fitted on out-of-fold predictions (``weighted``, ``stacking``, ``confidence``,
-    ``quality``) also fit on the corrupted copies of training rows the estimator makes with
-    ``train_corruptions``, predicted by the networks that did not see the original rows.
+    With the estimator's ``train_corruptions``, each network of a corrupted input trains on the corrupted
+    copies of its training rows too, and the combiners fitted on out-of-fold predictions (``weighted``,
+    ``stacking``, ``confidence``, ``quality``) also fit on the copies, predicted by the networks that did
+    not see the original rows.
 
     Rows with no input present get the training class prior, whatever the method.
     """
