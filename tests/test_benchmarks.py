@@ -38,7 +38,10 @@ def bench() -> Iterator[dict[str, ModuleType]]:
     """The benchmark scripts as modules (their folder on sys.path, as when they run as scripts)."""
     sys.path.insert(0, str(BENCH))
     try:
-        yield {name: _load(name) for name in ("avdigits", "clothing", "clothing_ceiling", "bench_common")}
+        yield {
+            name: _load(name)
+            for name in ("avdigits", "clothing", "clothing_ceiling", "quality_ceiling", "bench_common")
+        }
     finally:
         sys.path.remove(str(BENCH))
 
@@ -293,3 +296,18 @@ def test_the_f1_ceiling_is_the_best_threshold_on_the_scores(bench) -> None:
     f1, threshold = best_f1(y, score)
     assert f1 == pytest.approx(0.8) and threshold == pytest.approx(0.35)
     assert bench["clothing_ceiling"]._f1(y, score, 0.7) == pytest.approx(0.75)
+
+
+def test_the_noise_level_oracle_scales_the_audio_on_the_noisy_rows_only(bench) -> None:
+    factor_accuracies, factors = bench["quality_ceiling"].factor_accuracies, bench["quality_ceiling"].FACTORS
+    y = np.array([0, 1, 0, 1])
+    hit = np.array([False, False, True, True])  # rows 2 and 3 noisy: their audio says the wrong class
+    audio = np.log(np.array([[0.9, 0.1], [0.1, 0.9], [0.2, 0.8], [0.8, 0.2]]))
+    image = np.log(np.array([[0.4, 0.6], [0.6, 0.4], [0.7, 0.3], [0.3, 0.7]]))
+    tried = dict(zip(factors.tolist(), factor_accuracies(audio, image, hit, y), strict=True))
+    # factor 1 is the plain weighted product: the sure audio wins everywhere, right on the clean rows only
+    assert tried[1.0] == 0.5
+    # silencing the noisy rows' audio leaves the image there (right), the clean rows keep their audio
+    assert tried[0.0] == 1.0
+    # ln(7/3) / ln(4) = 0.61: from there on up the noisy audio outweighs the image
+    assert tried[0.6] == 1.0 and tried[0.65] == 0.5
