@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AugmentedRows", "InputData", "augmented_of", "quality_of", "take_rows"]
+__all__ = ["AugmentedRows", "InputData", "augmented_of", "copies_of", "quality_of", "take_rows"]
 
 
 class InputData(dict):
@@ -72,6 +72,13 @@ def quality_of(data: Any) -> dict[str, np.ndarray] | None:
 def augmented_of(data: Any) -> AugmentedRows | None:
     """The corrupted copies carried by ``data``, or None."""
     return getattr(data, "augmented", None)
+
+
+def copies_of(data: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(originals, X, mask)`` of the copies carried by ``data`` whose input ``name`` was corrupted (see
+    :meth:`AugmentedRows.of_input`), or None."""
+    aug = augmented_of(data)
+    return None if aug is None else aug.of_input(name)
 
 
 def take_rows(data: Mapping[str, tuple[np.ndarray, np.ndarray]], rows: np.ndarray) -> InputData:

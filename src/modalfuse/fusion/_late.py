@@ -34,7 +34,7 @@ from modalfuse import _progress as progress
 from modalfuse._backend import active_backend
 from modalfuse._cache import active_cache
 from modalfuse._errors import OptionError
-from modalfuse._inputdata import AugmentedRows, InputData, augmented_of, quality_of
+from modalfuse._inputdata import AugmentedRows, InputData, augmented_of, copies_of, quality_of
 from modalfuse._options import DEFAULT_INNER_FOLDS, Option
 from modalfuse.fusion._base import Data, FusionStrategy, n_rows_of, own_method, register_fusion
 from modalfuse.fusion._missing import TENSOR_PREFIX, EmbeddingImputer
@@ -257,8 +257,7 @@ class _Ensemble:
 def _input_only(data: Data, name: str) -> InputData:
     """``data`` cut down to input ``name``: its ``(X, mask)`` and its corrupted copies, if the corruptions
     changed it (what one of its networks trains on)."""
-    aug = augmented_of(data)
-    copies = None if aug is None else aug.of_input(name)
+    copies = copies_of(data, name)
     augmented = None
     if copies is not None:
         rows, x, mask = copies
@@ -328,8 +327,7 @@ class _PerInputModels(FusionStrategy):
         arrays = [x, mask, y, np.asarray([] if groups is None else groups, dtype=str)]
         if sample_weight is not None:  # unweighted fits keep the keys they always had
             arrays.append(np.asarray(sample_weight, np.float64))
-        aug = augmented_of(data)
-        copies = None if aug is None else aug.of_input(name)
+        copies = copies_of(data, name)
         if copies is not None:  # fits without corrupted copies of this input keep their keys too
             arrays.extend(copies)
         for arr in arrays:
@@ -456,22 +454,17 @@ class _PerInputModels(FusionStrategy):
         changed this input. A copy of a row held out from the network is never trained on, so the copies'
         predictions by the network of their original's inner fold stay out of fold."""
         x, mask = data[name]
-        parts = [(x[rows], mask[rows], y[rows], _take(sample_weight, rows))]
-        aug = augmented_of(data)
-        copies = None if aug is None else aug.of_input(name)
-        if copies is not None:
-            originals, x_aug, mask_aug = copies
-            keep = np.flatnonzero(np.isin(originals, rows))
-            if len(keep):
-                src = originals[keep]
-                parts.append((x_aug[keep], mask_aug[keep], y[src], _take(sample_weight, src)))
-        if len(parts) == 1:
-            return parts[0]
-        weights = None if sample_weight is None else np.concatenate([p[3] for p in parts])
+        copies = copies_of(data, name)
+        if copies is None:
+            return x[rows], mask[rows], y[rows], _take(sample_weight, rows)
+        originals, x_aug, mask_aug = copies
+        keep = np.isin(originals, rows)
+        both = np.concatenate([rows, originals[keep]])  # the originals of the rows, then of the copies
+        weights = _take(sample_weight, both)
         return (
-            np.concatenate([p[0] for p in parts]),
-            np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]),
+            np.concatenate([x[rows], x_aug[keep]]),
+            np.concatenate([mask[rows], mask_aug[keep]]),
+            y[both],
             weights,
         )
 
